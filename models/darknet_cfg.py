@@ -1,0 +1,261 @@
+"""Darknet cfg parsing: the network description that the MindSpore network, the weight importer and the
+ModelSpec all derive from.
+
+The parser resolves every `[route]`/`[shortcut]` reference to absolute layer indices, computes the output
+shape of every layer, and can rewrite the class count (the conv before each `[yolo]` then gets
+`(5 + classes) * len(mask)` filters), so that every consumer sees one consistent, validated description.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+from typing import Any
+
+from models.errors import CfgError
+
+BUILTIN_DIR = pathlib.Path(__file__).resolve().parent / "darknet"
+SUPPORTED = ("convolutional", "route", "shortcut", "upsample", "maxpool", "yolo")
+ACTIVATIONS = ("linear", "leaky", "mish", "logistic", "relu")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One Darknet layer after resolution; `index` is its position in the layer list (the [net] block excluded)."""
+
+    index: int
+    kind: str
+    options: dict[str, str]
+    out_channels: int
+    out_height: int
+    out_width: int
+    # Absolute indices of the layers this one reads (empty: the previous layer).
+    inputs: tuple[int, ...] = ()
+
+    def get(self, key: str, default: Any = None, cast: type = str) -> Any:
+        if key not in self.options:
+            return default
+        try:
+            return cast(self.options[key])
+        except ValueError as exc:
+            raise CfgError(f"layer {self.index} [{self.kind}]: {key}={self.options[key]!r} is not a {cast.__name__}") from exc
+
+    def ints(self, key: str) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.options.get(key, "").split(",") if v.strip())
+
+    def floats(self, key: str) -> tuple[float, ...]:
+        return tuple(float(v) for v in self.options.get(key, "").split(",") if v.strip())
+
+
+@dataclasses.dataclass(frozen=True)
+class YoloHead:
+    """Facts of one `[yolo]` layer: which anchors it uses, its grid and the conv that feeds it."""
+
+    layer_index: int
+    conv_index: int
+    mask: tuple[int, ...]
+    stride: int
+    scale_x_y: float
+    grid_height: int
+    grid_width: int
+
+
+@dataclasses.dataclass(frozen=True)
+class DarknetCfg:
+    """A parsed, resolved Darknet network for a given input size and class count."""
+
+    name: str
+    source: str
+    net: dict[str, str]
+    layers: tuple[Layer, ...]
+    height: int
+    width: int
+    classes: int
+    anchors: tuple[tuple[float, float], ...]
+
+    @property
+    def heads(self) -> tuple[YoloHead, ...]:
+        heads = []
+        for layer in self.layers:
+            if layer.kind != "yolo":
+                continue
+            conv = self.layers[layer.index - 1]
+            heads.append(
+                YoloHead(
+                    layer_index=layer.index,
+                    conv_index=conv.index,
+                    mask=layer.ints("mask"),
+                    stride=self.height // conv.out_height,
+                    scale_x_y=layer.get("scale_x_y", 1.0, float),
+                    grid_height=conv.out_height,
+                    grid_width=conv.out_width,
+                )
+            )
+        return tuple(heads)
+
+    @property
+    def conv_layers(self) -> tuple[Layer, ...]:
+        return tuple(layer for layer in self.layers if layer.kind == "convolutional")
+
+    @property
+    def class_dependent_convs(self) -> tuple[int, ...]:
+        """Indices of the convs whose filter count depends on the class count (the head convs)."""
+        return tuple(head.conv_index for head in self.heads)
+
+
+def resolve_cfg_path(cfg: str | pathlib.Path) -> pathlib.Path:
+    """A cfg file path, or the name of a bundled one (`yolov4`, `yolov4-tiny`)."""
+    path = pathlib.Path(cfg)
+    if path.is_file():
+        return path
+    builtin = BUILTIN_DIR / (path.name if path.suffix == ".cfg" else f"{path.name}.cfg")
+    if builtin.is_file() and not path.parent.parts:
+        return builtin
+    names = ", ".join(sorted(p.stem for p in BUILTIN_DIR.glob("*.cfg")))
+    raise CfgError(f"{cfg}: no such cfg file, and not a bundled cfg name (bundled: {names})")
+
+
+def _read_sections(path: pathlib.Path) -> list[tuple[str, dict[str, str], int]]:
+    sections: list[tuple[str, dict[str, str], int]] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"\[(\w+)\]", line)
+        if header:
+            sections.append((header.group(1), {}, number))
+            continue
+        if "=" not in line or not sections:
+            raise CfgError(f"{path}:{number}: expected '[section]' or 'key=value', got {raw!r}")
+        key, value = (part.strip() for part in line.split("=", 1))
+        sections[-1][1][key] = value
+    if not sections or sections[0][0] not in ("net", "network"):
+        raise CfgError(f"{path}: the first section must be [net]")
+    return sections
+
+
+def parse_cfg(
+    cfg: str | pathlib.Path,
+    classes: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+) -> DarknetCfg:
+    """Parse and resolve a cfg. `classes`, `height`, `width` override the file's values."""
+    path = resolve_cfg_path(cfg)
+    sections = _read_sections(path)
+    net = sections[0][1]
+    height = int(height if height is not None else net.get("height", 416))
+    width = int(width if width is not None else net.get("width", 416))
+    channels = int(net.get("channels", 3))
+
+    yolo_sections = [opts for kind, opts, _ in sections if kind == "yolo"]
+    if not yolo_sections:
+        raise CfgError(f"{path}: no [yolo] layer")
+    file_classes = {int(opts.get("classes", 80)) for opts in yolo_sections}
+    if len(file_classes) != 1:
+        raise CfgError(f"{path}: [yolo] layers disagree on classes: {sorted(file_classes)}")
+    classes = int(classes if classes is not None else file_classes.pop())
+    if classes < 1:
+        raise CfgError(f"{path}: classes must be >= 1, got {classes}")
+    anchors_values = [float(v) for v in yolo_sections[0].get("anchors", "").split(",") if v.strip()]
+    if not anchors_values or len(anchors_values) % 2:
+        raise CfgError(f"{path}: [yolo] anchors must be a non-empty list of w,h pairs")
+    anchors = tuple(zip(anchors_values[0::2], anchors_values[1::2]))
+
+    layers: list[Layer] = []
+    prev_c, prev_h, prev_w = channels, height, width
+    for kind, opts, line in sections[1:]:
+        index = len(layers)
+        where = f"{path}:{line}: layer {index} [{kind}]"
+        if kind not in SUPPORTED:
+            raise CfgError(f"{where}: unsupported layer type (supported: {', '.join(SUPPORTED)})")
+        opts = dict(opts)
+        inputs: tuple[int, ...] = ()
+        if kind == "convolutional":
+            size, stride = int(opts.get("size", 1)), int(opts.get("stride", 1))
+            pad = size // 2 if int(opts.get("pad", 0)) else int(opts.get("padding", 0))
+            groups = int(opts.get("groups", 1))
+            activation = opts.get("activation", "logistic")
+            if activation not in ACTIVATIONS:
+                raise CfgError(f"{where}: activation {activation!r} not supported ({', '.join(ACTIVATIONS)})")
+            if prev_c % groups:
+                raise CfgError(f"{where}: {prev_c} input channels are not divisible by groups={groups}")
+            next_kind = sections[index + 2][0] if index + 2 < len(sections) else None
+            if next_kind == "yolo":
+                mask = [int(v) for v in sections[index + 2][1].get("mask", "").split(",") if v.strip()]
+                opts["filters"] = str((5 + classes) * len(mask))
+                opts["classes"] = str(classes)
+            filters = int(opts["filters"]) if "filters" in opts else None
+            if not filters:
+                raise CfgError(f"{where}: filters missing or zero")
+            out_h = (prev_h + 2 * pad - size) // stride + 1
+            out_w = (prev_w + 2 * pad - size) // stride + 1
+            out_c = filters
+        elif kind == "maxpool":
+            # Darknet's defaults: stride 1, size = stride, padding = size - 1 (split as floor/ceil).
+            stride = int(opts.get("stride", 1))
+            size = int(opts.get("size", stride))
+            padding = int(opts.get("padding", size - 1))
+            out_h = (prev_h + padding - size) // stride + 1
+            out_w = (prev_w + padding - size) // stride + 1
+            out_c = prev_c
+        elif kind == "upsample":
+            stride = int(opts.get("stride", 2))
+            out_c, out_h, out_w = prev_c, prev_h * stride, prev_w * stride
+        elif kind == "shortcut":
+            source = _absolute(int(opts["from"]), index, where)
+            src = layers[source]
+            if (src.out_channels, src.out_height, src.out_width) != (prev_c, prev_h, prev_w):
+                raise CfgError(f"{where}: shortcut from layer {source} has another shape")
+            if opts.get("activation", "linear") != "linear":
+                raise CfgError(f"{where}: only linear shortcut activation is supported")
+            inputs = (index - 1, source)
+            out_c, out_h, out_w = prev_c, prev_h, prev_w
+        elif kind == "route":
+            inputs = tuple(_absolute(int(v), index, where) for v in opts["layers"].split(",") if v.strip())
+            shapes = {(layers[i].out_height, layers[i].out_width) for i in inputs}
+            if len(shapes) != 1:
+                raise CfgError(f"{where}: routed layers {inputs} have different spatial sizes {sorted(shapes)}")
+            groups, group_id = int(opts.get("groups", 1)), int(opts.get("group_id", 0))
+            total = sum(layers[i].out_channels for i in inputs)
+            if total % groups or not 0 <= group_id < groups:
+                raise CfgError(f"{where}: groups={groups} group_id={group_id} do not split {total} channels")
+            out_h, out_w = shapes.pop()
+            out_c = total // groups
+        else:  # yolo
+            mask = [int(v) for v in opts.get("mask", "").split(",") if v.strip()]
+            if not mask or max(mask) >= len(anchors):
+                raise CfgError(f"{where}: mask {mask} does not index the {len(anchors)} anchors")
+            if prev_c != (5 + classes) * len(mask):
+                raise CfgError(f"{where}: expects {(5 + classes) * len(mask)} channels, gets {prev_c}")
+            opts["classes"] = str(classes)
+            out_c, out_h, out_w = prev_c, prev_h, prev_w
+        if out_h < 1 or out_w < 1:
+            raise CfgError(f"{where}: input {height}x{width} is too small (output {out_h}x{out_w})")
+        layers.append(Layer(index, kind, opts, out_c, out_h, out_w, inputs))
+        prev_c, prev_h, prev_w = out_c, out_h, out_w
+
+    result = DarknetCfg(path.stem, str(path), net, tuple(layers), height, width, classes, anchors)
+    strides = {head.stride for head in result.heads}
+    for head in result.heads:
+        if head.grid_height * head.stride != height or head.grid_width * head.stride != width:
+            raise CfgError(f"{path}: input {height}x{width} is not a multiple of the head stride {max(strides)}")
+    return result
+
+
+def _absolute(ref: int, index: int, where: str) -> int:
+    absolute = index + ref if ref < 0 else ref
+    if not 0 <= absolute < index:
+        raise CfgError(f"{where}: reference {ref} does not name an earlier layer")
+    return absolute
+
+
+def render_cfg(cfg: DarknetCfg) -> str:
+    """The resolved cfg as Darknet text (class count, head filters and input size applied), for OpenCV's
+    importer and for the copy written beside an exported model."""
+    net = dict(cfg.net, width=str(cfg.width), height=str(cfg.height))
+    lines = ["[net]"] + [f"{k}={v}" for k, v in net.items()]
+    for layer in cfg.layers:
+        lines += ["", f"[{layer.kind}]"] + [f"{k}={v}" for k, v in layer.options.items()]
+    return "\n".join(lines) + "\n"
