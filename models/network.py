@@ -117,7 +117,12 @@ class UpsampleLayer(nn.Cell):
 
 
 class MaxPoolLayer(nn.Cell):
-    """Darknet maxpool: padding `size - 1` split floor/ceil (left/top get the floor), padded with -inf."""
+    """Darknet maxpool: padding `size - 1` split floor/ceil (left/top get the floor), out-of-image ignored.
+
+    The two shapes YOLOv4 uses map to ONNX-exportable pools: stride 1 with an odd size (SPP) is SAME padding,
+    size 2 stride 2 on an even input needs no padding. Any other shape pads explicitly, which MindSpore's ONNX
+    exporter refuses (PadV3): such a cfg trains and exports to MINDIR, not to ONNX.
+    """
 
     def __init__(self, layer: Layer, in_height: int, in_width: int):
         super().__init__()
@@ -127,14 +132,17 @@ class MaxPoolLayer(nn.Cell):
         before = padding // 2
         after_h = (layer.out_height - 1) * stride + size - in_height - before
         after_w = (layer.out_width - 1) * stride + size - in_width - before
-        self.paddings = ((0, 0), (0, 0), (before, max(after_h, 0)), (before, max(after_w, 0)))
-        self.needs_pad = any(p for pair in self.paddings for p in pair)
-        self.pool = nn.MaxPool2d(kernel_size=size, stride=stride, pad_mode="valid")
+        self.paddings = (before, max(after_w, 0), before, max(after_h, 0))  # left, right, top, bottom
+        if stride == 1 and size % 2 == 1 and padding == size - 1:
+            self.needs_pad = False
+            self.pool = nn.MaxPool2d(kernel_size=size, stride=1, pad_mode="same")
+        else:
+            self.needs_pad = any(self.paddings)
+            self.pool = nn.MaxPool2d(kernel_size=size, stride=stride, pad_mode="valid")
 
     def construct(self, x, outputs):
         if self.needs_pad:
-            x = ops.pad(x, (self.paddings[3][0], self.paddings[3][1], self.paddings[2][0], self.paddings[2][1]),
-                        mode="constant", value=-1e9)
+            x = ops.pad(x, self.paddings, mode="constant", value=-1e9)
         return self.pool(x)
 
 

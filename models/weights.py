@@ -308,11 +308,10 @@ def apply_state(network, state: Mapping[str, np.ndarray], report: LoadReport, *,
     """Assign `state` to `network` and complete `report`.
 
     strict: fail (assigning nothing) unless every missing or shape-mismatched tensor belongs to a layer in
-    `expected_new_layers` (usually the class-dependent head convs) or to a layer the source never had, and no
-    tensor is unexpected.
+    `expected_new_layers` and no tensor is unexpected.
     """
     params = network_parameters(network)
-    expected_new = set(expected_new_layers) | set(report.absent_layers)
+    expected_new = set(expected_new_layers)
     plan = []
     for name, array in state.items():
         if name not in params:
@@ -349,11 +348,12 @@ def _layer_sort_key(name: str) -> tuple[int, str]:
 
 
 def load_weights(network, path: str | pathlib.Path, *, strict: bool = False, name_map: str | None = None,
-                 reinit_head: bool | None = None) -> LoadReport:
+                 expected_new_layers: Iterable[int] | None = None) -> LoadReport:
     """Load a .weights or .ckpt file into `network` (a DarknetYolo, or a cell whose `network` is one).
 
-    The class-dependent head convs are the expected-new part: in strict mode their tensors may be missing or of
-    another shape (a new class list), nothing else may.
+    expected_new_layers defaults to the class-dependent head convs plus, for a backbone-only Darknet file, the
+    layers after its cut: in strict mode their tensors may be missing or of another shape (a new class list),
+    nothing else may. Pass () when everything must load (export).
     """
     cfg = _cfg_of(network)
     suffix = pathlib.Path(path).suffix.lower()
@@ -363,7 +363,9 @@ def load_weights(network, path: str | pathlib.Path, *, strict: bool = False, nam
         if name_map:
             raise WeightsError(f"{path}: a name map applies to checkpoints only")
         state, report = read_darknet_weights(path, cfg)
-    return apply_state(network, state, report, strict=strict, expected_new_layers=cfg.class_dependent_convs)
+    if expected_new_layers is None:
+        expected_new_layers = set(cfg.class_dependent_convs) | set(report.absent_layers)
+    return apply_state(network, state, report, strict=strict, expected_new_layers=expected_new_layers)
 
 
 def _cfg_of(network) -> DarknetCfg:

@@ -1,0 +1,219 @@
+"""Export a trained network plus its ModelSpec to ONNX or MINDIR, the YOLO decode inside the graph.
+
+Output contract (written into manifest.json as `outputs`):
+- decoded (default): `boxes` (N, K, 4) float32, x1 y1 x2 y2 in model-input pixels (the letterboxed picture),
+  and `scores` (N, K, C) float32 = sigmoid(objectness) * sigmoid(class logit). K candidates, ordered head by
+  head (cfg order), then grid row, grid column, anchor. No threshold, no NMS: the host does those.
+- raw (`--raw`): one tensor per head, `head_<i>` (N, A * (5 + C), H, W), the logits before any decode.
+
+ONNX is written for `atc`: opset 11, input `images` (N, 3, H, W) with a symbolic batch dimension (dynamic
+batch for `--dynamic_batch_size`) or a fixed one, every Resize driven by constant scales. MindSpore's ONNX
+exporter only traces a static batch and writes Resize with constant *sizes* (which pin the batch), so the
+graph is rewritten after export and then checked with `deploy.onnx_check`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pathlib
+
+import numpy as np
+
+from models.darknet_cfg import DarknetCfg, parse_cfg, render_cfg
+from models.errors import ModelError
+from models.spec import CFG_NAME, ModelSpec
+
+FORMATS = ("onnx", "mindir")
+INPUT_NAME = "images"
+
+
+class ExportError(ModelError):
+    """The export could not produce a model that satisfies its contract."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    directory: str
+    model_file: str
+    manifest: str
+    spec: ModelSpec
+    self_check_max_diff: float
+
+    def to_dict(self) -> dict:
+        return {"directory": self.directory, "model_file": self.model_file, "manifest": self.manifest,
+                "format": self.spec.model_format, "outputs": self.spec.outputs,
+                "self_check_max_diff": self.self_check_max_diff}
+
+
+def output_contract(cfg: DarknetCfg, raw: bool, batch: int | None) -> dict:
+    batch_dim = batch if batch else "batch"
+    if raw:
+        tensors = [{"name": f"head_{i}", "shape": [batch_dim, len(h.mask) * (5 + cfg.classes), h.grid_height,
+                                                    h.grid_width], "dtype": "float32",
+                    "meaning": "raw logits of [yolo] layer %d (stride %d)" % (h.layer_index, h.stride)}
+                   for i, h in enumerate(cfg.heads)]
+        return {"decoded": False, "tensors": tensors}
+    k = sum(h.grid_height * h.grid_width * len(h.mask) for h in cfg.heads)
+    return {
+        "decoded": True,
+        "candidate_order": "head (cfg order), grid row, grid column, anchor",
+        "tensors": [
+            {"name": "boxes", "shape": [batch_dim, k, 4], "dtype": "float32",
+             "meaning": "x1, y1, x2, y2 in model-input pixels"},
+            {"name": "scores", "shape": [batch_dim, k, cfg.classes], "dtype": "float32",
+             "meaning": "sigmoid(objectness) * sigmoid(class logit), per class"},
+        ],
+    }
+
+
+def build_network(cfg: DarknetCfg, weights: str | pathlib.Path, raw: bool = False, name_map: str | None = None):
+    """The network with all weights loaded (nothing may be missing for an export), in inference mode."""
+    from models.network import DarknetYolo, DecodedYolo
+    from models.weights import load_weights
+
+    network = DarknetYolo(cfg)
+    # strict with no expected-new layer: an exported model with an uninitialised tensor would be garbage.
+    report = load_weights(network, weights, strict=True, name_map=name_map, expected_new_layers=())
+    wrapped = network if raw else DecodedYolo(network)
+    wrapped.set_train(False)
+    return wrapped, report
+
+
+def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_names: list[str], fmt: str,
+                 out_dir: str | pathlib.Path, *, size: tuple[int, int] | None = None, raw: bool = False,
+                 batch: int | None = None, batch_gears: tuple[int, ...] | None = None,
+                 name_map: str | None = None, spec_overrides: dict | None = None) -> ExportResult:
+    """Write `model.onnx` or `model.mindir`, `manifest.json`, `network.cfg` and `labels.txt` into `out_dir`.
+
+    batch None: dynamic batch (ONNX: symbolic dimension; MINDIR: None dimension); an int: fixed batch.
+    """
+    from models import msenv  # noqa: F401
+    import mindspore as ms
+
+    if fmt not in FORMATS:
+        raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    height, width = size if size else (None, None)
+    parsed = parse_cfg(cfg, classes=len(class_names), height=height, width=width)
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    network, _ = build_network(parsed, weights, raw=raw, name_map=name_map)
+
+    trace_batch = batch or 1
+    sample = np.random.default_rng(0).random((trace_batch, 3, parsed.height, parsed.width), dtype=np.float32)
+    stem = out / "model"
+    if fmt == "onnx":
+        ms.export(network, ms.Tensor(sample), file_name=str(stem), file_format="ONNX")
+        model_path = stem.with_suffix(".onnx")
+        output_names = [t["name"] for t in output_contract(parsed, raw, batch)["tensors"]]
+        rewrite_onnx_for_atc(model_path, output_names, dynamic_batch=batch is None)
+    else:
+        shape = [None if batch is None else batch, 3, parsed.height, parsed.width]
+        ms.export(network, ms.Tensor(shape=shape, dtype=ms.float32), file_name=str(stem), file_format="MINDIR")
+        model_path = stem.with_suffix(".mindir")
+
+    expected = [o.asnumpy() for o in _as_tuple(network(ms.Tensor(sample)))]
+    from models.runtime import open_session
+
+    session = open_session(model_path)
+    got = session.run(sample)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+    if not diff <= 1e-3:
+        raise ExportError(f"{model_path}: exported model differs from the network by {diff}")
+
+    gears = batch_gears or ((batch,) if batch else None)
+    kwargs = dict(spec_overrides or {})
+    if gears:
+        kwargs["batch_gears"] = tuple(gears)
+    spec = ModelSpec.from_cfg(parsed, class_names, model_file=model_path.name, model_format=fmt,
+                              outputs=output_contract(parsed, raw, batch), **kwargs)
+    manifest = spec.save(out)
+    (out / CFG_NAME).write_text(render_cfg(parsed), encoding="utf-8")
+    (out / "labels.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
+    (out / "model.sha256").write_text(f"{_sha256(model_path)}  {model_path.name}\n", encoding="utf-8")
+    return ExportResult(str(out), str(model_path), str(manifest), spec, diff)
+
+
+def _as_tuple(value):
+    return value if isinstance(value, (tuple, list)) else (value,)
+
+
+def _sha256(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rewrite_onnx_for_atc(path: pathlib.Path, output_names: list[str], dynamic_batch: bool) -> None:
+    """Rename input/outputs, turn constant-size Resizes into constant-scale ones, optionally free the batch."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    from deploy.onnx_check import check_onnx_for_atc
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    if len(graph.input) != 1 or len(graph.output) != len(output_names):
+        raise ExportError(f"{path}: expected 1 input and {len(output_names)} outputs, got "
+                          f"{len(graph.input)} and {len(graph.output)}")
+    renames = {graph.input[0].name: INPUT_NAME}
+    renames.update({out.name: name for out, name in zip(graph.output, output_names)})
+
+    inferred = shape_inference.infer_shapes(model)
+    shapes = {}
+    for info in list(inferred.graph.value_info) + list(inferred.graph.input):
+        dims = info.type.tensor_type.shape.dim
+        shapes[info.name] = [d.dim_value for d in dims]
+    initializers = {init.name: init for init in graph.initializer}
+    constants = {node.output[0]: node for node in graph.node if node.op_type == "Constant"}
+
+    for node in graph.node:
+        if node.op_type != "Resize" or len(node.input) < 4 or not node.input[3]:
+            continue
+        sizes_name = node.input[3]
+        if sizes_name in initializers:
+            sizes = numpy_helper.to_array(initializers[sizes_name])
+        elif sizes_name in constants:
+            sizes = numpy_helper.to_array(constants[sizes_name].attribute[0].t)
+        else:
+            raise ExportError(f"{path}: Resize node {node.name!r} has run-time sizes")
+        in_shape = shapes.get(node.input[0])
+        if not in_shape or 0 in in_shape:
+            raise ExportError(f"{path}: cannot infer the input shape of Resize node {node.name!r}")
+        scales = np.asarray(sizes, dtype=np.float32) / np.asarray(in_shape, dtype=np.float32)
+        scales_name = f"{node.name}_scales"
+        graph.initializer.append(numpy_helper.from_array(scales.astype(np.float32), scales_name))
+        del node.input[3]
+        node.input[2] = scales_name
+
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in renames:
+                node.input[i] = renames[name]
+        for i, name in enumerate(node.output):
+            if name in renames:
+                node.output[i] = renames[name]
+    for value in list(graph.input) + list(graph.output):
+        value.name = renames[value.name]
+        if dynamic_batch:
+            dim = value.type.tensor_type.shape.dim[0]
+            dim.Clear()
+            dim.dim_param = "batch"
+    # Intermediate shape annotations were traced at batch 1; drop them so no runtime trusts them.
+    del graph.value_info[:]
+    _drop_unused_initializers(graph)
+    onnx.checker.check_model(model)
+    problems = check_onnx_for_atc(model)
+    if problems:
+        raise ExportError(f"{path}: not ready for atc:\n  " + "\n  ".join(map(str, problems)))
+    onnx.save(model, str(path))
+
+
+def _drop_unused_initializers(graph) -> None:
+    used = {name for node in graph.node for name in node.input}
+    keep = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
