@@ -8,8 +8,9 @@ Output contract (written into manifest.json as `outputs`):
 
 ONNX is written for `atc`: opset 11, input `images` (N, 3, H, W) with a symbolic batch dimension (dynamic
 batch for `--dynamic_batch_size`) or a fixed one, every Resize driven by constant scales. MindSpore's ONNX
-exporter only traces a static batch and writes Resize with constant *sizes* (which pin the batch), so the
-graph is rewritten after export and then checked with `deploy.onnx_check`.
+exporter traces a static batch and writes Resize with constant *sizes*, which pin the batch (its
+`dynamic_axes` option leaves them, and the graph then fails at any other batch), so the graph is rewritten
+after export and then checked with `deploy.onnx_check`.
 """
 
 from __future__ import annotations
@@ -104,10 +105,13 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
     sample = np.random.default_rng(0).random((trace_batch, 3, parsed.height, parsed.width), dtype=np.float32)
     stem = out / "model"
     if fmt == "onnx":
-        ms.export(network, ms.Tensor(sample), file_name=str(stem), file_format="ONNX")
+        import mindspore.onnx
+
         model_path = stem.with_suffix(".onnx")
         output_names = [t["name"] for t in output_contract(parsed, raw, batch)["tensors"]]
-        rewrite_onnx_for_atc(model_path, output_names, dynamic_batch=batch is None)
+        mindspore.onnx.export(network, ms.Tensor(sample), file_name=str(model_path), input_names=[INPUT_NAME],
+                              output_names=output_names)
+        rewrite_onnx_for_atc(model_path, dynamic_batch=batch is None)
     else:
         shape = [None if batch is None else batch, 3, parsed.height, parsed.width]
         ms.export(network, ms.Tensor(shape=shape, dtype=ms.float32), file_name=str(stem), file_format="MINDIR")
@@ -147,8 +151,8 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
-def rewrite_onnx_for_atc(path: pathlib.Path, output_names: list[str], dynamic_batch: bool) -> None:
-    """Rename input/outputs, turn constant-size Resizes into constant-scale ones, optionally free the batch."""
+def rewrite_onnx_for_atc(path: pathlib.Path, dynamic_batch: bool) -> None:
+    """Turn constant-size Resizes into constant-scale ones and optionally free the batch dimension."""
     import onnx
     from onnx import numpy_helper, shape_inference
 
@@ -156,12 +160,6 @@ def rewrite_onnx_for_atc(path: pathlib.Path, output_names: list[str], dynamic_ba
 
     model = onnx.load(str(path))
     graph = model.graph
-    if len(graph.input) != 1 or len(graph.output) != len(output_names):
-        raise ExportError(f"{path}: expected 1 input and {len(output_names)} outputs, got "
-                          f"{len(graph.input)} and {len(graph.output)}")
-    renames = {graph.input[0].name: INPUT_NAME}
-    renames.update({out.name: name for out, name in zip(graph.output, output_names)})
-
     inferred = shape_inference.infer_shapes(model)
     shapes = {}
     for info in list(inferred.graph.value_info) + list(inferred.graph.input):
@@ -189,16 +187,8 @@ def rewrite_onnx_for_atc(path: pathlib.Path, output_names: list[str], dynamic_ba
         del node.input[3]
         node.input[2] = scales_name
 
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            if name in renames:
-                node.input[i] = renames[name]
-        for i, name in enumerate(node.output):
-            if name in renames:
-                node.output[i] = renames[name]
-    for value in list(graph.input) + list(graph.output):
-        value.name = renames[value.name]
-        if dynamic_batch:
+    if dynamic_batch:
+        for value in list(graph.input) + list(graph.output):
             dim = value.type.tensor_type.shape.dim[0]
             dim.Clear()
             dim.dim_param = "batch"

@@ -148,6 +148,11 @@ def parse_cfg(
     height = int(height if height is not None else net.get("height", 416))
     width = int(width if width is not None else net.get("width", 416))
     channels = int(net.get("channels", 3))
+    if (height, width) != (4096, 4096):
+        # Check the size against the deepest stride first, for a clear message instead of a route mismatch.
+        stride = max(head.stride for head in parse_cfg(path, classes, 4096, 4096).heads)
+        if height % stride or width % stride or height < stride or width < stride:
+            raise CfgError(f"{path}: input {height}x{width} is not a multiple of the deepest stride {stride}")
 
     yolo_sections = [opts for kind, opts, _ in sections if kind == "yolo"]
     if not yolo_sections:
@@ -236,12 +241,7 @@ def parse_cfg(
         layers.append(Layer(index, kind, opts, out_c, out_h, out_w, inputs))
         prev_c, prev_h, prev_w = out_c, out_h, out_w
 
-    result = DarknetCfg(path.stem, str(path), net, tuple(layers), height, width, classes, anchors)
-    strides = {head.stride for head in result.heads}
-    for head in result.heads:
-        if head.grid_height * head.stride != height or head.grid_width * head.stride != width:
-            raise CfgError(f"{path}: input {height}x{width} is not a multiple of the head stride {max(strides)}")
-    return result
+    return DarknetCfg(path.stem, str(path), net, tuple(layers), height, width, classes, anchors)
 
 
 def _absolute(ref: int, index: int, where: str) -> int:

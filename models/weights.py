@@ -55,6 +55,8 @@ class LoadReport:
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = dataclasses.field(default_factory=list)
     # Layers (cfg indices) the source never contained, by design (a backbone-only file): expected to be new.
     absent_layers: list[int] = dataclasses.field(default_factory=list)
+    # Class count the source was written for, where the source tells (a Darknet file's size does).
+    source_classes: int | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -70,6 +72,7 @@ class LoadReport:
             "unexpected": self.unexpected,
             "mismatched": [{"name": n, "network": list(a), "source": list(b)} for n, a, b in self.mismatched],
             "uninitialised_layers": self.uninitialised_layers,
+            "source_classes": self.source_classes,
             "notes": self.notes,
         }
 
@@ -136,7 +139,8 @@ def read_darknet_weights(path: str | pathlib.Path, cfg: DarknetCfg) -> tuple[dic
     header = read_darknet_header(data, path)
     body = len(data) - header.size
     if body % 4:
-        raise WeightsError(f"{path}: {body} bytes after the header is not a whole number of float32 values")
+        raise WeightsError(f"{path}: {body} bytes after the header is not a whole number of float32 values: "
+                           "the file is truncated or not a Darknet .weights file")
     floats = body // 4
 
     source_cfg = _darknet_source_cfg(cfg, floats, path)
@@ -154,7 +158,7 @@ def read_darknet_weights(path: str | pathlib.Path, cfg: DarknetCfg) -> tuple[dic
             n = int(np.prod(shape))
             state[name] = values[offset:offset + n].reshape(shape).astype(np.float32)
             offset += n
-    report = LoadReport(source=path)
+    report = LoadReport(source=path, source_classes=None if cut < len(layout) else source_cfg.classes)
     report.notes.append(f"darknet header {header.major}.{header.minor}.{header.revision}, seen {header.seen}")
     if source_cfg.classes != cfg.classes:
         report.notes.append(f"file has {source_cfg.classes} classes, network {cfg.classes}")
@@ -190,11 +194,14 @@ def _darknet_source_cfg(cfg: DarknetCfg, floats: int, path: str) -> DarknetCfg:
 
 
 def write_darknet_weights(path: str | pathlib.Path, cfg: DarknetCfg, state: Mapping[str, np.ndarray],
-                          seen: int = 0) -> None:
-    """Write `state` (canonical names) as a Darknet .weights file (version 0.2.5)."""
+                          seen: int = 0, last_layer: int | None = None) -> None:
+    """Write `state` (canonical names) as a Darknet .weights file (version 0.2.5); with `last_layer`, a
+    backbone-only file holding layers 0..last_layer (`yolov4.conv.137` is last_layer=136)."""
     with open(path, "wb") as handle:
         handle.write(struct.pack("<3iQ", 0, 2, 5, seen))
-        for _, tensors in darknet_layout(cfg):
+        for index, tensors in darknet_layout(cfg):
+            if last_layer is not None and index > last_layer:
+                break
             for name, shape in tensors:
                 array = np.asarray(state[name], dtype="<f4")
                 if array.shape != shape:
@@ -210,13 +217,15 @@ def write_darknet_weights(path: str | pathlib.Path, cfg: DarknetCfg, state: Mapp
 class NameMap:
     """How another naming scheme's tensor names become canonical ones.
 
-    A JSON or YAML file: `{"rules": [[regex, replacement], ...], "drop": [regex, ...]}`. Rules are tried in
-    order, the first full match wins; a name that no rule matches and no `drop` pattern matches is reported
-    as unexpected (never guessed).
+    A JSON or YAML file: `{"rules": [[regex, replacement], ...], "drop": [regex, ...], "covers_layers":
+    [first, last]}`. Rules are tried in order, the first full match wins; a name that no rule matches and no
+    `drop` pattern matches is reported as unexpected (never guessed). `covers_layers` says which cfg layers
+    the source checkpoint holds (a backbone-only checkpoint: `[0, 136]`); layers outside are expected new.
     """
 
     rules: tuple[tuple[re.Pattern, str], ...]
     drop: tuple[re.Pattern, ...] = ()
+    covers_layers: tuple[int, int] | None = None
     source: str = "<inline>"
 
     @classmethod
@@ -229,9 +238,14 @@ class NameMap:
             raise WeightsError(f"{path}: cannot read name map: {exc}") from exc
         if not isinstance(raw, dict) or not isinstance(raw.get("rules"), list):
             raise WeightsError(f"{path}: a name map needs a 'rules' list of [regex, replacement] pairs")
-        unknown = set(raw) - {"rules", "drop", "description"}
+        allowed = {"rules", "drop", "covers_layers", "description"}
+        unknown = set(raw) - allowed
         if unknown:
-            raise WeightsError(f"{path}: unknown keys {sorted(unknown)} (allowed: rules, drop, description)")
+            raise WeightsError(f"{path}: unknown keys {sorted(unknown)} (allowed: {', '.join(sorted(allowed))})")
+        covers = raw.get("covers_layers")
+        if covers is not None and not (isinstance(covers, list) and len(covers) == 2
+                                       and all(isinstance(v, int) for v in covers) and 0 <= covers[0] <= covers[1]):
+            raise WeightsError(f"{path}: covers_layers must be [first, last] layer indices, got {covers!r}")
         rules = []
         for position, rule in enumerate(raw["rules"]):
             if not (isinstance(rule, list) and len(rule) == 2 and all(isinstance(r, str) for r in rule)):
@@ -241,7 +255,7 @@ class NameMap:
             except re.error as exc:
                 raise WeightsError(f"{path}: rules[{position}]: bad regex {rule[0]!r}: {exc}") from exc
         drop = tuple(re.compile(p) for p in raw.get("drop", []))
-        return cls(tuple(rules), drop, str(path))
+        return cls(tuple(rules), drop, tuple(covers) if covers else None, str(path))
 
     def apply(self, name: str) -> str | None | bool:
         """Canonical name, None when dropped, False when nothing matched."""
@@ -358,7 +372,11 @@ def load_weights(network, path: str | pathlib.Path, *, strict: bool = False, nam
     cfg = _cfg_of(network)
     suffix = pathlib.Path(path).suffix.lower()
     if suffix == ".ckpt":
-        state, report = read_checkpoint(path, NameMap.load(name_map) if name_map else None)
+        mapping = NameMap.load(name_map) if name_map else None
+        state, report = read_checkpoint(path, mapping)
+        if mapping is not None and mapping.covers_layers is not None:
+            first, last = mapping.covers_layers
+            report.absent_layers = [layer.index for layer in cfg.layers if not first <= layer.index <= last]
     else:
         if name_map:
             raise WeightsError(f"{path}: a name map applies to checkpoints only")

@@ -1,0 +1,35 @@
+"""`inspector export`: a trained network plus its ModelSpec, as ONNX or MINDIR, ready for `atc` or the mock."""
+
+from __future__ import annotations
+
+import json
+
+from models.cli import parse_int_list, parse_size
+
+
+def register(commands) -> None:
+    export = commands.add_parser("export", help="export weights + ModelSpec to ONNX or MINDIR with manifest.json")
+    export.add_argument("--cfg", required=True, help="Darknet cfg file or bundled name (yolov4, yolov4-tiny)")
+    export.add_argument("--weights", required=True, help=".weights or .ckpt with every tensor of the network")
+    export.add_argument("--classes", required=True,
+                        help="class names: a file (one per line) or a comma-separated list")
+    export.add_argument("--format", choices=("onnx", "mindir"), required=True)
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--size", type=parse_size, help="input size N or HxW (default: the cfg's)")
+    export.add_argument("--batch", type=int,
+                        help="fixed batch size (default: dynamic batch, for atc --dynamic_batch_size)")
+    export.add_argument("--gears", type=parse_int_list, help="dynamic-batch gears for the manifest (default 1,2,4,8)")
+    export.add_argument("--raw", action="store_true", help="export the raw head tensors instead of boxes/scores")
+    export.add_argument("--name-map", help="name map for a checkpoint under another naming scheme")
+    export.set_defaults(handler=_export)
+
+
+def _export(args) -> int:
+    from deploy.export import export_model
+    from models.spec import read_class_names
+
+    result = export_model(args.cfg, args.weights, read_class_names(args.classes), args.format, args.out,
+                          size=args.size, raw=args.raw, batch=args.batch, batch_gears=args.gears,
+                          name_map=args.name_map)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0

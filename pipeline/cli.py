@@ -1,0 +1,49 @@
+"""The `inspector` command line: one entry point, subcommands registered by each package.
+
+Each package's `cli.py` adds its subcommands and imports its heavy dependencies (MindSpore, ONNX Runtime,
+PyAV) only inside the command it runs, so `inspector --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from models.errors import ModelError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from deploy import cli as deploy_cli
+    from models import cli as models_cli
+
+    parser = argparse.ArgumentParser(prog="inspector", description="Edge inspection pipeline for Ascend 310.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    models_cli.register(commands)
+    deploy_cli.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Before anything imports MindSpore: quiet its C++ warnings (GLOG_v=3: errors only) unless the user chose.
+    os.environ.setdefault("GLOG_v", "3")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except ModelError as exc:
+        print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

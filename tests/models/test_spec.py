@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from models.darknet_cfg import parse_cfg
+from models.errors import SpecError
+from models.spec import ModelSpec, Normalisation, read_class_names
+
+
+def make_spec():
+    return ModelSpec.from_cfg(parse_cfg("yolov4-tiny", classes=2, height=416, width=416), ["insulator", "defect"])
+
+
+def test_manifest_round_trip(tmp_path):
+    spec = make_spec()
+    spec.save(tmp_path)
+    again = ModelSpec.load(tmp_path)
+    assert again == spec
+    assert again.num_candidates == 13 * 13 * 3 + 26 * 26 * 3
+    assert again.normalisation == Normalisation("RGB", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0))
+
+
+def test_class_names_must_match_the_network():
+    with pytest.raises(SpecError, match="2 classes, 3 names"):
+        ModelSpec.from_cfg(parse_cfg("yolov4-tiny", classes=2), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.update(extra=1), "unknown keys \\['extra'\\]"),
+    (lambda d: d.update(schema_version=9), "schema_version 9"),
+    (lambda d: d.pop("anchors"), "missing keys \\['anchors'\\]"),
+    (lambda d: d.update(batch_gears=[4, 2]), "batch_gears"),
+    (lambda d: d["normalisation"].update(colour="YUV"), "normalisation.colour"),
+    (lambda d: d.update(class_names=["a", "a"]), "duplicates"),
+])
+def test_bad_manifest_names_file_and_key(tmp_path, edit, message):
+    data = make_spec().to_dict()
+    edit(data)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SpecError, match=message) as info:
+        ModelSpec.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_class_names_from_file_or_list(tmp_path):
+    path = tmp_path / "labels.txt"
+    path.write_text("# power line\ninsulator\n\ndefect  # broken disc\n")
+    assert read_class_names(str(path)) == ["insulator", "defect"]
+    assert read_class_names("insulator,defect") == ["insulator", "defect"]
+    with pytest.raises(SpecError):
+        read_class_names("no such file.txt")
