@@ -108,7 +108,7 @@ def _verify(args) -> int:
     import cv2
 
     from models.darknet_cfg import parse_cfg
-    from models.testing import test_image
+    from models.testing import synthetic_image
     from models.verify import verify
     from models.weights import read_darknet_weights
 
@@ -126,7 +126,7 @@ def _verify(args) -> int:
             raise ModelError(f"{path}: cannot read image")
         images.append(image)
     while len(images) < args.batch:
-        images.append(test_image(cfg.height + 48, cfg.width - 32, seed=len(images)))
+        images.append(synthetic_image(cfg.height + 48, cfg.width - 32, seed=len(images)))
     result = verify(cfg, args.weights, images[:max(args.batch, len(args.image))])
     print(json.dumps(result.to_dict(), indent=2))
     return 0 if result.ok else 1

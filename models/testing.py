@@ -35,7 +35,7 @@ def random_state(cfg: DarknetCfg, seed: int = 0) -> dict[str, np.ndarray]:
     return state
 
 
-def test_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+def synthetic_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     """A BGR uint8 picture with structure (gradients, shapes, noise), not a flat field."""
     rng = np.random.default_rng(seed)
     import cv2

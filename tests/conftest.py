@@ -7,6 +7,9 @@ import pytest
 
 os.environ.setdefault("GLOG_v", "3")
 from models import msenv  # noqa: E402,F401
+from models.darknet_cfg import parse_cfg  # noqa: E402
+from models.testing import random_state  # noqa: E402
+from models.weights import write_darknet_weights  # noqa: E402
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -16,3 +19,20 @@ def shared_dir() -> pathlib.Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is absent: tests that read ../shared are skipped")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def weights_factory(tmp_path_factory):
+    """Deterministic random .weights files written by the test itself (no download), cached per session."""
+    cache: dict = {}
+
+    def make(cfg_name: str, classes: int, seed: int = 0) -> pathlib.Path:
+        key = (cfg_name, classes, seed)
+        if key not in cache:
+            cfg = parse_cfg(cfg_name, classes=classes)
+            path = tmp_path_factory.mktemp("weights") / f"{cfg_name}-{classes}-{seed}.weights"
+            write_darknet_weights(path, cfg, random_state(cfg, seed))
+            cache[key] = path
+        return cache[key]
+
+    return make

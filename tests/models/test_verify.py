@@ -6,7 +6,7 @@ import pytest
 
 from models import verify as verify_module
 from models.darknet_cfg import parse_cfg
-from models.testing import test_image
+from models.testing import synthetic_image
 from pipeline.cli import main
 
 
@@ -32,7 +32,7 @@ def test_verify_catches_a_decode_difference(weights_factory, monkeypatch):
     cfg = parse_cfg("yolov4-tiny", classes=3)
     original = verify_module.render_cfg
     monkeypatch.setattr(verify_module, "render_cfg", lambda c: original(c).replace("scale_x_y=1.05", "scale_x_y=1.0"))
-    result = verify_module.verify(cfg, weights_factory("yolov4-tiny", 3, seed=1), [test_image(300, 500)])
+    result = verify_module.verify(cfg, weights_factory("yolov4-tiny", 3, seed=1), [synthetic_image(300, 500)])
     assert not result.ok
     assert result.max_box_diff_px > 0.1
     assert result.max_score_diff <= result.tolerance["score"]
