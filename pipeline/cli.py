@@ -12,15 +12,19 @@ import os
 import sys
 
 from models.errors import ModelError
+from pipeline.config import ConfigError
+from pipeline.devices.base import DeviceError
 
 
 def build_parser() -> argparse.ArgumentParser:
     from deploy import cli as deploy_cli
     from models import cli as models_cli
+    from pipeline import commands as pipeline_commands
 
     parser = argparse.ArgumentParser(prog="inspector", description="Edge inspection pipeline for Ascend 310.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    pipeline_commands.register(commands)
     models_cli.register(commands)
     deploy_cli.register(commands)
     return parser
@@ -38,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except ModelError as exc:
+    except (ModelError, ConfigError, DeviceError) as exc:
         print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,0 +1,87 @@
+"""AIPP: the colour conversion and normalisation the Ascend AI core applies to NV12 camera frames.
+
+One object, derived from the ModelSpec's normalisation, serves both sides: `render()` writes the `aipp.cfg`
+that `atc --insert_op_conf` bakes into the OM, and `apply_nv12()` is the CPU mock's emulation of the same
+arithmetic. AIPP per pixel: RGB = clip((matrix x ([Y, U, V] - input_bias)) / 256, 0, 255), then
+`(value - mean_chn - min_chn) * var_reci_chn` per output channel.
+
+Decisions:
+- YUV matrix: BT.601 limited range by default. H.264 from IP cameras is limited range (Y 16-235); streams
+  that do not signal a matrix are BT.601 by FFmpeg's and most decoders' convention, and OpenCV's
+  RGB<->YUV420 conversions are BT.601 limited too. `bt709-limited` is selectable for cameras that signal
+  BT.709; full range (JPEG) only for sources that really are full range.
+- rbuv_swap_switch false: NV12 stores U before V, and the matrix columns are (Y, U, V). Swapping would make it
+  an NV21 configuration (the reference sample that sets it true with this matrix swaps red and blue tints).
+- Matrix rows are ordered as the network's colour order (RGB or BGR), so no channel swap follows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from models.errors import SpecError
+
+# Fixed-point (x256) rows for R, G, B from (Y, U, V), and the input bias.
+YUV_MATRICES = {
+    "bt601-limited": (((298, 0, 409), (298, -100, -208), (298, 516, 0)), (16, 128, 128)),
+    "bt709-limited": (((298, 0, 459), (298, -55, -136), (298, 541, 0)), (16, 128, 128)),
+    "bt601-full": (((256, 0, 359), (256, -88, -183), (256, 454, 0)), (0, 128, 128)),
+}
+DEFAULT_MATRIX = "bt601-limited"
+
+
+@dataclasses.dataclass(frozen=True)
+class AippConfig:
+    matrix: tuple[tuple[int, int, int], ...]
+    input_bias: tuple[int, int, int]
+    mean_chn: tuple[int, int, int]
+    min_chn: tuple[float, float, float]
+    var_reci_chn: tuple[float, float, float]
+    rbuv_swap: bool = False
+    yuv_matrix: str = DEFAULT_MATRIX
+
+    @classmethod
+    def from_spec(cls, spec, yuv_matrix: str = DEFAULT_MATRIX) -> "AippConfig":
+        if yuv_matrix not in YUV_MATRICES:
+            raise SpecError(f"yuv matrix {yuv_matrix!r} is not one of {', '.join(YUV_MATRICES)}")
+        rows, bias = YUV_MATRICES[yuv_matrix]
+        norm = spec.normalisation
+        if norm.colour == "BGR":
+            rows = rows[::-1]
+        # AIPP's mean_chn is an integer; the fractional part of a mean goes to min_chn.
+        mean_int = tuple(int(math.floor(m)) for m in norm.mean)
+        min_frac = tuple(float(m - i) for m, i in zip(norm.mean, mean_int))
+        return cls(tuple(rows), bias, mean_int, min_frac, tuple(1.0 / s for s in norm.std), False, yuv_matrix)
+
+    def apply_nv12(self, nv12: np.ndarray, height: int, width: int) -> np.ndarray:
+        """NV12 buffer (aligned_h * 3 / 2, aligned_w) uint8 -> (3, height, width) float32 network input.
+        The valid picture is the top-left height x width, as DVPP writes it."""
+        aligned_h = nv12.shape[0] * 2 // 3
+        y = nv12[:height, :width].astype(np.float32)
+        uv = nv12[aligned_h:aligned_h + height // 2, :width].reshape(height // 2, width // 2, 2)
+        if self.rbuv_swap:
+            uv = uv[..., ::-1]
+        uv = uv.astype(np.float32).repeat(2, axis=0).repeat(2, axis=1)
+        yuv = np.stack([y - self.input_bias[0], uv[..., 0] - self.input_bias[1], uv[..., 1] - self.input_bias[2]])
+        matrix = np.asarray(self.matrix, dtype=np.float32) / 256.0
+        rgb = np.clip(np.tensordot(matrix, yuv, axes=1), 0.0, 255.0)
+        mean = np.asarray(self.mean_chn, np.float32) + np.asarray(self.min_chn, np.float32)
+        return ((rgb - mean[:, None, None]) * np.asarray(self.var_reci_chn, np.float32)[:, None, None]).astype(
+            np.float32)
+
+    def render(self, width: int, height: int) -> str:
+        """The aipp.cfg text for `atc --insert_op_conf` (static AIPP, NV12 input of the model's size)."""
+        lines = ["aipp_op {", "    aipp_mode : static", "    input_format : YUV420SP_U8",
+                 f"    src_image_size_w : {width}", f"    src_image_size_h : {height}",
+                 "    crop : false", "    csc_switch : true",
+                 f"    rbuv_swap_switch : {'true' if self.rbuv_swap else 'false'}"]
+        for r, row in enumerate(self.matrix):
+            lines += [f"    matrix_r{r}c{c} : {value}" for c, value in enumerate(row)]
+        lines += [f"    input_bias_{i} : {value}" for i, value in enumerate(self.input_bias)]
+        lines += [f"    mean_chn_{i} : {value}" for i, value in enumerate(self.mean_chn)]
+        lines += [f"    min_chn_{i} : {value:.6f}" for i, value in enumerate(self.min_chn)]
+        lines += [f"    var_reci_chn_{i} : {value:.9f}" for i, value in enumerate(self.var_reci_chn)]
+        return "\n".join(lines + ["}"]) + "\n"

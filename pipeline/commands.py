@@ -1,0 +1,123 @@
+"""`inspector run | validate | render`: the daemon's commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import signal
+import sys
+import threading
+
+logger = logging.getLogger(__name__)
+
+
+def register(commands) -> None:
+    run = commands.add_parser("run", help="run the stream daemon (no arguments: the bundled demo on the mock)")
+    run.add_argument("--config", help="daemon config (YAML); default: the embedded demo")
+    run.add_argument("--graph", help="a hand-edited pipeline.json to run instead of the rendered one")
+    run.add_argument("--device", choices=("mock", "ascend"), help="override the config's device")
+    run.add_argument("--duration", type=float, help="stop after this many seconds (drains, then exits)")
+    run.add_argument("--output", help="override the output directory")
+    run.set_defaults(handler=_run)
+
+    validate = commands.add_parser("validate", help="check a config and/or a graph without starting anything")
+    validate.add_argument("--config", help="daemon config (YAML)")
+    validate.add_argument("--graph", help="pipeline.json to check (against --config when given)")
+    validate.add_argument("--mock", action="store_true", help="also refuse plugins the mock device cannot run")
+    validate.set_defaults(handler=_validate)
+
+    render = commands.add_parser("render", help="render the MindX pipeline.json for a config")
+    render.add_argument("--config", required=True)
+    render.add_argument("--out", help="write here instead of standard output")
+    render.set_defaults(handler=_render)
+
+
+def _load(args):
+    from pipeline.config import load_config
+    from pipeline.demo import demo_config
+
+    if args.config:
+        config = load_config(args.config)
+    else:
+        config = demo_config(args.output or "inspector-out")
+        logger.info("no --config: running the embedded demo (bundled clip, mock device), output in %s",
+                    config.output.directory)
+    updates = {}
+    if getattr(args, "device", None):
+        updates["device"] = args.device
+    if getattr(args, "output", None) and args.config:
+        updates["output"] = config.output.model_copy(update={"directory": str(pathlib.Path(args.output).resolve())})
+    return config.model_copy(update=updates) if updates else config
+
+
+def _run(args) -> int:
+    from pipeline.daemon import Daemon
+    from pipeline.graph import load_graph
+
+    config = _load(args)
+    graph = load_graph(args.graph) if args.graph else None
+    daemon = Daemon(config, graph=graph, source=args.config or "demo config")
+    stop = threading.Event()
+    signals = {"count": 0}
+
+    def handle(signum, _frame):
+        signals["count"] += 1
+        if signals["count"] > 1:
+            logger.error("second signal: exiting without draining")
+            sys.exit(130)
+        logger.info("%s: stopping after the frames in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    if args.duration:
+        timer = threading.Timer(args.duration, stop.set)
+        timer.daemon = True
+        timer.start()
+    summary = daemon.run(stop)
+    print(json.dumps(summary.to_dict(), indent=2))
+    return 0
+
+
+def _validate(args) -> int:
+    from pipeline.config import ConfigError, load_config
+    from pipeline.daemon import load_spec
+    from pipeline.graph import load_graph, render_graph, validate_graph
+
+    if not args.config and not args.graph:
+        print("inspector validate: give --config, --graph or both", file=sys.stderr)
+        return 2
+    problems: list[str] = []
+    config = spec = None
+    try:
+        if args.config:
+            config = load_config(args.config)
+            spec = load_spec(config, args.config)
+        if args.graph:
+            graph = load_graph(args.graph)
+            problems += validate_graph(graph, args.graph, spec=spec, config=config, for_mock=args.mock)
+        elif config is not None:
+            problems += validate_graph(render_graph(config, spec), "rendered graph", spec=spec, config=config,
+                                       for_mock=args.mock or config.device == "mock")
+    except ConfigError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print("valid")
+    return 1 if problems else 0
+
+
+def _render(args) -> int:
+    from pipeline.config import load_config
+    from pipeline.daemon import load_spec
+    from pipeline.graph import graph_json, render_graph
+
+    config = load_config(args.config)
+    text = graph_json(render_graph(config, load_spec(config, args.config)))
+    if args.out:
+        pathlib.Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0

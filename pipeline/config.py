@@ -1,0 +1,170 @@
+"""The daemon's YAML config: typed, strict (unknown keys are errors), every key documented here.
+
+Errors name the file, the key path, the offending value and the reason. Credentials never live in the file:
+a camera URL carries `${VAR}` placeholders that are expanded from the environment when the stream opens, and
+every URL shown in a log, a metric or an error goes through `redact_url`.
+
+Example:
+
+    cameras:
+      - id: line-12-tower-3
+        url: rtsp://viewer:${TOWER3_PASSWORD}@10.20.0.13:554/Streaming/Channels/101
+        frame_skip: 1
+    model: /opt/inspector/models/insulator-416
+    batching: {max_batch: 4, waiting_time_ms: 40, dynamic_strategy: Upper}
+    thresholds: {score: 0.3, nms_iou: 0.45, per_class: {defect: 0.2}}
+    output: {directory: /var/lib/inspector/out}
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*)(?::(?P<password>[^@/]*))?@", re.I)
+
+
+class ConfigError(Exception):
+    """A config file (or rendered graph) that cannot be used; the message names file, key and reason."""
+
+
+def redact_url(url: str) -> str:
+    """`rtsp://user:secret@host/x` -> `rtsp://user:***@host/x`; placeholders are kept (they are not secrets)."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@" if m["password"] is not None
+                         else m.group(0), url)
+
+
+def expand_placeholders(text: str, where: str) -> str:
+    """Replace `${VAR}` with the environment's value; a missing variable is an error naming `where` and VAR."""
+    def substitute(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{where}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(Strict):
+    id: str = Field(description="Stable camera name: used in outputs, logs and metrics. Letters, digits, "
+                                "'-', '_', '.'.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    url: str = Field(description="rtsp:// URL (credentials as ${VAR} placeholders) or a local video file path.")
+    mode: Literal["live", "file"] | None = Field(
+        None, description="live: latency-bounded, the oldest frames are dropped when the model falls behind "
+                          "(default for rtsp://). file: every frame is processed (default for file paths).")
+    frame_skip: int = Field(0, ge=0, le=100, description="Pass one frame in frame_skip + 1 (mxpi_skipframe).")
+    max_frames: int | None = Field(None, ge=1, description="Stop this camera after this many decoded frames "
+                                                           "(tests, benchmarks, sampling a recording).")
+    loop: bool = Field(False, description="Restart a file source at its end (the demo, soak tests).")
+
+    @field_validator("url")
+    @classmethod
+    def _no_inline_password(cls, url: str) -> str:
+        match = _USERINFO.match(url)
+        if match and match["password"] and not PLACEHOLDER.fullmatch(match["password"]):
+            raise ValueError("the URL holds a password: put it in the environment and write ${VAR} instead")
+        return url
+
+    @property
+    def is_rtsp(self) -> bool:
+        return self.url.lower().startswith(("rtsp://", "rtsps://"))
+
+    @property
+    def effective_mode(self) -> str:
+        return self.mode or ("live" if self.is_rtsp else "file")
+
+
+class BatchingConfig(Strict):
+    max_batch: int = Field(4, ge=1, description="Largest batch; must be one of the model's dynamic-batch gears.")
+    waiting_time_ms: int = Field(40, ge=0, le=5000, description="How long a partial batch waits for more frames "
+                                                                "(mxpi_tensorinfer waitingTime).")
+    dynamic_strategy: Literal["Nearest", "Upper", "Lower"] = Field(
+        "Upper", description="Gear for a partial batch: Upper pads up to the next gear (no frame waits again), "
+                             "Lower runs the largest gear that fits and keeps the rest, Nearest the closest.")
+    in_flight: int = Field(2, ge=1, le=8, description="Batches inferred at the same time.")
+
+
+class ThresholdConfig(Strict):
+    score: float = Field(0.3, gt=0, lt=1, description="Minimum class score (objectness x class) to keep a box.")
+    nms_iou: float = Field(0.45, gt=0, le=1, description="IoU above which a lower-scored box of the same class "
+                                                         "is suppressed.")
+    per_class: dict[str, float] = Field(default_factory=dict, description="Score threshold per class name, "
+                                                                          "overriding `score`.")
+    max_detections: int = Field(100, ge=1, description="Most detections kept per frame, best first.")
+
+
+class OutputConfig(Strict):
+    directory: str = Field("out", description="Where detections.jsonl is written (created if missing).")
+
+
+class DaemonConfig(Strict):
+    cameras: list[CameraConfig] = Field(min_length=1, description="The cameras; ids must be unique.")
+    model: str = Field(description="Exported model directory (manifest.json beside the model file).")
+    device: Literal["mock", "ascend"] = Field("mock", description="mock: the CPU emulation; ascend: MindX SDK.")
+    device_id: int = Field(0, ge=0, description="NPU device id (ascend) written into the graph.")
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    summary_interval_s: float = Field(5.0, gt=0, description="Seconds between per-camera summary lines.")
+    live_queue: int = Field(2, ge=1, le=64, description="Frames a live camera may hold before the oldest is "
+                                                        "dropped (counted per camera).")
+
+    @model_validator(mode="after")
+    def _unique_ids(self):
+        seen = set()
+        for index, camera in enumerate(self.cameras):
+            if camera.id in seen:
+                raise ValueError(f"cameras[{index}].id {camera.id!r} is used twice")
+            seen.add(camera.id)
+        return self
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "<top>"
+        value = item.get("input")
+        shown = redact_url(value) if isinstance(value, str) else value
+        if isinstance(shown, (dict, list)):
+            shown = type(shown).__name__
+        lines.append(f"{source}: {path}: {item['msg']} (value: {shown!r})")
+    return "\n".join(lines)
+
+
+def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path | None = None) -> DaemonConfig:
+    try:
+        config = DaemonConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+    if base_dir is not None:
+        # Relative paths are relative to the config file, not to wherever the daemon was started.
+        def resolve(p: str) -> str:
+            return p if os.path.isabs(p) else str((base_dir / p).resolve())
+
+        config = config.model_copy(update={
+            "model": resolve(config.model),
+            "output": config.output.model_copy(update={"directory": resolve(config.output.directory)}),
+            "cameras": [c if c.is_rtsp else c.model_copy(update={"url": resolve(c.url)}) for c in config.cameras],
+        })
+    return config
+
+
+def load_config(path: str | pathlib.Path) -> DaemonConfig:
+    path = pathlib.Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(data, str(path), path.parent.resolve())

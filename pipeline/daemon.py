@@ -1,0 +1,163 @@
+"""The stream daemon: config -> graph -> device -> host-side post-processing -> one JSON line per frame.
+
+Stopping (Ctrl-C, SIGTERM, or every file source at its end) stops the sources first, then drains what is in
+flight, so every frame that was decoded and queued is still written; the output file is flushed per line and
+synced on close.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import pathlib
+import threading
+import time
+
+from models.spec import ModelSpec
+from models.errors import ModelError
+from pipeline.config import ConfigError, DaemonConfig
+from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, create_device
+from pipeline.graph import check_config_against_model, graph_json, render_graph, validate_graph
+from pipeline.postprocess import class_thresholds, postprocess
+
+logger = logging.getLogger(__name__)
+
+DETECTIONS_FILE = "detections.jsonl"
+DRAIN_TIMEOUT_S = 60.0
+
+
+@dataclasses.dataclass
+class CameraSummary:
+    camera_id: str
+    frames_in: int
+    processed: int
+    dropped: int
+    skipped: int
+    reconnects: int
+    errors: int
+    detections: int
+    state: str
+
+
+@dataclasses.dataclass
+class RunSummary:
+    cameras: list[CameraSummary]
+    lines_written: int
+    seconds: float
+    output: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_spec(config: DaemonConfig, source: str = "config") -> ModelSpec:
+    try:
+        spec = ModelSpec.load(config.model)
+    except ModelError as exc:
+        raise ConfigError(f"{source}: model: {exc}") from exc
+    problems = check_config_against_model(config, spec, source)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return spec
+
+
+def device_settings(config: DaemonConfig) -> DeviceSettings:
+    return DeviceSettings(
+        cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop) for c in config.cameras),
+        max_batch=config.batching.max_batch, in_flight=config.batching.in_flight, live_queue=config.live_queue)
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig, *, graph: dict | None = None, device: BaseDevice | None = None,
+                 source: str = "config"):
+        self.config = config
+        self.spec = load_spec(config, source)
+        self.graph = graph if graph is not None else render_graph(config, self.spec)
+        problems = validate_graph(self.graph, spec=self.spec, config=config)
+        if problems:
+            raise ConfigError("\n".join(problems))
+        self.device = device or create_device(config.device)
+        self.thresholds = class_thresholds(self.spec, config.thresholds)
+        self.detection_counts = {c.id: 0 for c in config.cameras}
+        self.lines_written = 0
+
+    def run(self, stop: threading.Event) -> RunSummary:
+        out_dir = pathlib.Path(self.config.output.directory)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "pipeline.json").write_text(graph_json(self.graph), encoding="utf-8")
+        path = out_dir / DETECTIONS_FILE
+        started = time.monotonic()
+        self.device.create_streams(self.graph, device_settings(self.config))
+        # Append: a restart never overwrites what an earlier run wrote.
+        with open(path, "a", encoding="utf-8", buffering=1) as output:
+            try:
+                self._loop(stop, output)
+            finally:
+                output.flush()
+                os.fsync(output.fileno())
+                self.device.destroy()
+        summary = RunSummary(self._summaries(), self.lines_written, time.monotonic() - started, str(path))
+        return summary
+
+    def _loop(self, stop: threading.Event, output) -> None:
+        next_summary = time.monotonic() + self.config.summary_interval_s
+        last = {s.camera_id: (0, 0) for s in self.device.camera_stats()}
+        last_time = time.monotonic()
+        draining_since = None
+        while True:
+            if stop.is_set() and draining_since is None:
+                logger.info("stopping: sources stopped, draining frames in flight")
+                self.device.stop_sources()
+                draining_since = time.monotonic()
+            result = self.device.get_result(0.2)
+            if result is not None:
+                self._write(result, output)
+            elif self.device.finished():
+                break
+            if draining_since is not None and time.monotonic() - draining_since > DRAIN_TIMEOUT_S:
+                logger.error("drain did not finish in %.0f s; stopping anyway", DRAIN_TIMEOUT_S)
+                break
+            now = time.monotonic()
+            if now >= next_summary:
+                last = self._log_summary(last, now - last_time)
+                last_time, next_summary = now, now + self.config.summary_interval_s
+
+    def _write(self, result, output) -> None:
+        detections = postprocess(result, self.spec, self.config.thresholds, self.thresholds)
+        info = result.info
+        self.detection_counts[info.camera_id] += len(detections)
+        line = {
+            "camera": info.camera_id,
+            "frame": info.frame_id,
+            "pts": info.pts_s,
+            "time": datetime.datetime.fromtimestamp(info.wall_time, datetime.timezone.utc).isoformat(
+                timespec="milliseconds"),
+            "latency_ms": round((time.monotonic() - info.monotonic_time) * 1000.0, 1),
+            "width": info.width,
+            "height": info.height,
+            "detections": detections.to_json(self.spec.class_names),
+        }
+        output.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.lines_written += 1
+
+    def _log_summary(self, last: dict, seconds: float) -> dict:
+        current = {}
+        for stats in self.device.camera_stats():
+            previous_processed, previous_detections = last.get(stats.camera_id, (0, 0))
+            detections = self.detection_counts.get(stats.camera_id, 0)
+            fps = (stats.processed - previous_processed) / max(seconds, 1e-6)
+            logger.info("camera %s: %s, in %d, processed %d, dropped %d, %.1f fps, detections %d (+%d)%s",
+                        stats.camera_id, stats.state, stats.frames_in, stats.processed, stats.dropped, fps,
+                        detections, detections - previous_detections,
+                        f", last error: {stats.last_error}" if stats.state in ("reconnecting", "failed") else "")
+            current[stats.camera_id] = (stats.processed, detections)
+        return current
+
+    def _summaries(self) -> list[CameraSummary]:
+        return [CameraSummary(s.camera_id, s.frames_in, s.processed, s.dropped, s.skipped, s.reconnects, s.errors,
+                              self.detection_counts.get(s.camera_id, 0), s.state)
+                for s in self.device.camera_stats()]
+

@@ -1,0 +1,82 @@
+"""The device boundary: StreamManager-shaped. Everything above it is the same code for every device.
+
+A device creates streams from a MindX graph, hands out per-frame results, and is destroyed. Asynchrony is part
+of the contract: `get_result` blocks up to a timeout while the device decodes and infers on its own threads
+(the NPU's or the mock's).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import importlib
+
+from pipeline.types import CameraStats, FrameResult
+
+
+class DeviceError(Exception):
+    """A device failure: the daemon stops with this message. Carries the API name and return code when the
+    device reports one."""
+
+    def __init__(self, message: str, api: str | None = None, code: int | None = None):
+        super().__init__(message if api is None else f"{api} returned {code}: {message}")
+        self.api = api
+        self.code = code
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraSettings:
+    """Per-camera settings that are not MindX plugin props (the graph cannot carry them)."""
+
+    camera_id: str
+    mode: str  # live | file
+    max_frames: int | None = None
+    loop: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceSettings:
+    cameras: tuple[CameraSettings, ...]
+    max_batch: int
+    in_flight: int = 2
+    live_queue: int = 2
+    threads: int = 0  # inference threads per session, 0: cores / in_flight
+
+
+class BaseDevice(abc.ABC):
+    @abc.abstractmethod
+    def create_streams(self, graph: dict, settings: DeviceSettings) -> None:
+        """Validate the graph for this device and start every stream."""
+
+    @abc.abstractmethod
+    def get_result(self, timeout_s: float) -> FrameResult | None:
+        """The next frame's result, or None after `timeout_s` without one."""
+
+    @abc.abstractmethod
+    def finished(self) -> bool:
+        """True once every source has ended and every frame taken in has been handed out."""
+
+    @abc.abstractmethod
+    def stop_sources(self) -> None:
+        """Stop taking new frames; frames already in flight still come out of get_result."""
+
+    @abc.abstractmethod
+    def destroy(self) -> None:
+        """Release everything (threads, sessions, device memory)."""
+
+    @abc.abstractmethod
+    def camera_stats(self) -> list[CameraStats]:
+        """A snapshot of every camera's counters, in graph order."""
+
+
+DEVICES = {
+    "mock": ("pipeline.devices.mock.device", "MockDevice"),
+    "ascend": ("pipeline.devices.ascend", "AscendDevice"),
+}
+
+
+def create_device(kind: str, **kwargs) -> BaseDevice:
+    if kind not in DEVICES:
+        raise DeviceError(f"device {kind!r} is not in the device registry (valid: {', '.join(DEVICES)})")
+    module_name, class_name = DEVICES[kind]
+    return getattr(importlib.import_module(module_name), class_name)(**kwargs)

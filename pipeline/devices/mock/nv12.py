@@ -1,0 +1,81 @@
+"""NV12 buffers as DVPP produces them: width aligned up to 16, height up to 2, the valid picture top-left.
+
+Layout of a buffer of `aligned_w x aligned_h`: the Y plane (aligned_h rows of aligned_w bytes), then the
+interleaved UV plane (aligned_h / 2 rows of aligned_w bytes, U first). Shape (aligned_h * 3 / 2, aligned_w).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from models.letterbox import LetterboxGeometry
+
+WIDTH_ALIGN = 16
+HEIGHT_ALIGN = 2
+
+
+def align(value: int, to: int) -> int:
+    return (value + to - 1) // to * to
+
+
+def empty_nv12(width: int, height: int, y: int = 0, uv: int = 128) -> np.ndarray:
+    aligned_w, aligned_h = align(width, WIDTH_ALIGN), align(height, HEIGHT_ALIGN)
+    buffer = np.empty((aligned_h * 3 // 2, aligned_w), dtype=np.uint8)
+    buffer[:aligned_h] = y
+    buffer[aligned_h:] = uv
+    return buffer
+
+
+def planes(buffer: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the valid Y (h, w) and UV (h/2, w/2, 2) pictures of an aligned buffer."""
+    aligned_h = buffer.shape[0] * 2 // 3
+    y = buffer[:height, :width]
+    uv = buffer[aligned_h:aligned_h + height // 2, :width].reshape(height // 2, width // 2, 2)
+    return y, uv
+
+
+def pack_nv12(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Valid planes (Y (h, w), UV (h/2, w/2, 2)) into a new aligned buffer."""
+    height, width = y.shape
+    buffer = empty_nv12(width, height)
+    dst_y, dst_uv = planes(buffer, width, height)
+    dst_y[...] = y
+    dst_uv[...] = uv
+    return buffer
+
+
+def frame_to_nv12(frame) -> tuple[np.ndarray, int, int]:
+    """A decoded PyAV VideoFrame -> (aligned NV12 buffer, width, height). The decoder's own pixel format is
+    converted by FFmpeg's swscale (a copy for yuv420p, no colour conversion)."""
+    width, height = frame.width // 2 * 2, frame.height // 2 * 2
+    packed = frame.reformat(format="nv12").to_ndarray()  # (h * 3 / 2, w), unaligned
+    y = packed[:height, :width]
+    uv = packed[frame.height:frame.height + height // 2, :width].reshape(height // 2, width // 2, 2)
+    return pack_nv12(y, uv), width, height
+
+
+def letterbox_nv12(buffer: np.ndarray, width: int, height: int, geometry: LetterboxGeometry,
+                   pad_y: int, pad_uv: int = 128) -> np.ndarray:
+    """VPC resize with Resizer_KeepAspectRatio_Fit: luma and chroma scaled separately (bilinear), placed at
+    the geometry's offset, the rest filled with the pad colour. Returns an aligned buffer of the model size."""
+    y, uv = planes(buffer, width, height)
+    out = empty_nv12(geometry.model_width, geometry.model_height, pad_y, pad_uv)
+    out_y, out_uv = planes(out, geometry.model_width, geometry.model_height)
+    rw, rh = geometry.resized_width, geometry.resized_height
+    out_y[geometry.pad_y:geometry.pad_y + rh, geometry.pad_x:geometry.pad_x + rw] = cv2.resize(
+        y, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    out_uv[geometry.pad_y // 2:(geometry.pad_y + rh) // 2, geometry.pad_x // 2:(geometry.pad_x + rw) // 2] = \
+        cv2.resize(uv, (rw // 2, rh // 2), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:
+    """RGB (h, w, 3) uint8 -> aligned NV12 via OpenCV's BT.601 limited-range conversion (what an H.264
+    encoder fed from RGB typically produces). For tests and the offline reference path."""
+    height, width = rgb.shape[:2]
+    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+    y = i420[:height]
+    u = i420[height:height + height // 4].reshape(height // 2, width // 2)
+    v = i420[height + height // 4:].reshape(height // 2, width // 2)
+    return pack_nv12(y, np.stack([u, v], axis=-1))

@@ -1,0 +1,157 @@
+"""mxpi_rtspsrc / filesrc + mxpi_videodecoder + mxpi_skipframe of one camera, on one thread.
+
+RTSP is read over TCP with PyAV. The guard behaves like the SDK's: no data for `no_frame_timeout_s` (20 s by
+default) or an end of stream on a live camera means reconnect, with exponential backoff and jitter. A file
+source (or a camera in file mode) ends at its end of stream. Undecodable packets (a corrupted H.264 stream)
+are counted and skipped; the decoder resynchronises at the next key frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import time
+
+import numpy as np
+
+from pipeline.config import ConfigError, expand_placeholders, redact_url
+from pipeline.devices.mock.nv12 import frame_to_nv12
+from pipeline.devices.mock.queues import FrameQueue
+from pipeline.types import CameraStats, FrameInfo
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    camera_id: str
+    channel_id: int
+    url: str  # may hold ${VAR} placeholders
+    is_rtsp: bool
+    live: bool
+    frame_skip: int = 0
+    max_frames: int | None = None
+    loop: bool = False
+    no_frame_timeout_s: float = 20.0
+    open_timeout_s: float = 10.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 20.0
+
+
+@dataclasses.dataclass
+class DecodedFrame:
+    info: FrameInfo
+    nv12: np.ndarray
+
+
+class CameraSource(threading.Thread):
+    def __init__(self, spec: SourceSpec, queue: FrameQueue, stats: CameraStats, stop: threading.Event):
+        super().__init__(name=f"source-{spec.camera_id}", daemon=True)
+        self.spec = spec
+        self.queue = queue
+        self.stats = stats
+        self.stop_event = stop
+        self.frame_id = 0
+        self.safe_url = redact_url(spec.url)
+
+    # The thread body: connect, decode until the stream ends, reconnect (live) or finish (file).
+    def run(self) -> None:
+        backoff = self.spec.backoff_initial_s
+        last_logged = 0.0
+        while not self.stop_event.is_set():
+            try:
+                got_frames = self._read_stream()
+            except ConfigError as exc:  # a missing ${VAR}: retrying cannot help
+                self._fail(str(exc))
+                return
+            except Exception as exc:  # PyAV/FFmpeg errors: connection refused, timeout, bad data
+                got_frames = False
+                self.stats.errors += 1
+                self.stats.last_error = redact_url(f"{type(exc).__name__}: {exc}")
+                now = time.monotonic()
+                if now - last_logged > 30 or self.stats.reconnects == 0:  # rate-limited
+                    logger.warning("camera %s: %s: %s", self.spec.camera_id, self.safe_url, self.stats.last_error)
+                    last_logged = now
+                if not self.spec.live:
+                    self._fail(self.stats.last_error)
+                    return
+            if self._done():
+                break
+            if not self.spec.live:
+                if self.spec.loop and got_frames:
+                    continue  # a looping file restarts at once
+                break
+            if got_frames:
+                backoff = self.spec.backoff_initial_s
+            self.stats.state = "reconnecting"
+            self.stats.reconnects += 1
+            delay = backoff * random.uniform(0.8, 1.2)
+            logger.info("camera %s: stream ended, reconnecting in %.1f s", self.spec.camera_id, delay)
+            self.stop_event.wait(delay)
+            backoff = min(backoff * 2, self.spec.backoff_max_s)
+        if self.stats.state != "failed":
+            self.stats.state = "finished"
+        logger.info("camera %s: source finished after %d frames", self.spec.camera_id, self.frame_id)
+
+    def _fail(self, message: str) -> None:
+        self.stats.state = "failed"
+        self.stats.last_error = message
+        logger.error("camera %s: %s", self.spec.camera_id, message)
+
+    def _done(self) -> bool:
+        return self.stop_event.is_set() or (self.spec.max_frames is not None and self.frame_id >= self.spec.max_frames)
+
+    def _open(self):
+        import av
+
+        url = expand_placeholders(self.spec.url, f"camera {self.spec.camera_id}: url")
+        if self.spec.is_rtsp:
+            return av.open(url, options={"rtsp_transport": "tcp"},
+                           timeout=(self.spec.open_timeout_s, self.spec.no_frame_timeout_s))
+        return av.open(url)
+
+    def _read_stream(self) -> bool:
+        import av
+
+        container = self._open()
+        got_frames = False
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            self.stats.state = "running"
+            for packet in container.demux(stream):
+                if self._done():
+                    break
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as exc:  # corrupted data: count, skip, keep going
+                    self.stats.errors += 1
+                    self.stats.last_error = f"decode: {exc}"
+                    continue
+                for frame in frames:
+                    got_frames = True
+                    self._emit(frame)
+                    if self._done():
+                        break
+        finally:
+            container.close()
+        return got_frames
+
+    def _emit(self, frame) -> None:
+        frame_id = self.frame_id
+        self.frame_id += 1
+        self.stats.frames_in += 1
+        if self.spec.frame_skip and frame_id % (self.spec.frame_skip + 1):
+            self.stats.skipped += 1
+            return
+        nv12, width, height = frame_to_nv12(frame)
+        info = FrameInfo(self.spec.camera_id, self.spec.channel_id, frame_id,
+                         float(frame.time) if frame.time is not None else None, time.time(), time.monotonic(),
+                         width, height)
+        if self.queue.put(DecodedFrame(info, nv12), self.stop_event):
+            self.stats.dropped += 1
+            if self.stats.dropped in (1, 10, 100) or self.stats.dropped % 1000 == 0:
+                logger.warning("camera %s: model falls behind, %d oldest frames dropped so far",
+                               self.spec.camera_id, self.stats.dropped)

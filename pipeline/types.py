@@ -1,0 +1,76 @@
+"""Typed results that cross the device boundary and the host side. Pixel spaces are in the field names."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from models.letterbox import LetterboxGeometry
+
+__all__ = ["FrameInfo", "LetterboxGeometry", "FrameResult", "Detections", "CameraStats"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameInfo:
+    """Where a frame came from. `frame_id` counts decoded frames of the camera from 0 (before frame skip), so
+    skipped and dropped frames leave gaps; `pts_s` is the stream timestamp in seconds (None if unknown)."""
+
+    camera_id: str
+    channel_id: int
+    frame_id: int
+    pts_s: float | None
+    wall_time: float  # time.time() when the frame was decoded
+    monotonic_time: float  # time.monotonic() at the same moment, for latency
+    width: int  # valid picture in camera pixels
+    height: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameResult:
+    """One frame's inference output as the device hands it to the host: the model's output tensors for this
+    frame alone (batch dimension removed), in the manifest's output order."""
+
+    info: FrameInfo
+    geometry: LetterboxGeometry
+    tensors: tuple[np.ndarray, ...]
+    batch_size: int  # frames in the batch this frame was inferred in
+    gear: int  # the dynamic-batch gear that ran
+
+
+@dataclasses.dataclass(frozen=True)
+class Detections:
+    """Detections of one frame, boxes in camera pixels (x1, y1, x2, y2)."""
+
+    boxes_xyxy_camera: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.scores)
+        if self.boxes_xyxy_camera.shape != (n, 4) or self.class_ids.shape != (n,):
+            raise ValueError(f"Detections: boxes {self.boxes_xyxy_camera.shape}, scores ({n},), class_ids "
+                             f"{self.class_ids.shape} disagree")
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_json(self, class_names: tuple[str, ...]) -> list[dict]:
+        return [{"class": class_names[int(c)], "score": round(float(s), 5),
+                 "box": [round(float(v), 2) for v in b]}
+                for b, s, c in zip(self.boxes_xyxy_camera, self.scores, self.class_ids)]
+
+
+@dataclasses.dataclass
+class CameraStats:
+    """Counters of one camera, owned by its source; read by summaries and metrics."""
+
+    camera_id: str
+    frames_in: int = 0  # decoded
+    skipped: int = 0  # by frame skip
+    dropped: int = 0  # live overflow: oldest frames dropped
+    processed: int = 0  # inferred and handed to the host
+    reconnects: int = 0
+    errors: int = 0
+    state: str = "starting"  # starting, running, reconnecting, finished, failed
+    last_error: str = ""

@@ -1,0 +1,53 @@
+"""A real RTSP server for tests: GStreamer's gst-rtsp-server, serving H.264 on 127.0.0.1.
+
+Run by Debian's /usr/bin/python3 (the GObject bindings are Debian packages, not importable from a venv):
+
+    /usr/bin/python3 rtsp_server.py PORT NAME=file:/path/clip.mp4 NAME=live:640x360@30 ...
+
+file: the clip's own H.264, unchanged (qtdemux ! h264parse ! rtph264pay); each client gets its own pipeline
+from the start of the file, and an end of stream when it ends. live: a moving test pattern encoded live with
+x264 at the given size and rate. Prints "ready" once listening.
+"""
+
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def launch_line(spec: str) -> str:
+    kind, _, value = spec.partition(":")
+    if kind == "file":
+        return f"( filesrc location={value} ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
+    if kind == "live":
+        size, _, fps = value.partition("@")
+        width, height = size.split("x")
+        return (f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
+                f"framerate={fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
+                f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )")
+    raise SystemExit(f"unknown source {spec!r}")
+
+
+def main() -> None:
+    Gst.init(None)
+    port, mounts = sys.argv[1], sys.argv[2:]
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    for mount in mounts:
+        name, _, spec = mount.partition("=")
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(launch_line(spec))
+        factory.set_shared(False)
+        server.get_mount_points().add_factory(f"/{name}", factory)
+    if server.attach(None) == 0:
+        raise SystemExit(f"cannot listen on 127.0.0.1:{port}")
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
