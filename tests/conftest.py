@@ -36,3 +36,15 @@ def weights_factory(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(weights_factory, tmp_path_factory) -> pathlib.Path:
+    """YOLOv4-tiny at 320x320 for ['insulator', 'defect'] with deterministic random weights, exported to ONNX
+    (dynamic batch, gears 1,2,4,8): the model the daemon tests run."""
+    from deploy.export import export_model
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    export_model("yolov4-tiny", weights_factory("yolov4-tiny", 2, seed=4), ["insulator", "defect"], "onnx", out,
+                 size=(320, 320))
+    return out

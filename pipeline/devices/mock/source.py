@@ -129,6 +129,9 @@ class CameraSource(threading.Thread):
                 except av.error.FFmpegError as exc:  # corrupted data: count, skip, keep going
                     self.stats.errors += 1
                     self.stats.last_error = f"decode: {exc}"
+                    if self.stats.errors in (1, 10, 100) or self.stats.errors % 1000 == 0:
+                        logger.warning("camera %s: undecodable H.264 data (%d packets so far, skipped): %s",
+                                       self.spec.camera_id, self.stats.errors, exc)
                     continue
                 for frame in frames:
                     got_frames = True
