@@ -1,8 +1,8 @@
 """CPU inference runtimes for an exported model, selected by a `type` key.
 
 Measured on this project's 2-core machine (docs/models.md, `inspector model bench`): ONNX Runtime runs the
-exported YOLOv4 / YOLOv4-tiny graphs several times faster than MindSpore loading the MINDIR, so it is the
-default; MindSpore stays selectable (`runtime: mindspore`) for models that exist only as MINDIR.
+exported YOLOv4-tiny 1.24-1.44x faster than MindSpore loading the MINDIR, so it is the default; on full YOLOv4
+MindSpore is 8-14% faster, and is chosen by exporting `--format mindir` (the runtime follows the file).
 """
 
 from __future__ import annotations

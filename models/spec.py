@@ -156,6 +156,8 @@ class ModelSpec:
     def load(cls, path: str | pathlib.Path) -> "ModelSpec":
         """From a manifest.json or a model directory holding one."""
         path = pathlib.Path(path)
+        if not path.exists():
+            raise SpecError(f"{path}: no such model directory or manifest (an `inspector export` output)")
         if path.is_dir():
             path = path / MANIFEST_NAME
         try:

@@ -18,6 +18,7 @@ import logging
 import pathlib
 import queue
 import threading
+import time
 
 from models.aipp import AippConfig
 from models.errors import ModelError
@@ -32,6 +33,7 @@ from pipeline.types import CameraStats, FrameResult
 logger = logging.getLogger(__name__)
 
 RESULT_QUEUE = 64
+DESTROY_TIMEOUT_S = 30.0
 
 
 def resolve_model(model_path: str) -> tuple[ModelSpec, pathlib.Path]:
@@ -168,13 +170,15 @@ class MockDevice(BaseDevice):
             self.ready.notify_all()
 
     def destroy(self) -> None:
+        """Stop everything. The daemon has drained results before; whatever is still queued is discarded."""
         self.stop_sources()
-        for source in self.sources:
-            source.join(timeout=5)
+        deadline = time.monotonic() + DESTROY_TIMEOUT_S
+        for source in self.sources:  # a source may sit in a connect or read timeout
+            source.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.engine is not None:
-            # Unblock the collector if nobody reads results any more.
-            while not self.engine.finished.is_set():
-                try:
+            self.engine.stop.set()
+            while not self.engine.finished.is_set() and time.monotonic() < deadline:
+                try:  # the collector may be blocked on a full result queue nobody reads
                     self.results.get(timeout=0.1)
                 except queue.Empty:
                     pass

@@ -72,13 +72,17 @@ class InferenceEngine:
         self.finished = threading.Event()
         self.batches: list[tuple[int, int]] = []  # (frames, gear) of every batch, for tests and metrics
         self._next_queue = 0
+        self.error: Exception | None = None
         threads = settings.threads or max(1, (os.cpu_count() or 1) // settings.in_flight)
-        self._local = threading.local()
-        self._session_args = (settings.model_file, settings.runtime, threads)
+        # One runtime session per batch in flight, opened here so a bad model fails at start, not in a worker;
+        # a worker borrows one for each batch.
+        from models.runtime import open_session
+
+        self._sessions: "queue.Queue" = queue.Queue()
+        for _ in range(settings.in_flight):
+            self._sessions.put(open_session(settings.model_file, settings.runtime, threads))
         self._pool = concurrent.futures.ThreadPoolExecutor(settings.in_flight, thread_name_prefix="infer")
         self._pending: "queue.Queue" = queue.Queue(maxsize=settings.in_flight)
-        # Open one session up front so a bad model fails at start, not in a worker.
-        self._session()
         pad_rgb = spec.letterbox.pad_value
         self._pad_y = int(round(aipp.input_bias[0] + pad_rgb * 256.0 / aipp.matrix[0][0]))
         self._batcher = threading.Thread(target=self._batch_loop, name="batcher", daemon=True)
@@ -87,14 +91,6 @@ class InferenceEngine:
     def start(self) -> None:
         self._batcher.start()
         self._collector.start()
-
-    def _session(self):
-        session = getattr(self._local, "session", None)
-        if session is None:
-            from models.runtime import open_session
-
-            session = self._local.session = open_session(*self._session_args)
-        return session
 
     # --- batching -------------------------------------------------------------------------------------------
     def _available(self) -> int:
@@ -156,7 +152,11 @@ class InferenceEngine:
             resized = letterbox_nv12(frame.nv12, info.width, info.height, geometry, self._pad_y)
             batch[i] = self.aipp.apply_nv12(resized, h, w)
             geometries.append(geometry)
-        outputs = self._session().run(batch)
+        session = self._sessions.get()
+        try:
+            outputs = session.run(batch)
+        finally:
+            self._sessions.put(session)
         return geometries, outputs
 
     def _collect_loop(self) -> None:
@@ -181,8 +181,6 @@ class InferenceEngine:
                     self.out.put(result)
         finally:
             self.finished.set()
-
-    error: Exception | None = None
 
     def shutdown(self) -> None:
         self.stop.set()
