@@ -23,6 +23,21 @@ def register(commands) -> None:
     export.add_argument("--name-map", help="name map for a checkpoint under another naming scheme")
     export.set_defaults(handler=_export)
 
+    convert = commands.add_parser("convert", help="prepare (and run, where atc exists) the OM conversion")
+    convert.add_argument("--model", required=True, help="an `inspector export --format onnx` directory")
+    convert.add_argument("--out", required=True, help="output model directory (OM, AIPP, atc.sh, manifest)")
+    convert.add_argument("--soc-version", default="Ascend310", help="atc --soc_version (default Ascend310)")
+    convert.add_argument("--output-type", default="FP32", choices=("FP16", "FP32"),
+                         help="atc --output_type of the network outputs (default FP32: pixel boxes keep "
+                              "sub-pixel precision; the AI core still computes in FP16)")
+    convert.add_argument("--gears", type=parse_int_list, help="dynamic-batch gears (default: the manifest's)")
+    convert.add_argument("--yuv-matrix", default="bt601-limited",
+                         choices=("bt601-limited", "bt709-limited", "bt601-full"),
+                         help="camera YUV matrix and range for the AIPP colour conversion (models/aipp.py)")
+    convert.add_argument("--require-atc", action="store_true",
+                         help="exit non-zero when atc is not available instead of only writing the files")
+    convert.set_defaults(handler=_convert)
+
 
 def _export(args) -> int:
     from deploy.export import export_model
@@ -31,5 +46,14 @@ def _export(args) -> int:
     result = export_model(args.cfg, args.weights, read_class_names(args.classes), args.format, args.out,
                           size=args.size, raw=args.raw, batch=args.batch, batch_gears=args.gears,
                           name_map=args.name_map)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def _convert(args) -> int:
+    from deploy.convert import convert
+
+    result = convert(args.model, args.out, soc_version=args.soc_version, output_type=args.output_type,
+                     gears=args.gears, yuv_matrix=args.yuv_matrix, require_atc=args.require_atc)
     print(json.dumps(result.to_dict(), indent=2))
     return 0

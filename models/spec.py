@@ -81,6 +81,10 @@ class ModelSpec:
     model_file: str | None = None
     model_format: str | None = None
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Filled in by `inspector convert` for an OM: the AIPP baked into it (its input is then NV12 of the model
+    # size) and the exported CPU model kept beside it, which the mock device runs from the same directory.
+    aipp: dict[str, Any] | None = None
+    cpu_model_file: str | None = None
 
     def __post_init__(self):
         if not self.class_names:

@@ -37,16 +37,18 @@ DESTROY_TIMEOUT_S = 30.0
 
 
 def resolve_model(model_path: str) -> tuple[ModelSpec, pathlib.Path]:
-    """modelPath names the OM; the mock runs the exported model named by the manifest beside it."""
+    """modelPath names the OM; the mock runs the exported CPU model named by the manifest beside it (an export
+    directory's model, or a converted directory's `cpu_model_file`)."""
     directory = pathlib.Path(model_path).parent
     try:
         spec = ModelSpec.load(directory)
     except ModelError as exc:
         raise DeviceError(f"modelPath {model_path}: {exc}") from exc
-    if not spec.model_file or not spec.outputs.get("decoded"):
-        raise DeviceError(f"modelPath {model_path}: the manifest names no decoded model file "
-                          "(export without --raw)")
-    model_file = directory / spec.model_file
+    name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
+    if not name or not spec.outputs.get("decoded"):
+        raise DeviceError(f"modelPath {model_path}: the manifest names no decoded CPU model file "
+                          "(export without --raw; a converted directory keeps the ONNX as cpu_model_file)")
+    model_file = directory / name
     if not model_file.is_file():
         raise DeviceError(f"modelPath {model_path}: {model_file} (from manifest.json) does not exist")
     return spec, model_file
