@@ -27,6 +27,12 @@ def register(commands) -> None:
     validate.add_argument("--mock", action="store_true", help="also refuse plugins the mock device cannot run")
     validate.set_defaults(handler=_validate)
 
+    doctor = commands.add_parser("doctor", help="what this machine has and which device the daemon would use")
+    doctor.add_argument("--require", choices=("ascend", "mock"),
+                        help="exit 1 unless this device can run here (install checks)")
+    doctor.add_argument("--ascend-home", default="/usr/local/Ascend", help="where CANN is installed")
+    doctor.set_defaults(handler=_doctor)
+
     render = commands.add_parser("render", help="render the MindX pipeline.json for a config")
     render.add_argument("--config", required=True)
     render.add_argument("--out", help="write here instead of standard output")
@@ -120,4 +126,18 @@ def _render(args) -> int:
         pathlib.Path(args.out).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _doctor(args) -> int:
+    from pipeline.doctor import report
+
+    result = report(args.ascend_home)
+    print(json.dumps(result, indent=2))
+    if args.require == "ascend" and result["daemon_device"] != "ascend":
+        print(f"inspector doctor: the Ascend device cannot run here: {result['why']}", file=sys.stderr)
+        return 1
+    if args.require == "mock" and not result["cpu_runtimes"]:
+        print("inspector doctor: no CPU runtime (onnxruntime or mindspore) is installed", file=sys.stderr)
+        return 1
     return 0

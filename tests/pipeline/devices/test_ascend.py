@@ -1,0 +1,167 @@
+"""The Ascend device's glue against a double of the MindX SDK API (fake_mindx.py): result parsing, error
+mapping, and the refusals before start (OM ownership and mode, device id, manifest vs graph)."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from deploy.convert import convert
+from models.spec import ModelSpec
+from pipeline.config import parse_config
+from pipeline.daemon import Daemon, device_settings
+from pipeline.devices.ascend import AscendDevice
+from pipeline.devices.base import DeviceError
+from pipeline.graph import render_graph
+from tests.pipeline.devices import fake_mindx
+
+
+@pytest.fixture()
+def om_dir(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    out = tmp_path / "om"
+    convert(tiny_model_dir, out)
+    (out / "model.om").write_bytes(b"stand-in OM")
+    os.chmod(out / "model.om", 0o640)
+    return out
+
+
+@pytest.fixture()
+def dev_root(tmp_path):
+    root = tmp_path / "dev"
+    root.mkdir()
+    (root / "davinci0").touch()
+    return root
+
+
+def wait_for(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def setup(om_dir, tmp_path, cameras=2, **batching):
+    config = parse_config({"cameras": [{"id": f"cam{i}", "url": f"rtsp://user:${{CAM_PW}}@10.0.0.{i}/s"}
+                                       for i in range(cameras)],
+                           "model": str(om_dir), "device": "ascend", "output": {"directory": str(tmp_path / "out")},
+                           "batching": {"max_batch": 4, **batching}})
+    return config, render_graph(config, ModelSpec.load(om_dir))
+
+
+def test_frames_flow_through_the_same_host_side(om_dir, dev_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM_PW", "s3cret")
+    config, graph = setup(om_dir, tmp_path)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    daemon = Daemon(config, device=device)
+    spec = ModelSpec.load(om_dir)
+    k = spec.num_candidates
+    boxes = np.zeros((k, 4), np.float32)
+    boxes[0] = [10, 20, 110, 220]  # model pixels
+    scores = np.zeros((k, 2), np.float32)
+    scores[0, 1] = 0.9
+    stop = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            daemon.run(stop)
+        except Exception as exc:  # surfaced below instead of hanging the test
+            errors.append(exc)
+
+    fake_mindx.StreamManagerApi.instances.clear()
+    runner = threading.Thread(target=run)
+    runner.start()
+    wait_for(lambda: errors or (fake_mindx.StreamManagerApi.instances
+                                and fake_mindx.StreamManagerApi.instances[-1].graph is not None))
+    assert not errors, errors
+    api = fake_mindx.StreamManagerApi.instances[-1]
+    api.script.put(fake_mindx.frame_outputs(1, 7, 640, 480, [boxes, scores], decoders=2))
+    api.script.put(fake_mindx.frame_outputs(0, 3, 1920, 1080, [boxes.astype(np.float16), scores.astype(np.float16)],
+                                            dtype_code=1, decoders=2))
+    out = tmp_path / "out" / "detections.jsonl"
+    wait_for(lambda: errors or (out.exists() and len(out.read_text().splitlines()) >= 2))
+    stop.set()
+    runner.join(timeout=30)
+    assert not errors, errors
+    assert api.calls == ["InitManager", "CreateMultipleStreams", "DestroyAllStreams"]
+    # The SDK got the real URL; the rendered graph written beside the output keeps the placeholder.
+    assert api.graph["inspector"]["mxpi_rtspsrc0"]["props"]["rtspUrl"] == "rtsp://user:s3cret@10.0.0.0/s"
+    assert "s3cret" not in (tmp_path / "out" / "pipeline.json").read_text()
+    import json
+
+    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [(l["camera"], l["frame"]) for l in lines] == [("cam1", 7), ("cam0", 3)]
+    # 640x480 into 320x320: scale 0.5 -> camera box = model box * 2.
+    assert lines[0]["detections"] == [{"class": "defect", "score": 0.9, "box": [20.0, 40.0, 220.0, 440.0]}]
+    assert lines[1]["detections"][0]["box"] == pytest.approx([60.0, 120.0, 660.0, 1080.0], abs=0.5)
+
+
+@pytest.mark.parametrize("api, code", [("InitManager", 2001), ("CreateMultipleStreams", 1003)])
+def test_return_codes_become_errors_with_api_and_code(om_dir, dev_root, tmp_path, monkeypatch, api, code):
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path)
+    device = AscendDevice(sdk=fake_mindx.make_sdk({api: code}), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match=f"{api} returned {code}") as info:
+        device.create_streams(graph, device_settings(config))
+    assert info.value.api == api and info.value.code == code
+
+
+def test_error_code_on_the_tensors_is_a_device_error(om_dir, dev_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    device.create_streams(graph, device_settings(config))
+    with pytest.raises(DeviceError, match="GetProtobuf returned 3002: no mxpi_tensorinfer0"):
+        device.parse_outputs([fake_mindx.protobuf_out("MxpiTensorPackageList", None, 3002)] +
+                             fake_mindx.frame_outputs(0, 1, 64, 64, [], decoders=2)[1:])
+    device.destroy()
+
+
+def test_om_with_loose_mode_is_refused(om_dir, dev_root, tmp_path):
+    config, graph = setup(om_dir, tmp_path)
+    os.chmod(om_dir / "model.om", 0o644)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    fake_mindx.StreamManagerApi.instances.clear()
+    with pytest.raises(DeviceError, match="mode 644 is looser than 640.*chmod 640"):
+        device.create_streams(graph, device_settings(config))
+    assert fake_mindx.StreamManagerApi.instances == []  # refused before the SDK was touched
+
+
+def test_om_of_another_owner_is_refused(om_dir, dev_root, tmp_path, monkeypatch):
+    config, graph = setup(om_dir, tmp_path)
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="owned by uid .* the daemon runs as uid 4242"):
+        device.create_streams(graph, device_settings(config))
+
+
+def test_missing_device_id_is_refused(om_dir, dev_root, tmp_path):
+    config, graph = setup(om_dir, tmp_path)
+    graph["inspector"]["stream_config"]["deviceId"] = "3"
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="deviceId 3: no .*davinci3 \\(NPUs visible: davinci0\\)"):
+        device.create_streams(graph, device_settings(config))
+
+
+def test_manifest_that_disagrees_with_the_graph_is_refused(om_dir, dev_root, tmp_path):
+    config, graph = setup(om_dir, tmp_path)
+    graph["inspector"]["mxpi_imageresize0"]["props"]["resizeWidth"] = "416"
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="(?s)disagrees with the OM's manifest:.*resize 320x416 differs"):
+        device.create_streams(graph, device_settings(config))
+
+
+def test_an_export_directory_is_not_an_om(tiny_model_dir, dev_root, tmp_path):
+    om = tmp_path / "m"
+    om.mkdir()
+    for name in ("manifest.json", "model.onnx"):
+        (om / name).write_bytes((tiny_model_dir / name).read_bytes())
+    (om / "model.om").write_bytes(b"x")
+    os.chmod(om / "model.om", 0o600)
+    config, graph = setup(om, tmp_path)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="describes 'model.onnx' \\(onnx\\), not this OM"):
+        device.create_streams(graph, device_settings(config))
