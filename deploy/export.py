@@ -122,8 +122,9 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
 
     session = open_session(model_path)
     got = session.run(sample)
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
-    if not diff <= 1e-3:
+    diff = max(max_difference(a, b) for a, b in zip(expected, got))
+    # Measured: 0.004 px on boxes, 1e-7 on scores; a mis-converted operator is off by far more.
+    if not diff <= 2e-2:
         raise ExportError(f"{model_path}: exported model differs from the network by {diff}")
 
     gears = batch_gears or ((batch,) if batch else None)
@@ -137,6 +138,16 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
     (out / "labels.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
     (out / "model.sha256").write_text(f"{_sha256(model_path)}  {model_path.name}\n", encoding="utf-8")
     return ExportResult(str(out), str(model_path), str(manifest), spec, diff)
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute difference between two outputs. Values beyond +-1e4 on both sides with the same sign
+    count as equal: an untrained box size exp(t) can reach 1e30 or overflow to inf, where float32 rounding
+    differs between runtimes, and no picture is 10000 pixels wide."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    far = (np.abs(a) > 1e4) & (np.abs(b) > 1e4) & (np.sign(a) == np.sign(b))
+    diff = np.abs(np.where(far, 0.0, a - b))
+    return float(np.nan_to_num(diff, nan=np.inf).max()) if diff.size else 0.0
 
 
 def _as_tuple(value):

@@ -23,6 +23,10 @@ from models.darknet_cfg import DarknetCfg, parse_cfg
 from models.errors import WeightsError
 
 _CANONICAL = re.compile(r"(?:^|.*?\.)(layers\.\d+\..+)$")
+# Optimiser state MindSpore saves beside the weights (Momentum: moments, Adam: moment1/2, RMSProp: mean_square,
+# moment, mean_grad, Adagrad: accum) and training scalars: never network weights.
+OPTIMIZER_STATE = re.compile(r"^(moments|moment1|moment2|moment|mean_square|mean_grad|accum|adam_[mv]|"
+                             r"learning_rate|global_step|momentum|beta1_power|beta2_power)(\.|$)")
 
 
 def canonical_name(name: str) -> str | None:
@@ -294,7 +298,7 @@ def read_checkpoint(path: str | pathlib.Path, name_map: NameMap | None = None) -
                 continue
         else:
             target = canonical_name(name)
-            if target is None or re.match(r"^(moments|accum|adam_[mv]|learning_rate|global_step|momentum)", name):
+            if target is None or OPTIMIZER_STATE.match(name):
                 skipped.append(name)
                 continue
         state[target] = param.asnumpy()

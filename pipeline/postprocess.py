@@ -47,7 +47,9 @@ def detect(boxes_model: np.ndarray, scores: np.ndarray, per_class_threshold: np.
            max_detections: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes in model pixels, scores, class ids) after threshold and class-wise NMS, best first.
     A candidate may yield several classes (multi-label, as Darknet does)."""
-    candidate, class_id = np.nonzero(scores >= per_class_threshold[None, :])
+    # A box whose size overflowed (an untrained or diverged model) cannot be placed: never a detection.
+    finite = (np.abs(boxes_model) < 1e5).all(axis=1)  # also false for inf and nan
+    candidate, class_id = np.nonzero((scores >= per_class_threshold[None, :]) & finite[:, None])
     kept_scores = scores[candidate, class_id]
     kept_boxes = boxes_model[candidate]
     keep = classwise_nms(kept_boxes, kept_scores, class_id, iou_threshold)[:max_detections]

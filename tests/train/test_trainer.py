@@ -1,0 +1,106 @@
+"""Train -> evaluate -> export on a tiny generated data set, resume, and each transfer strategy."""
+
+import json
+
+import numpy as np
+import pytest
+
+from models.spec import ModelSpec
+from models.weights import network_parameters
+from pipeline.cli import main
+from train import trainer as trainer_module
+from train.config import TrainConfig
+from train.testing import write_voc_dataset
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_voc_dataset(tmp_path_factory.mktemp("voc"), images=24)
+
+
+def config(data_dir, out, **overrides):
+    base = {"cfg": "yolov4-tiny-half", "input_size": 128, "data": {"path": str(data_dir), "classes": ["box", "disc"],
+            "val_fraction": 0.25}, "epochs": 6, "batch_size": 6, "eval_every": 3, "out": str(out),
+            "optim": {"lr": 0.01, "warmup_epochs": 1}, "augment": {"mosaic": 0.0}}
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            base[key] = {**base.get(key, {}), **value}
+        else:
+            base[key] = value
+    return TrainConfig.model_validate(base)
+
+
+def test_train_evaluate_export_loop(data_dir, tmp_path, capsys):
+    summary = trainer_module.train(config(data_dir, tmp_path / "run"), progress=False)
+    history = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
+    assert history[-1]["loss"] < 0.7 * history[0]["loss"]  # the loss falls
+    assert "mAP50" in history[2] and "mAP50" in history[5]
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 0
+    export = summary["exports"]["onnx"]
+    assert ModelSpec.load(export).class_names == ("box", "disc")
+    assert main(["eval", "--model", export, "--data", str(data_dir), "--plot", str(tmp_path / "pr.png")]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(metrics["per_class_AP50"]) == {"box", "disc"} and metrics["images"] == 24
+    assert 0.0 <= metrics["mAP50"] <= 1.0 and (tmp_path / "pr.png").is_file()
+
+
+def test_resume_continues_where_it_stopped(data_dir, tmp_path):
+    out = tmp_path / "run"
+    trainer_module.train(config(data_dir, out, epochs=2, eval_every=5, export_formats=[]), progress=False)
+    first = (out / "metrics.jsonl").read_text().splitlines()
+    trainer_module.train(config(data_dir, out, epochs=4, eval_every=5, export_formats=[]), resume=True, progress=False)
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert lines[:2] == first and [json.loads(l)["epoch"] for l in lines] == [1, 2, 3, 4]
+    # The learning-rate schedule continued (epoch 3's lr follows epoch 2's), not restarted from warm-up.
+    assert json.loads(lines[2])["lr"] != json.loads(lines[0])["lr"]
+
+
+def test_frozen_layers_do_not_change(data_dir, tmp_path, monkeypatch):
+    captured = {}
+    original = trainer_module.build_targets
+
+    def snapshot_network(cls_init):
+        def init(self, cfg):
+            cls_init(self, cfg)
+            captured["network"] = self
+        return init
+
+    monkeypatch.setattr(trainer_module.DarknetYolo, "__init__",
+                        snapshot_network(trainer_module.DarknetYolo.__init__))
+    before = {}
+
+    def build(*args, **kwargs):
+        if not before and "network" in captured:
+            before.update({n: p.asnumpy().copy() for n, p in network_parameters(captured["network"]).items()})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "build_targets", build)
+    trainer_module.train(config(data_dir, tmp_path / "run", epochs=2, eval_every=5, export_formats=[],
+                                transfer={"freeze_layers": 10}), progress=False)
+    after = {n: p.asnumpy() for n, p in network_parameters(captured["network"]).items()}
+    frozen = [n for n in after if int(n.split(".")[1]) < 10]
+    assert frozen and all(np.array_equal(before[n], after[n]) for n in frozen)  # BatchNorm statistics too
+    trained = [n for n in after if int(n.split(".")[1]) >= 10 and n.endswith("conv.weight")]
+    assert all(not np.array_equal(before[n], after[n]) for n in trained)
+
+
+def test_rifle_reinitialises_exactly_the_head_on_schedule(data_dir, tmp_path, monkeypatch):
+    calls = []
+    original = trainer_module.reinitialise_head
+
+    def record(network, seed):
+        before = {n: p.asnumpy().copy() for n, p in network_parameters(network).items()}
+        names = original(network, seed)
+        after = {n: p.asnumpy() for n, p in network_parameters(network).items()}
+        changed = sorted(n for n in after if not np.array_equal(before[n], after[n]))
+        calls.append((seed, changed))
+        return names
+
+    monkeypatch.setattr(trainer_module, "reinitialise_head", record)
+    trainer_module.train(config(data_dir, tmp_path / "run", epochs=6, eval_every=10, export_formats=[],
+                                transfer={"rifle_every": 2, "rifle_final_fraction": 0.3}), progress=False)
+    # Every 2 epochs, not in the final 30% (epochs 5-6): at the start of epochs 3 and 5? 6 * 0.7 = 4 -> only 2.
+    assert [seed for seed, _ in calls] == [2]
+    assert calls[0][1] == ["layers.29.conv.bias", "layers.29.conv.weight", "layers.36.conv.bias",
+                           "layers.36.conv.weight"]

@@ -1,0 +1,52 @@
+"""`inspector train | eval`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(commands) -> None:
+    train = commands.add_parser("train", help="fine-tune YOLOv4 / YOLOv4-tiny (config documented in train/config.py)")
+    train.add_argument("--config", required=True, help="training config (YAML)")
+    train.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
+    train.add_argument("--epochs", type=int, help="override the config's epochs")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics only)")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("eval", help="COCO mAP of an exported model on a labelled data set (JSON)")
+    evaluate.add_argument("--model", required=True, help="an `inspector export` directory")
+    evaluate.add_argument("--data", required=True, help="data set root")
+    evaluate.add_argument("--format", default="voc", choices=("voc",), help="annotation format")
+    evaluate.add_argument("--plot", help="write the precision-recall plot (PNG) here")
+    evaluate.set_defaults(handler=_eval)
+
+
+def _train(args) -> int:
+    from train.config import load_train_config
+    from train.trainer import train
+
+    overrides = {"epochs": args.epochs} if args.epochs else None
+    summary = train(load_train_config(args.config, overrides), resume=args.resume, progress=not args.no_progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _eval(args) -> int:
+    from models.runtime import open_session
+    from models.spec import ModelSpec
+    from train.datasets import load_voc
+    from train.evaluate import coco_evaluate, plot_pr, predict
+
+    spec = ModelSpec.load(args.model)
+    name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
+    session = open_session(f"{args.model}/{name}")
+    dataset = load_voc(args.data, spec.class_names)
+    for issue in dataset.issues:
+        print(f"data: {issue}", file=sys.stderr)
+    metrics = coco_evaluate(dataset, predict(lambda images: session.run(images), dataset, spec))
+    if args.plot:
+        plot_pr(metrics, args.plot)
+    metrics.pop("pr_curves", None)
+    print(json.dumps(metrics | {"images": len(dataset.samples)}, indent=2))
+    return 0

@@ -1,0 +1,118 @@
+"""The training config (YAML): typed, strict, every key documented here. Errors name the file and key."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.config import ConfigError, _format_errors
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Strict):
+    path: str = Field(description="Data set root (VOC: folders with images/ and labels/ or Annotations/).")
+    format: Literal["voc"] = Field("voc", description="Annotation format.")
+    classes: list[str] = Field(min_length=1, description="Class names, in the model's order.")
+    val_path: str | None = Field(None, description="Separate validation set; default: a split of `path`.")
+    val_fraction: float = Field(0.15, gt=0, lt=1, description="Held-out fraction when val_path is not given.")
+    split_seed: int = Field(0, description="Seed of the train/validation split (by image, per folder).")
+    label_fraction: dict[str, float] = Field(
+        default_factory=dict, description="Keep only this fraction of the training images that contain a class "
+                                          "(e.g. {defect: 0.25}); the held-out set is never reduced.")
+
+
+class AugmentSettings(Strict):
+    scale: float = Field(0.25, ge=0, lt=1, description="Random zoom range around 1.")
+    translate: float = Field(0.1, ge=0, lt=0.5, description="Random shift, fraction of the picture.")
+    hsv_h: float = Field(0.015, ge=0, le=0.5, description="Hue jitter.")
+    hsv_s: float = Field(0.5, ge=0, le=1, description="Saturation jitter.")
+    hsv_v: float = Field(0.3, ge=0, le=1, description="Value jitter.")
+    flip: float = Field(0.5, ge=0, le=1, description="Horizontal flip probability.")
+    mosaic: float = Field(0.0, ge=0, le=1, description="Probability of a 4-picture mosaic.")
+
+
+class OptimConfig(Strict):
+    optimizer: Literal["sgd", "nesterov", "adam", "adamw", "rmsprop"] = Field(
+        "nesterov", description="SGD with momentum (sgd), SGD with Nesterov momentum, Adam, AdamW or RMSProp.")
+    lr: float = Field(0.01, gt=0, description="Peak learning rate.")
+    momentum: float = Field(0.937, ge=0, lt=1, description="Momentum (SGD) or beta1 (Adam).")
+    weight_decay: float = Field(5e-4, ge=0, description="Weight decay, not applied to BatchNorm or biases.")
+    warmup_epochs: float = Field(3.0, ge=0, description="Linear warm-up from 0.")
+    schedule: Literal["cosine", "step"] = Field("cosine", description="Decay after warm-up.")
+    final_lr_fraction: float = Field(0.01, gt=0, le=1, description="Cosine: final lr as a fraction of lr.")
+    steps: list[int] = Field(default_factory=list, description="Step schedule: epochs where lr is multiplied by 0.1.")
+    backbone_lr_scale: float = Field(1.0, gt=0, le=1, description="Learning-rate factor for the layers before the "
+                                                                  "first head conv (transfer learning).")
+
+
+class LossConfig(Strict):
+    box: float = Field(0.05, ge=0, description="Weight of the CIoU box loss.")
+    obj: float = Field(1.0, ge=0, description="Weight of the objectness loss.")
+    cls: float = Field(0.5, ge=0, description="Weight of the class loss.")
+    ignore_iou: float = Field(0.7, gt=0, le=1, description="Negatives overlapping a ground truth above this IoU "
+                                                           "are not penalised for objectness.")
+    anchor_iou: float = Field(0.213, gt=0, lt=1, description="Shape IoU above which an anchor is assigned.")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Class label smoothing.")
+
+
+class TransferConfig(Strict):
+    weights: str | None = Field(None, description="Pretrained .weights (full or backbone-only) or .ckpt.")
+    name_map: str | None = Field(None, description="Name map for a checkpoint under another naming scheme.")
+    freeze_layers: int = Field(0, ge=0, description="Freeze cfg layers 0..N-1 (BatchNorm statistics too).")
+    unfreeze_epoch: int | None = Field(None, ge=1, description="Epoch at which frozen layers start training.")
+    rifle_every: int | None = Field(None, ge=1, description="RIFLE: re-initialise the class-dependent head every "
+                                                            "K epochs.")
+    rifle_final_fraction: float = Field(0.3, ge=0, lt=1, description="RIFLE stops in this final fraction of "
+                                                                     "the epochs.")
+
+
+class TrainConfig(Strict):
+    cfg: str = Field("yolov4-tiny", description="Darknet cfg file or bundled name.")
+    input_size: int = Field(416, ge=64, description="Square model input size (multiple of 32).")
+    data: DataConfig
+    epochs: int = Field(100, ge=1, description="Training epochs.")
+    batch_size: int = Field(8, ge=1, description="Images per step.")
+    seed: int = Field(0, description="Seed for initialisation, sampling and augmentation.")
+    augment: AugmentSettings = Field(default_factory=AugmentSettings)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    eval_every: int = Field(5, ge=1, description="Evaluate mAP on the held-out set every N epochs (and at the end).")
+    early_stop_patience: int | None = Field(None, ge=1, description="Stop after this many evaluations without a "
+                                                                    "better mAP@0.5.")
+    out: str = Field("runs/train", description="Output directory: checkpoints, metrics, plots, export.")
+    export_formats: list[Literal["onnx", "mindir"]] = Field(default_factory=lambda: ["onnx"],
+                                                            description="Exported at the end from the best model.")
+
+
+def load_train_config(path: str | pathlib.Path, overrides: dict | None = None) -> TrainConfig:
+    path = pathlib.Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if isinstance(data, dict) and overrides:
+        data = {**data, **overrides}
+    try:
+        config = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(str(path), exc)) from None
+    base = path.parent.resolve()
+
+    def resolve(p: str | None) -> str | None:
+        return p if p is None or pathlib.Path(p).is_absolute() else str((base / p).resolve())
+
+    return config.model_copy(update={
+        "data": config.data.model_copy(update={"path": resolve(config.data.path),
+                                               "val_path": resolve(config.data.val_path)}),
+        "transfer": config.transfer.model_copy(update={"weights": resolve(config.transfer.weights),
+                                                       "name_map": resolve(config.transfer.name_map)}),
+        "out": resolve(config.out)})

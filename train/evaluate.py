@@ -1,0 +1,113 @@
+"""COCO-style evaluation with pycocotools: mAP@0.5, mAP@0.5:0.95, per-class AP@0.5, precision-recall curves.
+
+Predictions go through the deployment path: letterbox (models/letterbox.py), the decoded network, the host's
+class-wise NMS (pipeline/postprocess.py) at a low score threshold, boxes mapped back to image pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import cv2
+import numpy as np
+
+from models.letterbox import letterbox_geometry, letterbox_image
+from models.spec import ModelSpec
+from pipeline.postprocess import detect
+from train.datasets import Dataset
+
+EVAL_SCORE = 0.001
+EVAL_NMS_IOU = 0.6
+
+
+def preprocess(image_bgr: np.ndarray, spec: ModelSpec):
+    geometry = letterbox_geometry(image_bgr.shape[1], image_bgr.shape[0], spec.input_width, spec.input_height,
+                                  spec.letterbox.placement)
+    picture = letterbox_image(image_bgr, geometry, spec.letterbox.pad_value)
+    if spec.normalisation.colour == "RGB":
+        picture = picture[:, :, ::-1]
+    tensor = (picture.astype(np.float32) - np.asarray(spec.normalisation.mean, np.float32)) / \
+        np.asarray(spec.normalisation.std, np.float32)
+    return np.ascontiguousarray(tensor.transpose(2, 0, 1)), geometry
+
+
+def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8) -> list[dict]:
+    """`run(images NCHW float32) -> (boxes, scores)`; COCO result dicts for every sample."""
+    thresholds = np.full(spec.num_classes, EVAL_SCORE, np.float32)
+    results = []
+    for start in range(0, len(dataset.samples), batch):
+        chunk = dataset.samples[start:start + batch]
+        tensors, geometries = zip(*(preprocess(cv2.imread(s.image), spec) for s in chunk))
+        boxes, scores = run(np.stack(tensors))
+        for offset, (sample, geometry) in enumerate(zip(chunk, geometries)):
+            kept, kept_scores, class_ids = detect(boxes[offset], scores[offset], thresholds, EVAL_NMS_IOU, 300)
+            camera = geometry.to_camera(kept, sample.width, sample.height)
+            for box, score, cls in zip(camera, kept_scores, class_ids):
+                if box[2] <= box[0] or box[3] <= box[1]:
+                    continue
+                results.append({"image_id": start + offset, "category_id": int(cls) + 1,
+                                "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+                                "score": float(score)})
+    return results
+
+
+def coco_ground_truth(dataset: Dataset) -> dict:
+    images, annotations = [], []
+    for image_id, sample in enumerate(dataset.samples):
+        images.append({"id": image_id, "width": sample.width, "height": sample.height, "file_name": sample.image})
+        for box, label in zip(sample.boxes, sample.labels):
+            w, h = float(box[2] - box[0]), float(box[3] - box[1])
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(label) + 1,
+                                "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0})
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(dataset.class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def coco_evaluate(dataset: Dataset, results: list[dict]) -> dict:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = coco_ground_truth(dataset)
+        gt.createIndex()
+        if not results:
+            return {"mAP50": 0.0, "mAP50_95": 0.0, "per_class_AP50": {n: 0.0 for n in dataset.class_names},
+                    "detections": 0, "pr_curves": {n: [] for n in dataset.class_names}}
+        dt = gt.loadRes(results)
+        evaluator = COCOeval(gt, dt, "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    precision = evaluator.eval["precision"]  # (iou thresholds, recall points, classes, areas, max dets)
+    per_class = {}
+    for k, name in enumerate(dataset.class_names):
+        p = precision[0, :, k, 0, -1]
+        per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
+    return {"mAP50": float(evaluator.stats[1]), "mAP50_95": float(evaluator.stats[0]),
+            "per_class_AP50": per_class, "detections": len(results),
+            "pr_curves": {name: precision[0, :, k, 0, -1].tolist() for k, name in enumerate(dataset.class_names)}}
+
+
+def plot_pr(metrics: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recall = np.linspace(0, 1, 101)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name, curve in metrics["pr_curves"].items():
+        curve = np.asarray(curve)
+        ax.plot(recall[curve > -1], curve[curve > -1],
+                label=f"{name} (AP50 {metrics['per_class_AP50'][name]:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(f"PR at IoU 0.5, mAP50 {metrics['mAP50']:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

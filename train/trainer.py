@@ -1,0 +1,382 @@
+"""The transfer-learning trainer: data, augmentation, loss, strategies, schedule, checkpoints, evaluation.
+
+Graph mode with `nn.TrainOneStepCell` (about 3x faster than PyNative here). Every epoch ends with `last.ckpt`
+(weights, optimiser state, epoch, best score): `inspector train --resume` continues from it. The best model by
+mAP@0.5 on the held-out set is `best.ckpt` (network weights only, canonical names) and is exported at the end.
+Each transfer-learning strategy is a config switch and is logged at start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pathlib
+import queue
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from models import msenv  # noqa: F401
+import mindspore as ms
+from mindspore import nn
+
+from models.darknet_cfg import parse_cfg
+from models.network import DarknetYolo, DecodedYolo
+from models.spec import ModelSpec
+from models.weights import load_weights, network_parameters, save_checkpoint
+from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, to_model_input
+from train.config import TrainConfig
+from train.datasets import Dataset, load_voc, split
+from train.evaluate import coco_evaluate, plot_pr, predict
+from train.loss import YoloLoss
+from train.targets import build_targets
+
+logger = logging.getLogger(__name__)
+
+
+# --- data -----------------------------------------------------------------------------------------------------
+class BatchLoader:
+    """Batches of (images, gt boxes, per-head targets), prepared on a background thread (bounded prefetch)."""
+
+    def __init__(self, dataset: Dataset, spec: ModelSpec, config: TrainConfig, augment: bool, seed: int):
+        self.dataset, self.spec, self.config, self.augment = dataset, spec, config, augment
+        self.rng = np.random.default_rng(seed)
+        a = config.augment
+        self.aug = AugmentConfig(a.scale, a.translate, a.hsv_h, a.hsv_s, a.hsv_v, a.flip, a.mosaic)
+        self.steps = len(dataset.samples) // config.batch_size  # static shapes: the last partial batch is dropped
+
+    def _load(self, index: int):
+        sample = self.dataset.samples[index]
+        image = cv2.imread(sample.image)
+        if image is None:
+            raise FileNotFoundError(f"{sample.image}: cannot read image")
+        return image, sample.boxes.copy(), sample.labels.copy()
+
+    def _example(self, index: int, rng):
+        if self.augment and rng.random() < self.aug.mosaic:
+            others = rng.integers(0, len(self.dataset.samples), 3)
+            size = (self.spec.input_height, self.spec.input_width)
+            image, boxes, labels = mosaic([self._load(index)] + [self._load(int(i)) for i in others], size, rng,
+                                          self.aug)
+        else:
+            image, boxes, labels = self._load(index)
+        if self.augment:
+            image, boxes, labels = random_affine(image, boxes, labels, rng, self.aug)
+            image = hsv_jitter(image, rng, self.aug)
+            if rng.random() < self.aug.flip:
+                image, boxes = flip_horizontal(image, boxes)
+        picture, boxes = to_model_input(image, boxes, self.spec.input_height, self.spec.input_width,
+                                        self.spec.letterbox.placement, self.spec.letterbox.pad_value)
+        rgb = picture[:, :, ::-1] if self.spec.normalisation.colour == "RGB" else picture
+        tensor = (rgb.astype(np.float32) - np.asarray(self.spec.normalisation.mean, np.float32)) / \
+            np.asarray(self.spec.normalisation.std, np.float32)
+        targets, gt = build_targets(boxes, labels, self.spec, self.config.loss.anchor_iou,
+                                    self.config.loss.label_smoothing)
+        return tensor.transpose(2, 0, 1), gt, targets
+
+    def epoch(self):
+        order = self.rng.permutation(len(self.dataset.samples)) if self.augment else \
+            np.arange(len(self.dataset.samples))
+        out: "queue.Queue" = queue.Queue(maxsize=4)
+        rng = np.random.default_rng(self.rng.integers(1 << 31))
+
+        def produce():
+            try:
+                for step in range(self.steps):
+                    items = [self._example(int(i), rng) for i in
+                             order[step * self.config.batch_size:(step + 1) * self.config.batch_size]]
+                    images = np.stack([i[0] for i in items]).astype(np.float32)
+                    gts = np.stack([i[1] for i in items])
+                    heads = [np.stack([i[2][h] for i in items]) for h in range(len(self.spec.heads))]
+                    out.put((images, gts, heads))
+            except Exception as exc:  # surfaced in the training loop
+                out.put(exc)
+            out.put(None)
+
+        threading.Thread(target=produce, daemon=True, name="loader").start()
+        while True:
+            item = out.get()
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+
+# --- schedule and optimiser ---------------------------------------------------------------------------------
+def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> np.ndarray:
+    o = config.optim
+    total = config.epochs * steps_per_epoch
+    warm = int(o.warmup_epochs * steps_per_epoch)
+    lrs = np.empty(total, np.float32)
+    for step in range(total):
+        epoch = step / steps_per_epoch
+        if step < warm:
+            lrs[step] = o.lr * (step + 1) / warm
+        elif o.schedule == "cosine":
+            progress = (step - warm) / max(total - warm, 1)
+            lrs[step] = o.lr * (o.final_lr_fraction + (1 - o.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+        else:
+            lrs[step] = o.lr * 0.1 ** sum(epoch >= s for s in o.steps)
+    return lrs
+
+
+def make_optimizer(network: DarknetYolo, config: TrainConfig, lrs: np.ndarray, start_step: int = 0):
+    """Parameter groups: weight decay on conv weights only (not BatchNorm, not biases); the backbone (layers
+    before the first head conv) at `backbone_lr_scale`."""
+    o = config.optim
+    first_head = min(network.cfg.class_dependent_convs)
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in network_parameters(network).items():
+        if not param.requires_grad:
+            continue
+        decay = name.endswith("conv.weight")
+        backbone = int(name.split(".")[1]) < min(first_head, _neck_start(network))
+        groups.setdefault((decay, backbone), []).append(param)
+    params = []
+    for (decay, backbone), members in groups.items():
+        scale = o.backbone_lr_scale if backbone else 1.0
+        params.append({"params": members, "weight_decay": o.weight_decay if decay else 0.0,
+                       "lr": ms.Tensor(lrs * scale)})
+    if o.optimizer in ("sgd", "nesterov"):
+        optimizer = nn.Momentum(params, learning_rate=0.0, momentum=o.momentum,
+                                use_nesterov=o.optimizer == "nesterov")
+    elif o.optimizer == "adam":
+        optimizer = nn.Adam(params, learning_rate=0.0, beta1=o.momentum)
+    elif o.optimizer == "adamw":
+        optimizer = nn.AdamWeightDecay(params, learning_rate=0.0, beta1=o.momentum)
+    else:
+        optimizer = nn.RMSProp(params, learning_rate=0.0, momentum=o.momentum)
+    # The schedule is indexed by the optimiser's step: a rebuilt optimiser (staged unfreezing) continues it.
+    optimizer.global_step.set_data(ms.Tensor(np.array([start_step], np.int32)))
+    return optimizer
+
+
+def _neck_start(network: DarknetYolo) -> int:
+    """The backbone ends where the network first routes back (the start of SPP/PANet): the last layer before
+    the first [route] whose inputs skip backwards past its predecessor, or the first head conv."""
+    cfg = network.cfg
+    first_head = min(cfg.class_dependent_convs)
+    for layer in cfg.layers:
+        if layer.kind == "maxpool" and layer.get("stride", 1, int) == 1:  # SPP in yolov4
+            return layer.index - 3
+    return first_head - 3 if first_head > 3 else first_head
+
+
+# --- strategies -------------------------------------------------------------------------------------------------
+def freeze(network: DarknetYolo, layers: int, frozen: bool) -> int:
+    count = 0
+    for name, param in network_parameters(network).items():
+        if int(name.split(".")[1]) < layers:
+            param.requires_grad = not frozen
+            count += 1
+    return count
+
+
+def set_frozen_bn_eval(network: DarknetYolo, layers: int) -> None:
+    """BatchNorm statistics of a frozen part must not move: those layers run in inference mode."""
+    for index, cell in enumerate(network.layers):
+        if index < layers:
+            cell.set_train(False)
+
+
+def reinitialise_head(network: DarknetYolo, seed: int) -> list[str]:
+    """Fresh values for the class-dependent head convs (RIFLE, or a new class list)."""
+    rng = np.random.default_rng(seed)
+    names = []
+    params = network_parameters(network)
+    for index in network.cfg.class_dependent_convs:
+        weight = params[f"layers.{index}.conv.weight"]
+        fan_in = int(np.prod(weight.shape[1:]))
+        bound = math.sqrt(6.0 / fan_in)  # HeUniform, as at construction
+        weight.set_data(ms.Tensor(rng.uniform(-bound, bound, weight.shape).astype(np.float32)))
+        bias = params.get(f"layers.{index}.conv.bias")
+        if bias is not None:
+            bias.set_data(ms.Tensor(np.zeros(bias.shape, np.float32)))
+        names += [f"layers.{index}.conv.weight", f"layers.{index}.conv.bias"]
+    return names
+
+
+# --- the loop -------------------------------------------------------------------------------------------------
+def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
+    dataset = load_voc(config.data.path, config.data.classes)
+    for issue in dataset.issues:
+        logger.warning("data: %s", issue)
+    if config.data.val_path:
+        train_set, val_set = dataset, load_voc(config.data.val_path, config.data.classes)
+    else:
+        train_set, val_set = split(dataset, config.data.val_fraction, config.data.split_seed)
+    rng = np.random.default_rng(config.data.split_seed + 1)
+    for name, fraction in config.data.label_fraction.items():
+        k = config.data.classes.index(name)
+        with_class = [i for i, s in enumerate(train_set.samples) if (s.labels == k).any()]
+        drop = set(rng.permutation(with_class)[int(round(len(with_class) * fraction)):].tolist())
+        train_set = Dataset([s for i, s in enumerate(train_set.samples) if i not in drop], train_set.class_names,
+                            train_set.issues)
+        logger.info("label_fraction %s=%.2f: %d of %d training images with %s kept", name, fraction,
+                    len(with_class) - len(drop), len(with_class), name)
+    return train_set, val_set
+
+
+def evaluate_network(network: DarknetYolo, dataset: Dataset, spec: ModelSpec) -> dict:
+    decoded = DecodedYolo(network)
+    decoded.set_train(False)
+
+    def run(images):
+        boxes, scores = decoded(ms.Tensor(images))
+        return boxes.asnumpy(), scores.asnumpy()
+
+    metrics = coco_evaluate(dataset, predict(run, dataset, spec, batch=8))
+    network.set_train(True)
+    return metrics
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    out = pathlib.Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_seed(config.seed)
+    np.random.seed(config.seed)
+    train_set, val_set = prepare_data(config)
+    cfg = parse_cfg(config.cfg, classes=len(config.data.classes), height=config.input_size, width=config.input_size)
+    spec = ModelSpec.from_cfg(cfg, config.data.classes)
+    (out / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
+    logger.info("data: %d training images %s, %d held out %s", len(train_set.samples), train_set.counts(),
+                len(val_set.samples), val_set.counts())
+
+    network = DarknetYolo(cfg)
+    t = config.transfer
+    strategies = {"pretrained": t.weights or "none (from scratch)", "head": "re-initialised for "
+                  f"{list(config.data.classes)}" if t.weights else "new", "freeze_layers": t.freeze_layers,
+                  "unfreeze_epoch": t.unfreeze_epoch, "backbone_lr_scale": config.optim.backbone_lr_scale,
+                  "rifle_every": t.rifle_every}
+    logger.info("transfer strategies: %s", json.dumps(strategies))
+    if t.weights:
+        report = load_weights(network, t.weights, strict=True, name_map=t.name_map)
+        logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
+
+    loader = BatchLoader(train_set, spec, config, augment=True, seed=config.seed)
+    if loader.steps == 0:
+        raise ValueError(f"{len(train_set.samples)} training images are fewer than batch_size {config.batch_size}")
+    lrs = lr_schedule(config, loader.steps)
+    loss_cell = YoloLoss(network, config.loss.ignore_iou, config.loss.box, config.loss.obj, config.loss.cls)
+
+    start_epoch, best, history, stale = 0, -1.0, [], 0
+    last_path, best_path = out / "last.ckpt", out / "best.ckpt"
+    metrics_path = out / "metrics.jsonl"
+    resume_state = None
+    if resume and last_path.is_file():
+        resume_state = ms.load_checkpoint(str(last_path))
+        start_epoch = int(resume_state["epoch"].asnumpy()) + 1
+        best = float(resume_state["best_map50"].asnumpy())
+        stale = int(resume_state["stale"].asnumpy())
+        load_weights(network, last_path, strict=True, expected_new_layers=())
+        history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+        logger.info("resumed from %s at epoch %d (best mAP50 %.4f)", last_path, start_epoch, best)
+    frozen = t.freeze_layers and (t.unfreeze_epoch is None or start_epoch < t.unfreeze_epoch)
+
+    def build_step(epoch: int):
+        if t.freeze_layers:
+            count = freeze(network, t.freeze_layers, bool(frozen))
+            logger.info("layers 0..%d %s (%d tensors)", t.freeze_layers - 1, "frozen" if frozen else "trainable",
+                        count)
+        optimizer = make_optimizer(network, config, lrs, epoch * loader.steps)
+        step = nn.TrainOneStepCell(loss_cell, optimizer)
+        step.set_train(True)
+        if frozen:
+            set_frozen_bn_eval(network, t.freeze_layers)
+        return step, optimizer
+
+    train_step, optimizer = build_step(start_epoch)
+    if resume_state is not None:
+        # Optimiser state (momentum buffers...) under the names this optimiser gives them.
+        own = {p.name for p in optimizer.get_parameters()} | set(optimizer.parameters_dict())
+        moments = {k: v for k, v in resume_state.items() if k in own and k not in network_parameters(network)
+                   and not k.startswith("learning_rate")}  # the schedule is rebuilt from the config
+        ms.load_param_into_net(optimizer, moments)
+        logger.info("resumed %d optimiser state tensors", len(moments))
+    rifle_until = int(config.epochs * (1 - t.rifle_final_fraction))
+    for epoch in range(start_epoch, config.epochs):
+        if t.unfreeze_epoch is not None and frozen and epoch >= t.unfreeze_epoch:
+            frozen = False
+            train_step, optimizer = build_step(epoch)
+        if t.rifle_every and epoch > 0 and epoch % t.rifle_every == 0 and epoch < rifle_until:
+            reinitialise_head(network, config.seed + epoch)
+            logger.info("RIFLE: class-dependent head re-initialised at epoch %d", epoch)
+        started = time.monotonic()
+        losses = []
+        bar = tqdm(loader.epoch(), total=loader.steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                   unit="batch", dynamic_ncols=True)
+        for images, gts, heads in bar:
+            loss = float(train_step(ms.Tensor(images), ms.Tensor(gts), *[ms.Tensor(h) for h in heads]).asnumpy())
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch + 1}: loss became {loss}; lower optim.lr")
+            losses.append(loss)
+            rate = len(losses) * config.batch_size / (time.monotonic() - started)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", img_s=f"{rate:.1f}")
+        seconds = time.monotonic() - started
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(lrs[min((epoch + 1) * loader.steps - 1,
+                                                                                         len(lrs) - 1)]),
+                  "seconds": round(seconds, 1), "images_per_s": round(loader.steps * config.batch_size / seconds, 2)}
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            metrics = evaluate_network(network, val_set, spec)
+            record.update(mAP50=metrics["mAP50"], mAP50_95=metrics["mAP50_95"], per_class_AP50=metrics["per_class_AP50"])
+            if metrics["mAP50"] > best:
+                best, stale = metrics["mAP50"], 0
+                save_checkpoint(network, best_path, {"epoch": epoch, "mAP50": best})
+                plot_pr(metrics, str(out / "pr.png"))
+            else:
+                stale += 1
+        history.append(record)
+        with open(metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        ms.save_checkpoint(train_step, str(last_path),
+                           append_dict={"epoch": epoch, "best_map50": best, "stale": stale})
+        logger.info("epoch %d: %s", epoch + 1, json.dumps(record))
+        plot_curves(history, str(out / "curves.png"))
+        if config.early_stop_patience and stale >= config.early_stop_patience:
+            logger.info("early stop: %d evaluations without a better mAP50", stale)
+            break
+
+    if not best_path.is_file():
+        save_checkpoint(network, best_path, {"epoch": config.epochs - 1})
+    exports = {}
+    from deploy.export import export_model
+
+    for fmt in config.export_formats:
+        result = export_model(cfg.source, best_path, list(config.data.classes), fmt, out / f"export-{fmt}",
+                              size=(config.input_size, config.input_size))
+        exports[fmt] = result.directory
+    summary = {"best_mAP50": best, "epochs_run": len(history), "exports": exports, "out": str(out)}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+def plot_curves(history: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    epochs = [h["epoch"] for h in history]
+    ax.plot(epochs, [h["loss"] for h in history], label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    evaluated = [h for h in history if "mAP50" in h]
+    if evaluated:
+        twin = ax.twinx()
+        twin.plot([h["epoch"] for h in evaluated], [h["mAP50"] for h in evaluated], "o-", color="tab:green",
+                  label="mAP@0.5")
+        twin.set_ylabel("mAP@0.5")
+        twin.set_ylim(0, 1)
+        twin.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
