@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pathlib
 import queue
 import threading
@@ -41,12 +42,15 @@ logger = logging.getLogger(__name__)
 class BatchLoader:
     """Batches of (images, gt boxes, per-head targets), prepared on a background thread (bounded prefetch)."""
 
-    def __init__(self, dataset: Dataset, spec: ModelSpec, config: TrainConfig, augment: bool, seed: int):
+    def __init__(self, dataset: Dataset, spec: ModelSpec, config: TrainConfig, augment: bool, seed: int,
+                 rank: int = 0, world: int = 1):
         self.dataset, self.spec, self.config, self.augment = dataset, spec, config, augment
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)  # the same on every rank: the shards below are disjoint
+        self.rank, self.world = rank, world
         a = config.augment
         self.aug = AugmentConfig(a.scale, a.translate, a.hsv_h, a.hsv_s, a.hsv_v, a.flip, a.mosaic)
-        self.steps = len(dataset.samples) // config.batch_size  # static shapes: the last partial batch is dropped
+        # Static shapes: the last partial batch is dropped. Data parallel: each rank takes every world-th image.
+        self.steps = len(dataset.samples) // (config.batch_size * world)
 
     def _load(self, index: int):
         sample = self.dataset.samples[index]
@@ -80,8 +84,9 @@ class BatchLoader:
     def epoch(self):
         order = self.rng.permutation(len(self.dataset.samples)) if self.augment else \
             np.arange(len(self.dataset.samples))
+        order = order[self.rank::self.world]
         out: "queue.Queue" = queue.Queue(maxsize=4)
-        rng = np.random.default_rng(self.rng.integers(1 << 31))
+        rng = np.random.default_rng(self.rng.integers(1 << 31) + self.rank)
 
         def produce():
             try:
@@ -234,12 +239,30 @@ def evaluate_network(network: DarknetYolo, dataset: Dataset, spec: ModelSpec) ->
     return metrics
 
 
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size). Under MindSpore's launcher (`msrun`, which sets MS_WORKER_NUM) or a RANK_SIZE > 1
+    environment, join the collective group and train data-parallel with averaged gradients."""
+    world = int(os.environ.get("MS_WORKER_NUM") or os.environ.get("RANK_SIZE") or 1)
+    if world <= 1:
+        return 0, 1
+    from mindspore.communication import get_group_size, get_rank, init
+
+    init()
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
+    return get_rank(), get_group_size()
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     ms.set_context(mode=ms.GRAPH_MODE)
+    rank, world = distributed_context()
+    main_rank = rank == 0  # only rank 0 evaluates, writes checkpoints, metrics and exports
+    if world > 1:
+        logger.info("data parallel: rank %d of %d", rank, world)
+        progress = progress and main_rank
     ms.set_seed(config.seed)
     np.random.seed(config.seed)
     train_set, val_set = prepare_data(config)
@@ -260,7 +283,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         report = load_weights(network, t.weights, strict=True, name_map=t.name_map)
         logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
 
-    loader = BatchLoader(train_set, spec, config, augment=True, seed=config.seed)
+    loader = BatchLoader(train_set, spec, config, augment=True, seed=config.seed, rank=rank, world=world)
     if loader.steps == 0:
         raise ValueError(f"{len(train_set.samples)} training images are fewer than batch_size {config.batch_size}")
     lrs = lr_schedule(config, loader.steps)
@@ -323,6 +346,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(lrs[min((epoch + 1) * loader.steps - 1,
                                                                                          len(lrs) - 1)]),
                   "seconds": round(seconds, 1), "images_per_s": round(loader.steps * config.batch_size / seconds, 2)}
+        if not main_rank:
+            continue
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
             metrics = evaluate_network(network, val_set, spec)
             record.update(mAP50=metrics["mAP50"], mAP50_95=metrics["mAP50_95"], per_class_AP50=metrics["per_class_AP50"])
@@ -343,6 +368,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             logger.info("early stop: %d evaluations without a better mAP50", stale)
             break
 
+    if not main_rank:
+        return {"rank": rank, "world": world}
     if not best_path.is_file():
         save_checkpoint(network, best_path, {"epoch": config.epochs - 1})
     exports = {}
