@@ -17,7 +17,7 @@ def register(commands) -> None:
     evaluate = commands.add_parser("eval", help="COCO mAP of an exported model on a labelled data set (JSON)")
     evaluate.add_argument("--model", required=True, help="an `inspector export` directory")
     evaluate.add_argument("--data", required=True, help="data set root")
-    evaluate.add_argument("--format", default="voc", choices=("voc",), help="annotation format")
+    evaluate.add_argument("--format", default="voc", choices=("voc", "coco", "yolo"), help="annotation format")
     evaluate.add_argument("--plot", help="write the precision-recall plot (PNG) here")
     evaluate.set_defaults(handler=_eval)
 
@@ -35,13 +35,13 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from models.runtime import open_session
     from models.spec import ModelSpec
-    from train.datasets import load_voc
+    from train.datasets import load_dataset
     from train.evaluate import coco_evaluate, plot_pr, predict
 
     spec = ModelSpec.load(args.model)
     name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
     session = open_session(f"{args.model}/{name}")
-    dataset = load_voc(args.data, spec.class_names)
+    dataset = load_dataset(args.data, args.format, spec.class_names)
     for issue in dataset.issues:
         print(f"data: {issue}", file=sys.stderr)
     metrics = coco_evaluate(dataset, predict(lambda images: session.run(images), dataset, spec))

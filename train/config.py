@@ -17,7 +17,9 @@ class Strict(BaseModel):
 
 class DataConfig(Strict):
     path: str = Field(description="Data set root (VOC: folders with images/ and labels/ or Annotations/).")
-    format: Literal["voc"] = Field("voc", description="Annotation format.")
+    format: Literal["voc", "coco", "yolo"] = Field(
+        "voc", description="Annotation format: voc (folders with images/ and labels/ or Annotations/), coco (a "
+                           "JSON file, or a folder holding one, images beside it), yolo (images/ + labels/*.txt).")
     classes: list[str] = Field(min_length=1, description="Class names, in the model's order.")
     val_path: str | None = Field(None, description="Separate validation set; default: a split of `path`.")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="Held-out fraction when val_path is not given.")

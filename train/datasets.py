@@ -143,3 +143,110 @@ def split(dataset: Dataset, val_fraction: float, seed: int = 0) -> tuple[Dataset
         val += [items[i] for i in order[:n_val]]
         train += [items[i] for i in order[n_val:]]
     return (Dataset(train, dataset.class_names, dataset.issues), Dataset(val, dataset.class_names, []))
+
+
+def load_coco(annotation_file: str | pathlib.Path, image_dir: str | pathlib.Path | None,
+              class_names: list[str] | tuple[str, ...]) -> Dataset:
+    """A COCO detection JSON (`images`, `annotations` with `bbox` x, y, w, h, `categories`). Images are looked up
+    in `image_dir` (default: the JSON's folder) by `file_name`."""
+    import json
+
+    annotation_file = pathlib.Path(annotation_file)
+    image_dir = pathlib.Path(image_dir) if image_dir else annotation_file.parent
+    class_names = tuple(class_names)
+    issues: list[DatasetIssue] = []
+    try:
+        data = json.loads(annotation_file.read_text(encoding="utf-8"))
+        images = {int(i["id"]): i for i in data["images"]}
+        categories = {int(c["id"]): c["name"] for c in data["categories"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{annotation_file}: not a COCO detection file: {exc}") from exc
+    boxes: dict[int, list] = {i: [] for i in images}
+    for index, ann in enumerate(data.get("annotations", [])):
+        where = f"{annotation_file}: annotations[{index}]"
+        image = images.get(int(ann.get("image_id", -1)))
+        name = categories.get(int(ann.get("category_id", -1)))
+        if image is None:
+            issues.append(DatasetIssue(where, f"image_id {ann.get('image_id')} names no image (left out)"))
+            continue
+        if name not in class_names:
+            issues.append(DatasetIssue(where, f"unknown class {name!r} (left out)"))
+            continue
+        x, y, w, h = (float(v) for v in ann["bbox"])
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > image["width"] or y + h > image["height"]:
+            issues.append(DatasetIssue(where, f"box {[x, y, w, h]} empty or outside the "
+                                              f"{image['width']}x{image['height']} image (left out)"))
+            continue
+        boxes[int(image["id"])].append(([x, y, x + w, y + h], class_names.index(name)))
+    samples = []
+    for image_id, image in images.items():
+        path = image_dir / image["file_name"]
+        if not path.is_file():
+            issues.append(DatasetIssue(str(path), "image file missing (left out)"))
+            continue
+        items = boxes[image_id]
+        samples.append(Sample(str(path), int(image["width"]), int(image["height"]),
+                              np.asarray([b for b, _ in items], np.float32).reshape(-1, 4),
+                              np.asarray([c for _, c in items], np.int64)))
+    return Dataset(samples, class_names, issues)
+
+
+def load_yolo(root: str | pathlib.Path, class_names: list[str] | tuple[str, ...]) -> Dataset:
+    """YOLO txt: `images/<stem>.jpg` with `labels/<stem>.txt`, one `class cx cy w h` line per object, all
+    normalised to the image size. An image without a label file is a background image (no objects)."""
+    import cv2
+
+    root = pathlib.Path(root)
+    class_names = tuple(class_names)
+    issues: list[DatasetIssue] = []
+    samples = []
+    image_dirs = sorted(p for p in root.rglob("images") if p.is_dir())
+    if not image_dirs:
+        raise FileNotFoundError(f"{root}: no images/ folder")
+    for image_dir in image_dirs:
+        for image_path in sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            label_path = image_dir.parent / "labels" / f"{image_path.stem}.txt"
+            picture = cv2.imread(str(image_path))
+            if picture is None:
+                issues.append(DatasetIssue(str(image_path), "unreadable image (left out)"))
+                continue
+            height, width = picture.shape[:2]
+            boxes, labels = [], []
+            lines = label_path.read_text(encoding="utf-8").splitlines() if label_path.is_file() else []
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                where = f"{label_path}:{number}"
+                parts = line.split()
+                try:
+                    cls, cx, cy, w, h = int(parts[0]), *(float(v) for v in parts[1:5])
+                except (ValueError, IndexError):
+                    issues.append(DatasetIssue(where, f"expected 'class cx cy w h', got {line!r} (left out)"))
+                    continue
+                if not 0 <= cls < len(class_names):
+                    issues.append(DatasetIssue(where, f"class index {cls} outside the {len(class_names)} classes "
+                                                      f"(left out)"))
+                    continue
+                x1, y1, x2, y2 = (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height
+                if w <= 0 or h <= 0 or x1 < -0.5 or y1 < -0.5 or x2 > width + 0.5 or y2 > height + 0.5:
+                    issues.append(DatasetIssue(where, f"box {[cx, cy, w, h]} empty or outside the image (left out)"))
+                    continue
+                boxes.append([max(x1, 0.0), max(y1, 0.0), min(x2, width), min(y2, height)])
+                labels.append(cls)
+            samples.append(Sample(str(image_path), width, height, np.asarray(boxes, np.float32).reshape(-1, 4),
+                                  np.asarray(labels, np.int64)))
+    return Dataset(samples, class_names, issues)
+
+
+def load_dataset(path: str | pathlib.Path, fmt: str, class_names) -> Dataset:
+    if fmt == "voc":
+        return load_voc(path, class_names)
+    if fmt == "coco":
+        path = pathlib.Path(path)
+        annotation = path if path.is_file() else next(iter(sorted(path.glob("*.json"))), None)
+        if annotation is None:
+            raise FileNotFoundError(f"{path}: no COCO .json annotation file")
+        return load_coco(annotation, None, class_names)
+    if fmt == "yolo":
+        return load_yolo(path, class_names)
+    raise ValueError(f"format {fmt!r} is not one of voc, coco, yolo")

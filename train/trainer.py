@@ -30,7 +30,7 @@ from models.spec import ModelSpec
 from models.weights import load_weights, network_parameters, save_checkpoint
 from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, to_model_input
 from train.config import TrainConfig
-from train.datasets import Dataset, load_voc, split
+from train.datasets import Dataset, load_dataset, split
 from train.evaluate import coco_evaluate, plot_pr, predict
 from train.loss import YoloLoss
 from train.targets import build_targets
@@ -207,11 +207,11 @@ def reinitialise_head(network: DarknetYolo, seed: int) -> list[str]:
 
 # --- the loop -------------------------------------------------------------------------------------------------
 def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
-    dataset = load_voc(config.data.path, config.data.classes)
+    dataset = load_dataset(config.data.path, config.data.format, config.data.classes)
     for issue in dataset.issues:
         logger.warning("data: %s", issue)
     if config.data.val_path:
-        train_set, val_set = dataset, load_voc(config.data.val_path, config.data.classes)
+        train_set, val_set = dataset, load_dataset(config.data.val_path, config.data.format, config.data.classes)
     else:
         train_set, val_set = split(dataset, config.data.val_fraction, config.data.split_seed)
     rng = np.random.default_rng(config.data.split_seed + 1)

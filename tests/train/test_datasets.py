@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from train.datasets import load_voc, split
@@ -46,3 +47,46 @@ def test_split_is_deterministic_and_disjoint(tmp_path):
 def test_missing_images_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="no images/"):
         load_voc(tmp_path, ["x"])
+
+
+def test_the_three_formats_give_the_same_samples(tmp_path):
+    """The generated VOC set rewritten as COCO JSON and YOLO txt loads to the same boxes."""
+    import json
+    import shutil
+
+    from train.datasets import load_dataset
+
+    voc = load_voc(write_voc_dataset(tmp_path / "voc", images=6), ["box", "disc"])
+    coco_dir = tmp_path / "coco"
+    yolo = tmp_path / "yolo"
+    (yolo / "images").mkdir(parents=True)
+    (yolo / "labels").mkdir()
+    coco_dir.mkdir()
+    images, annotations = [], []
+    for i, s in enumerate(voc.samples):
+        name = s.image.rsplit("/", 1)[1]
+        shutil.copy(s.image, coco_dir / name)
+        shutil.copy(s.image, yolo / "images" / name)
+        images.append({"id": i, "file_name": name, "width": s.width, "height": s.height})
+        lines = []
+        for box, label in zip(s.boxes, s.labels):
+            x1, y1, x2, y2 = box.tolist()
+            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1,
+                                "bbox": [x1, y1, x2 - x1, y2 - y1]})
+            lines.append(f"{label} {(x1 + x2) / 2 / s.width} {(y1 + y2) / 2 / s.height} {(x2 - x1) / s.width} "
+                         f"{(y2 - y1) / s.height}")
+        (yolo / "labels" / name.replace(".jpg", ".txt")).write_text("\n".join(lines) + "\n")
+    (coco_dir / "instances.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                         "categories": [{"id": 1, "name": "box"},
+                                                                        {"id": 2, "name": "disc"}]}))
+    for fmt, path in (("coco", coco_dir), ("yolo", yolo)):
+        other = load_dataset(path, fmt, ["box", "disc"])
+        assert other.issues == [] and len(other.samples) == len(voc.samples)
+        for a, b in zip(voc.samples, other.samples):
+            np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+            assert a.labels.tolist() == b.labels.tolist()
+    (yolo / "labels" / "000.txt").write_text("7 0.5 0.5 0.1 0.1\n0 0.99 0.5 0.2 0.2\nnonsense\n")
+    problems = [str(i) for i in load_dataset(yolo, "yolo", ["box", "disc"]).issues]
+    assert any("class index 7 outside the 2 classes" in p for p in problems)
+    assert any("000.txt:2: box" in p and "outside the image" in p for p in problems)
+    assert any("000.txt:3: expected 'class cx cy w h'" in p for p in problems)
