@@ -14,6 +14,13 @@ def register(commands) -> None:
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics only)")
     train.set_defaults(handler=_train)
 
+    bench = commands.add_parser("train-bench", help="training throughput (images/s) and peak memory per network")
+    bench.add_argument("--cfg", action="append", help="cfg (repeatable; default yolov4-tiny and yolov4)")
+    bench.add_argument("--size", type=int, default=416)
+    bench.add_argument("--batch", type=int, default=4)
+    bench.add_argument("--steps", type=int, default=5, help="timed steps after the first (compiling) one")
+    bench.set_defaults(handler=_bench)
+
     evaluate = commands.add_parser("eval", help="COCO mAP of an exported model on a labelled data set (JSON)")
     evaluate.add_argument("--model", required=True, help="an `inspector export` directory")
     evaluate.add_argument("--data", required=True, help="data set root")
@@ -49,4 +56,13 @@ def _eval(args) -> int:
         plot_pr(metrics, args.plot)
     metrics.pop("pr_curves", None)
     print(json.dumps(metrics | {"images": len(dataset.samples)}, indent=2))
+    return 0
+
+
+def _bench(args) -> int:
+    from train.bench import format_rows, run
+
+    rows = run(args.cfg or ["yolov4-tiny", "yolov4"], args.size, args.batch, args.steps)
+    print(format_rows(rows))
+    print(json.dumps(rows))
     return 0
