@@ -22,11 +22,14 @@ from pipeline.config import ConfigError, DaemonConfig
 from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, create_device
 from pipeline.graph import check_config_against_model, graph_json, render_graph, validate_graph
 from pipeline.postprocess import class_thresholds, postprocess
+from pipeline.systemd import notify
 
 logger = logging.getLogger(__name__)
 
 DETECTIONS_FILE = "detections.jsonl"
+STATUS_FILE = "status.json"
 DRAIN_TIMEOUT_S = 60.0
+HEARTBEAT_S = 1.0  # status.json and the systemd watchdog ping; WatchdogSec must be well above it
 
 
 @dataclasses.dataclass
@@ -90,15 +93,20 @@ class Daemon:
         (out_dir / "pipeline.json").write_text(graph_json(self.graph), encoding="utf-8")
         path = out_dir / DETECTIONS_FILE
         started = time.monotonic()
+        self.status_path = out_dir / STATUS_FILE
+        self._heartbeat("starting")
         self.device.create_streams(self.graph, device_settings(self.config))
+        notify("READY=1")
         # Append: a restart never overwrites what an earlier run wrote.
         with open(path, "a", encoding="utf-8", buffering=1) as output:
             try:
                 self._loop(stop, output)
             finally:
+                notify("STOPPING=1")
                 output.flush()
                 os.fsync(output.fileno())
                 self.device.destroy()
+                self._heartbeat("stopped")
         summary = RunSummary(self._summaries(), self.lines_written, time.monotonic() - started, str(path))
         return summary
 
@@ -106,8 +114,13 @@ class Daemon:
         next_summary = time.monotonic() + self.config.summary_interval_s
         last = {s.camera_id: (0, 0) for s in self.device.camera_stats()}
         last_time = time.monotonic()
+        next_heartbeat = 0.0
         draining_since = None
         while True:
+            if time.monotonic() >= next_heartbeat:
+                self._heartbeat("stopping" if draining_since is not None else "running")
+                notify("WATCHDOG=1")
+                next_heartbeat = time.monotonic() + HEARTBEAT_S
             if stop.is_set() and draining_since is None:
                 logger.info("stopping: sources stopped, draining frames in flight")
                 self.device.stop_sources()
@@ -124,6 +137,15 @@ class Daemon:
             if now >= next_summary:
                 last = self._log_summary(last, now - last_time)
                 last_time, next_summary = now, now + self.config.summary_interval_s
+
+    def _heartbeat(self, state: str) -> None:
+        """status.json, replaced atomically: what an installer's health check and a supervisor read."""
+        status = {"state": state, "time": time.time(), "pid": os.getpid(),
+                  "cameras": [{"id": s.camera_id, "state": s.state, "processed": s.processed, "dropped": s.dropped}
+                              for s in self.device.camera_stats()]}
+        temporary = self.status_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(status), encoding="utf-8")
+        os.replace(temporary, self.status_path)
 
     def _write(self, result, output) -> None:
         detections = postprocess(result, self.spec, self.config.thresholds, self.thresholds)

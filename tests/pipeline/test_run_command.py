@@ -65,3 +65,26 @@ def test_unreadable_model_directory_is_a_config_error(tmp_path):
     config = parse_config({"cameras": [{"id": "a", "url": str(DEMO_CLIP)}], "model": str(tmp_path / "nothing")})
     with pytest.raises(ConfigError, match="config: model: .*nothing: no such model directory"):
         Daemon(config)
+
+
+def test_systemd_notifications_and_status_file(tiny_model_dir, tmp_path, monkeypatch):
+    import socket
+    import threading
+
+    path = str(tmp_path / "notify.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(0.1)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    config = parse_config({"cameras": [{"id": "a", "url": str(DEMO_CLIP), "max_frames": 12}],
+                           "model": str(tiny_model_dir), "output": {"directory": str(tmp_path / "out")}})
+    Daemon(config).run(threading.Event())  # the file camera ends by itself after 12 frames
+    messages = []
+    while True:
+        try:
+            messages.append(server.recv(256).decode())
+        except socket.timeout:
+            break
+    assert messages[0] == "READY=1" and "WATCHDOG=1" in messages and messages[-1] == "STOPPING=1"
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert status["state"] == "stopped" and status["cameras"][0]["processed"] == 12
