@@ -38,6 +38,13 @@ def register(commands) -> None:
                          help="exit non-zero when atc is not available instead of only writing the files")
     convert.set_defaults(handler=_convert)
 
+    bundle = commands.add_parser("bundle", help="one versioned archive for an Atlas box (install.sh inside)")
+    bundle.add_argument("--model", required=True, help="converted model directory (`inspector convert` output)")
+    bundle.add_argument("--config", required=True, help="the daemon config for the box")
+    bundle.add_argument("--out", required=True, help="where inspector-<version>.tar.gz is written")
+    bundle.add_argument("--version", help="bundle version (default: the package version)")
+    bundle.set_defaults(handler=_bundle)
+
 
 def _export(args) -> int:
     from deploy.export import export_model
@@ -56,4 +63,11 @@ def _convert(args) -> int:
     result = convert(args.model, args.out, soc_version=args.soc_version, output_type=args.output_type,
                      gears=args.gears, yuv_matrix=args.yuv_matrix, require_atc=args.require_atc)
     print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def _bundle(args) -> int:
+    from deploy.bundle import build_bundle
+
+    print(build_bundle(args.model, args.config, args.out, args.version))
     return 0

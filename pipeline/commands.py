@@ -31,7 +31,13 @@ def register(commands) -> None:
     doctor.add_argument("--require", choices=("ascend", "mock"),
                         help="exit 1 unless this device can run here (install checks)")
     doctor.add_argument("--ascend-home", default="/usr/local/Ascend", help="where CANN is installed")
+    doctor.add_argument("--config", help="require the device this daemon config uses")
     doctor.set_defaults(handler=_doctor)
+
+    health = commands.add_parser("health", help="exit 0 when the daemon of a config reports healthy")
+    health.add_argument("--config", required=True)
+    health.add_argument("--max-age", type=float, default=10.0, help="seconds a status.json may be old")
+    health.set_defaults(handler=_health)
 
     render = commands.add_parser("render", help="render the MindX pipeline.json for a config")
     render.add_argument("--config", required=True)
@@ -134,10 +140,38 @@ def _doctor(args) -> int:
 
     result = report(args.ascend_home)
     print(json.dumps(result, indent=2))
+    if args.config and not args.require:
+        from pipeline.config import load_config
+
+        args.require = load_config(args.config).device
     if args.require == "ascend" and result["daemon_device"] != "ascend":
         print(f"inspector doctor: the Ascend device cannot run here: {result['why']}", file=sys.stderr)
         return 1
     if args.require == "mock" and not result["cpu_runtimes"]:
         print("inspector doctor: no CPU runtime (onnxruntime or mindspore) is installed", file=sys.stderr)
         return 1
+    return 0
+
+
+def _health(args) -> int:
+    import time
+
+    from pipeline.config import load_config
+    from pipeline.daemon import STATUS_FILE
+
+    path = pathlib.Path(load_config(args.config).output.directory) / STATUS_FILE
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: {path}: {exc}", file=sys.stderr)
+        return 1
+    age = time.time() - float(status.get("time", 0))
+    if status.get("state") != "running" or age > args.max_age:
+        print(f"unhealthy: state {status.get('state')!r}, status {age:.0f} s old ({path})", file=sys.stderr)
+        return 1
+    # Healthy means delivering: at least one camera has had frames through the model.
+    if not any(c.get("processed", 0) > 0 for c in status.get("cameras", [])):
+        print(f"unhealthy: running, but no camera has delivered a processed frame yet ({path})", file=sys.stderr)
+        return 1
+    print(json.dumps(status))
     return 0

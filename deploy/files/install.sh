@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Install (or upgrade to) the inspector release in this bundle directory on an Atlas edge box.
+#
+#   sudo ./install.sh [--root DIR] [--health-timeout SECONDS] [--no-deps]
+#                     [--extra-site DIR] [--start-cmd CMD --stop-cmd CMD]
+#
+# Steps: verify every file against SHA256SUMS; install into <root>/opt/inspector/releases/<version> (a venv
+# with the bundled wheel and, unless --no-deps, the pinned requirements); run `inspector validate` and
+# `inspector doctor` from the new release; switch <root>/opt/inspector/current atomically, keeping `previous`;
+# restart the service; wait until the daemon reports healthy (`inspector health`); if it does not within the
+# timeout, switch back to the previous release and restart it. Installing the version already current is a
+# no-op. The root directory is a parameter so the whole procedure runs in a temporary root.
+set -euo pipefail
+
+root="/"
+health_timeout=120
+with_deps=1
+extra_site=""
+start_cmd=""
+stop_cmd=""
+
+die() { echo "install.sh: error: $*" >&2; exit 1; }
+say() { echo "install.sh: $*"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) root="$2"; shift 2 ;;
+    --health-timeout) health_timeout="$2"; shift 2 ;;
+    --no-deps) with_deps=0; shift ;;
+    --extra-site) extra_site="$2"; shift 2 ;;
+    --start-cmd) start_cmd="$2"; shift 2 ;;
+    --stop-cmd) stop_cmd="$2"; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1 (see --help)" ;;
+  esac
+done
+
+bundle="$(cd "$(dirname "$0")" && pwd)"
+cd "$bundle"
+
+# 1. Integrity: every file of the bundle, before anything is written.
+[ -f SHA256SUMS ] || die "$bundle/SHA256SUMS is missing: not a complete bundle"
+if ! sha256sum --check --quiet --strict SHA256SUMS >/dev/null 2>&1; then
+  sha256sum --check --quiet SHA256SUMS 2>&1 | sed 's/^/  /' >&2 || true
+  die "checksum verification failed: the bundle is damaged or was modified; nothing was installed"
+fi
+unlisted="$(find . -type f ! -name SHA256SUMS -printf '%P\n' | sort | comm -23 - <(awk '{print $2}' SHA256SUMS | sed 's/^\*//' | sort))"
+[ -z "$unlisted" ] || die "files not covered by SHA256SUMS: $unlisted"
+
+version="$(cat VERSION)"
+[[ "$version" =~ ^[A-Za-z0-9._+-]+$ ]] || die "VERSION '$version' is not a plain version string"
+base="${root%/}/opt/inspector"
+release="$base/releases/$version"
+current="$base/current"
+previous_target=""
+[ -L "$current" ] && previous_target="$(readlink "$current")"
+
+if [ "$previous_target" = "releases/$version" ]; then
+  say "version $version is already installed and current; nothing to do"
+  exit 0
+fi
+
+# 2. The release directory, built in place (a venv cannot be moved); `.complete` marks a finished build, so
+#    an operator can tell an interrupted install (it is rebuilt from scratch on the next run).
+mkdir -p "$base/releases"
+rm -rf "$release"
+mkdir -p "$release"
+cp -a model config wheels requirements.lock VERSION bundle.json SHA256SUMS "$release/"
+[ -f README.md ] && cp -a README.md "$release/"
+# --system-site-packages: the MindX SDK's Python modules live in the system environment.
+python3 -m venv --system-site-packages "$release/venv"
+if [ -n "$extra_site" ]; then
+  site="$("$release/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  echo "$extra_site" > "$site/inspector-extra-site.pth"
+fi
+"$release/venv/bin/python" -m pip install --quiet --no-index --no-deps wheels/*.whl
+if [ "$with_deps" -eq 1 ]; then
+  "$release/venv/bin/python" -m pip install --quiet -r requirements.lock
+fi
+chmod 640 "$release"/model/*.om 2>/dev/null || true
+touch "$release/.complete"
+
+# 3. Checks from the new release, before switching.
+config="$release/config/daemon.yaml"
+"$release/venv/bin/inspector" validate --config "$config" || die "inspector validate refused $config; nothing was switched"
+"$release/venv/bin/inspector" doctor --config "$config" >/dev/null || die "inspector doctor: this box cannot run the configured device; nothing was switched"
+
+# 4. Service files: the unit, and the secrets file (created empty once, never overwritten, mode 600).
+unit_dir="${root%/}/etc/systemd/system"
+mkdir -p "$unit_dir" "${root%/}/etc/inspector" "${root%/}/var/lib/inspector"
+install -m 644 "$bundle/systemd/inspector.service" "$unit_dir/inspector.service"
+env_file="${root%/}/etc/inspector/inspector.env"
+if [ ! -f "$env_file" ]; then
+  (umask 077; printf '# Secrets for the inspector daemon, e.g. CAM1_PASSWORD=...\n' > "$env_file")
+fi
+chmod 600 "$env_file"
+if [ "$root" = "/" ] && [ "$(id -u)" -eq 0 ]; then
+  id inspector >/dev/null 2>&1 || useradd --system --home /var/lib/inspector --shell /usr/sbin/nologin inspector
+  getent group HwHiAiUser >/dev/null && usermod -aG HwHiAiUser inspector
+  chown -R inspector:inspector /var/lib/inspector
+  chown inspector:inspector "$release"/model/*.om 2>/dev/null || true
+fi
+
+restart() {
+  if [ -n "$start_cmd" ]; then
+    [ -z "$stop_cmd" ] || sh -c "$stop_cmd" || true
+    sh -c "$start_cmd"
+  elif [ "$root" = "/" ] && command -v systemctl >/dev/null; then
+    systemctl daemon-reload
+    systemctl enable --quiet inspector.service
+    systemctl restart inspector.service
+  else
+    say "no service manager for root $root: not restarted"
+  fi
+}
+
+switch_to() {  # atomic: a new link renamed over the old one
+  ln -sfn "$1" "$base/current.new"
+  mv -T "$base/current.new" "$current"
+}
+
+healthy() {
+  local deadline=$((SECONDS + health_timeout))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if "$current/venv/bin/inspector" health --config "$current/config/daemon.yaml" --max-age 10 >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 1
+  done
+  return 1
+}
+
+# 5. Switch, restart, and keep it only if it reports healthy.
+switch_to "releases/$version"
+[ -n "$previous_target" ] && ln -sfn "$previous_target" "$base/previous"
+restart
+if healthy; then
+  say "installed $version${previous_target:+ (previous: ${previous_target#releases/})}"
+  exit 0
+fi
+if [ -z "$previous_target" ]; then
+  die "version $version did not report healthy within ${health_timeout}s and there is no previous release; it stays installed, check 'journalctl -u inspector'"
+fi
+say "version $version did not report healthy within ${health_timeout}s: rolling back to ${previous_target#releases/}"
+switch_to "$previous_target"
+restart
+if healthy; then
+  die "rolled back to ${previous_target#releases/} (healthy); version $version is kept in $release for inspection"
+fi
+die "rolled back to ${previous_target#releases/}, which does not report healthy either; check 'journalctl -u inspector'"
