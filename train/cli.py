@@ -11,6 +11,7 @@ def register(commands) -> None:
     train.add_argument("--config", required=True, help="training config (YAML)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
     train.add_argument("--epochs", type=int, help="override the config's epochs")
+    train.add_argument("--out", help="override the config's output directory (e.g. to resume a run kept elsewhere)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics only)")
     train.set_defaults(handler=_train)
 
@@ -33,7 +34,10 @@ def _train(args) -> int:
     from train.config import load_train_config
     from train.trainer import train
 
-    overrides = {"epochs": args.epochs} if args.epochs else None
+    import pathlib
+
+    out = str(pathlib.Path(args.out).resolve()) if args.out else None  # relative to where the user is
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("out", out)) if v} or None
     summary = train(load_train_config(args.config, overrides), resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
     return 0
