@@ -7,6 +7,16 @@ import json
 from models.cli import parse_int_list, parse_size
 
 
+def parse_skips(value: str) -> tuple[int, ...]:
+    try:
+        skips = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise __import__("argparse").ArgumentTypeError(f"{value!r}: expected comma-separated integers") from exc
+    if not skips or min(skips) < 0:
+        raise __import__("argparse").ArgumentTypeError(f"{value!r}: frame skips are integers >= 0")
+    return skips
+
+
 def register(commands) -> None:
     export = commands.add_parser("export", help="export weights + ModelSpec to ONNX or MINDIR with manifest.json")
     export.add_argument("--cfg", required=True, help="Darknet cfg file or bundled name (yolov4, yolov4-tiny)")
@@ -37,6 +47,18 @@ def register(commands) -> None:
     convert.add_argument("--require-atc", action="store_true",
                          help="exit non-zero when atc is not available instead of only writing the files")
     convert.set_defaults(handler=_convert)
+
+    plan = commands.add_parser("plan", help="cameras one Ascend 310 sustains, and the bottleneck unit")
+    plan.add_argument("--cfg", action="append", help="network (repeatable; default yolov4 and yolov4-tiny)")
+    plan.add_argument("--sizes", type=parse_int_list, default=(416, 608), help="model input sizes")
+    plan.add_argument("--camera", default="1920x1080", help="camera resolution WxH (default 1920x1080)")
+    plan.add_argument("--fps", type=float, default=25.0, help="camera frame rate (default 25)")
+    plan.add_argument("--frame-skip", type=parse_skips, default=(0,), help="frame skip values, e.g. 0,1,4")
+    plan.add_argument("--batch", type=int, default=4, help="batch size (a dynamic-batch gear)")
+    plan.add_argument("--npu-fps", type=float, help="measured NPU inferences/s of the model at this batch "
+                                                    "(default: estimated from its computation)")
+    plan.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    plan.set_defaults(handler=_plan)
 
     bundle = commands.add_parser("bundle", help="one versioned archive for an Atlas box (install.sh inside)")
     bundle.add_argument("--model", required=True, help="converted model directory (`inspector convert` output)")
@@ -70,4 +92,18 @@ def _bundle(args) -> int:
     from deploy.bundle import build_bundle
 
     print(build_bundle(args.model, args.config, args.out, args.version))
+    return 0
+
+
+def _plan(args) -> int:
+    from deploy.plan import format_plans, plan
+
+    try:
+        width, height = (int(v) for v in args.camera.lower().split("x"))
+    except ValueError:
+        print(f"inspector plan: --camera {args.camera!r}: expected WxH", file=__import__("sys").stderr)
+        return 2
+    plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps)
+             for cfg in (args.cfg or ["yolov4", "yolov4-tiny"]) for size in args.sizes for skip in args.frame_skip]
+    print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else format_plans(plans))
     return 0
