@@ -15,7 +15,6 @@ inspector-<version>.tar.gz holds, under inspector-<version>/:
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import pathlib
@@ -27,6 +26,7 @@ import tempfile
 
 import yaml
 
+from deploy.export import sha256_file
 from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.config import load_config
@@ -67,6 +67,9 @@ def pinned_requirements(distribution: str = "inspector") -> list[str]:
 def build_wheel(out: pathlib.Path) -> pathlib.Path:
     if not (SOURCE_ROOT / "setup.cfg").is_file():
         raise BundleError(f"{SOURCE_ROOT}: no setup.cfg; `inspector bundle` runs from the source tree")
+    # setuptools copies sources into build/lib and never removes what is gone from the tree: start clean so a
+    # deleted module cannot ride along in the wheel.
+    shutil.rmtree(SOURCE_ROOT / "build", ignore_errors=True)
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                              "-w", str(out), str(SOURCE_ROOT)], capture_output=True, text=True)
     if result.returncode != 0:
@@ -75,14 +78,6 @@ def build_wheel(out: pathlib.Path) -> pathlib.Path:
     if len(wheels) != 1:
         raise BundleError(f"expected one inspector wheel in {out}, found {wheels}")
     return wheels[0]
-
-
-def sha256(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_bundle(model_dir: str | pathlib.Path, config_path: str | pathlib.Path, out_dir: str | pathlib.Path,
@@ -124,7 +119,7 @@ def build_bundle(model_dir: str | pathlib.Path, config_path: str | pathlib.Path,
             "model": {"architecture": spec.architecture, "input": [spec.input_height, spec.input_width],
                       "classes": list(spec.class_names), "format": spec.model_format},
             "files": files + ["bundle.json"]}, indent=2) + "\n", encoding="utf-8")
-        sums = [f"{sha256(stage / f)}  {f}" for f in sorted(files + ["bundle.json"])]
+        sums = [f"{sha256_file(stage / f)}  {f}" for f in sorted(files + ["bundle.json"])]
         (stage / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
         archive = out_dir / f"{name}.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:

@@ -136,7 +136,7 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
     manifest = spec.save(out)
     (out / CFG_NAME).write_text(render_cfg(parsed), encoding="utf-8")
     (out / "labels.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
-    (out / "model.sha256").write_text(f"{_sha256(model_path)}  {model_path.name}\n", encoding="utf-8")
+    (out / "model.sha256").write_text(f"{sha256_file(model_path)}  {model_path.name}\n", encoding="utf-8")
     return ExportResult(str(out), str(model_path), str(manifest), spec, diff)
 
 
@@ -155,7 +155,7 @@ def _as_tuple(value):
     return value if isinstance(value, (tuple, list)) else (value,)
 
 
-def _sha256(path: pathlib.Path) -> str:
+def sha256_file(path: pathlib.Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

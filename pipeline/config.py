@@ -129,7 +129,7 @@ class DaemonConfig(Strict):
         return self
 
 
-def _format_errors(source: str, error: ValidationError) -> str:
+def format_validation_errors(source: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         path = ".".join(str(p) for p in item["loc"]) or "<top>"
@@ -145,7 +145,7 @@ def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path 
     try:
         config = DaemonConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(source, exc)) from None
+        raise ConfigError(format_validation_errors(source, exc)) from None
     if base_dir is not None:
         # Relative paths are relative to the config file, not to wherever the daemon was started.
         def resolve(p: str) -> str:
@@ -159,12 +159,16 @@ def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path 
     return config
 
 
-def load_config(path: str | pathlib.Path) -> DaemonConfig:
-    path = pathlib.Path(path)
+def read_yaml(path: pathlib.Path) -> object:
+    """A YAML file's content; unreadable files and syntax errors become ConfigErrors naming the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_config(data, str(path), path.parent.resolve())
+
+
+def load_config(path: str | pathlib.Path) -> DaemonConfig:
+    path = pathlib.Path(path)
+    return parse_config(read_yaml(path), str(path), path.parent.resolve())

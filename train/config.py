@@ -5,10 +5,9 @@ from __future__ import annotations
 import pathlib
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.config import ConfigError, _format_errors
+from pipeline.config import ConfigError, format_validation_errors, read_yaml
 
 
 class Strict(BaseModel):
@@ -95,18 +94,13 @@ class TrainConfig(Strict):
 
 def load_train_config(path: str | pathlib.Path, overrides: dict | None = None) -> TrainConfig:
     path = pathlib.Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path)
     if isinstance(data, dict) and overrides:
         data = {**data, **overrides}
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(str(path), exc)) from None
+        raise ConfigError(format_validation_errors(str(path), exc)) from None
     base = path.parent.resolve()
 
     def resolve(p: str | None) -> str | None:
