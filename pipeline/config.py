@@ -28,16 +28,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*)(?::(?P<password>[^@/]*))?@", re.I)
+# The same, anywhere in a text (an exception message quoting the URL it failed to open).
+_USERINFO_ANYWHERE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s'\"]*):(?P<password>[^@/\s'\"]*)@",
+                                re.I)
 
 
 class ConfigError(Exception):
     """A config file (or rendered graph) that cannot be used; the message names file, key and reason."""
 
 
-def redact_url(url: str) -> str:
-    """`rtsp://user:secret@host/x` -> `rtsp://user:***@host/x`; placeholders are kept (they are not secrets)."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@" if m["password"] is not None
-                         else m.group(0), url)
+def redact_url(text: str) -> str:
+    """Every `scheme://user:secret@` in `text` becomes `scheme://user:***@` (a URL, or a message quoting one)."""
+    return _USERINFO_ANYWHERE.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """`text` with every URL password and every given secret value replaced by ***."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return redact_url(text)
+
+
+def placeholder_values(text: str) -> list[str]:
+    """The environment values the `${VAR}` placeholders of `text` expand to (to scrub them from messages)."""
+    return [os.environ[name] for name in PLACEHOLDER.findall(text) if os.environ.get(name)]
 
 
 def expand_placeholders(text: str, where: str) -> str:

@@ -180,3 +180,23 @@ def test_bad_cameras_do_not_stop_the_others(rtsp, tiny_model_dir, tmp_path, clip
     # The good camera kept going after the others failed.
     assert progress[-1] > progress[20] > 0
     assert {l["camera"] for l in lines} >= {"good", "stops", "corrupt"}
+
+
+def test_a_planted_camera_password_never_appears(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    """The password goes to the RTSP connection only: not into logs, stats, status.json or the graph copy."""
+    import logging
+
+    secret = "s3cr3t-Planted-9271"
+    monkeypatch.setenv("CAM_PASSWORD", secret)
+    config = parse_config({
+        "cameras": [{"id": "locked", "url": f"rtsp://admin:${{CAM_PASSWORD}}@127.0.0.1:{free_port()}/stream"},
+                    {"id": "clip", "url": str(camera_clips(tmp_path)[2]), "max_frames": 10}],
+        "model": str(tiny_model_dir), "output": {"directory": str(tmp_path / "out")}})
+    with caplog.at_level(logging.DEBUG):
+        daemon, lines = run_daemon(config, until=lambda d: d.device.camera_stats()[0].errors >= 2)
+    stats = daemon.device.camera_stats()[0]
+    assert stats.errors >= 2 and "refused" in stats.last_error.lower()
+    seen = caplog.text + stats.last_error + json.dumps([l for l in lines])
+    seen += "".join(p.read_text() for p in (tmp_path / "out").iterdir() if p.is_file())
+    assert secret not in seen
+    assert "admin:***@" in caplog.text or "admin:***@" in stats.last_error

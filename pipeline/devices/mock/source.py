@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from pipeline.config import ConfigError, expand_placeholders, redact_url
+from pipeline.config import ConfigError, expand_placeholders, placeholder_values, redact_url, scrub
 from pipeline.devices.mock.nv12 import frame_to_nv12
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.types import CameraStats, FrameInfo
@@ -69,7 +69,8 @@ class CameraSource(threading.Thread):
             except Exception as exc:  # PyAV/FFmpeg errors: connection refused, timeout, bad data
                 got_frames = False
                 self.stats.errors += 1
-                self.stats.last_error = redact_url(f"{type(exc).__name__}: {exc}")
+                # FFmpeg quotes the URL it failed to open: the expanded password must not reach logs or stats.
+                self.stats.last_error = scrub(f"{type(exc).__name__}: {exc}", placeholder_values(self.spec.url))
                 now = time.monotonic()
                 if now - last_logged > 30 or self.stats.reconnects == 0:  # rate-limited
                     logger.warning("camera %s: %s: %s", self.spec.camera_id, self.safe_url, self.stats.last_error)
@@ -128,7 +129,7 @@ class CameraSource(threading.Thread):
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:  # corrupted data: count, skip, keep going
                     self.stats.errors += 1
-                    self.stats.last_error = f"decode: {exc}"
+                    self.stats.last_error = scrub(f"decode: {exc}", placeholder_values(self.spec.url))
                     if self.stats.errors in (1, 10, 100) or self.stats.errors % 1000 == 0:
                         logger.warning("camera %s: undecodable H.264 data (%d packets so far, skipped): %s",
                                        self.spec.camera_id, self.stats.errors, exc)
