@@ -82,6 +82,11 @@ class Daemon:
         problems = validate_graph(self.graph, spec=self.spec, config=config)
         if problems:
             raise ConfigError("\n".join(problems))
+        live = [c for c in config.cameras if c.effective_mode == "live"]
+        if live and len(live) * config.live_queue < config.batching.max_batch:
+            logger.warning("batching.max_batch %d can never fill from %d live camera(s) holding %d frame(s) each: "
+                           "every batch waits the full waiting_time_ms (%d ms); lower max_batch or raise live_queue",
+                           config.batching.max_batch, len(live), config.live_queue, config.batching.waiting_time_ms)
         self.device = device or create_device(config.device)
         self.thresholds = class_thresholds(self.spec, config.thresholds)
         self.detection_counts = {c.id: 0 for c in config.cameras}
