@@ -59,3 +59,17 @@ def letterbox_image(image: np.ndarray, geometry: LetterboxGeometry, pad_value: i
     out[geometry.pad_y:geometry.pad_y + geometry.resized_height,
         geometry.pad_x:geometry.pad_x + geometry.resized_width] = resized
     return out
+
+
+def preprocess_bgr(image_bgr: np.ndarray, spec) -> tuple[np.ndarray, LetterboxGeometry]:
+    """A BGR picture -> the network input (3, H, W) float32 as training saw it (letterbox, colour order,
+    normalisation from the ModelSpec), and the geometry to map boxes back. The CPU path; the NPU gets NV12
+    and does the same with AIPP."""
+    geometry = letterbox_geometry(image_bgr.shape[1], image_bgr.shape[0], spec.input_width, spec.input_height,
+                                  spec.letterbox.placement)
+    picture = letterbox_image(image_bgr, geometry, spec.letterbox.pad_value)
+    if spec.normalisation.colour == "RGB":
+        picture = picture[:, :, ::-1]
+    tensor = (picture.astype(np.float32) - np.asarray(spec.normalisation.mean, np.float32)) / \
+        np.asarray(spec.normalisation.std, np.float32)
+    return np.ascontiguousarray(tensor.transpose(2, 0, 1)), geometry

@@ -39,6 +39,18 @@ def register(commands) -> None:
     health.add_argument("--max-age", type=float, default=10.0, help="seconds a status.json may be old")
     health.set_defaults(handler=_health)
 
+    bench = commands.add_parser("bench", help="daemon throughput, efficiency, naive baseline, latency, memory")
+    bench.add_argument("--model", help="exported or converted model directory (default: the demo model)")
+    bench.add_argument("--clips", help="comma-separated video files (default: ../shared/videos, else the demo clip)")
+    bench.add_argument("--cameras", default="1,2,4,8", help="camera counts (default 1,2,4,8)")
+    bench.add_argument("--batch", type=int, default=4, help="max batch (a gear of the model)")
+    bench.add_argument("--in-flight", type=int, default=2, help="batches inferred side by side")
+    bench.add_argument("--seconds", type=float, default=20.0, help="measurement time per case")
+    bench.add_argument("--soak-seconds", type=float, default=180.0, help="memory soak at full load")
+    bench.add_argument("--json", help="write the figures here")
+    bench.add_argument("--plot", help="write a PNG plot here")
+    bench.set_defaults(handler=_bench)
+
     render = commands.add_parser("render", help="render the MindX pipeline.json for a config")
     render.add_argument("--config", required=True)
     render.add_argument("--out", help="write here instead of standard output")
@@ -174,4 +186,29 @@ def _health(args) -> int:
         print(f"unhealthy: running, but no camera has delivered a processed frame yet ({path})", file=sys.stderr)
         return 1
     print(json.dumps(status))
+    return 0
+
+
+def _bench(args) -> int:
+    from pipeline.bench import format_report, plot_report, run_bench
+    from pipeline.demo import DEMO_DIR, demo_model_dir
+
+    model = pathlib.Path(args.model) if args.model else demo_model_dir()
+    if args.clips:
+        clips = [pathlib.Path(c) for c in args.clips.split(",")]
+    else:
+        shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "videos"
+        clips = sorted(shared.glob("*.mp4")) or [DEMO_DIR / "insulators.mp4"]
+    missing = [str(c) for c in clips if not c.is_file()]
+    if missing:
+        print(f"inspector bench: no such clip: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    cameras = [int(c) for c in args.cameras.split(",")]
+    report = run_bench(model, clips, cameras, args.batch, args.in_flight, args.seconds, args.soak_seconds,
+                       progress=lambda m: print(m, file=sys.stderr, flush=True))
+    print(format_report(report))
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.plot:
+        plot_report(report, args.plot)
     return 0

@@ -81,6 +81,9 @@ class CameraConfig(Strict):
     max_frames: int | None = Field(None, ge=1, description="Stop this camera after this many decoded frames "
                                                            "(tests, benchmarks, sampling a recording).")
     loop: bool = Field(False, description="Restart a file source at its end (the demo, soak tests).")
+    rate_fps: float | None = Field(None, gt=0, le=240, description="Deliver a file source's frames at this rate, "
+                                                                   "as a live camera would (benchmarks, tests); "
+                                                                   "default: as fast as it decodes.")
 
     @field_validator("url")
     @classmethod

@@ -69,7 +69,7 @@ def load_spec(config: DaemonConfig, source: str = "config") -> ModelSpec:
 
 def device_settings(config: DaemonConfig) -> DeviceSettings:
     return DeviceSettings(
-        cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop) for c in config.cameras),
+        cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop, c.rate_fps) for c in config.cameras),
         max_batch=config.batching.max_batch, in_flight=config.batching.in_flight, live_queue=config.live_queue)
 
 

@@ -12,24 +12,13 @@ import io
 import cv2
 import numpy as np
 
-from models.letterbox import letterbox_geometry, letterbox_image
+from models.letterbox import preprocess_bgr as preprocess
 from models.spec import ModelSpec
 from pipeline.postprocess import detect
 from train.datasets import Dataset
 
 EVAL_SCORE = 0.001
 EVAL_NMS_IOU = 0.6
-
-
-def preprocess(image_bgr: np.ndarray, spec: ModelSpec):
-    geometry = letterbox_geometry(image_bgr.shape[1], image_bgr.shape[0], spec.input_width, spec.input_height,
-                                  spec.letterbox.placement)
-    picture = letterbox_image(image_bgr, geometry, spec.letterbox.pad_value)
-    if spec.normalisation.colour == "RGB":
-        picture = picture[:, :, ::-1]
-    tensor = (picture.astype(np.float32) - np.asarray(spec.normalisation.mean, np.float32)) / \
-        np.asarray(spec.normalisation.std, np.float32)
-    return np.ascontiguousarray(tensor.transpose(2, 0, 1)), geometry
 
 
 def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8) -> list[dict]:

@@ -32,6 +32,7 @@ class CameraSettings:
     mode: str  # live | file
     max_frames: int | None = None
     loop: bool = False
+    rate_fps: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -111,7 +111,8 @@ class MockDevice(BaseDevice):
             frame_queue = FrameQueue(settings.live_queue if live else max(settings.live_queue, 8), live, self.ready)
             source = CameraSource(
                 SourceSpec(camera.camera_id, channel, src_props["rtspUrl"] if is_rtsp else src_props["location"],
-                           is_rtsp, live, skip, camera.max_frames, camera.loop, self.no_frame_timeout_s),
+                           is_rtsp, live, skip, camera.max_frames, camera.loop, camera.rate_fps,
+                           self.no_frame_timeout_s),
                 frame_queue, stats, self.stop_event)
             self.sources.append(source)
             self.stats.append(stats)

@@ -34,6 +34,7 @@ class SourceSpec:
     frame_skip: int = 0
     max_frames: int | None = None
     loop: bool = False
+    rate_fps: float | None = None
     no_frame_timeout_s: float = 20.0
     open_timeout_s: float = 10.0
     backoff_initial_s: float = 0.5
@@ -55,6 +56,7 @@ class CameraSource(threading.Thread):
         self.stop_event = stop
         self.frame_id = 0
         self.safe_url = redact_url(spec.url)
+        self._next_due: float | None = None
 
     # The thread body: connect, decode until the stream ends, reconnect (live) or finish (file).
     def run(self) -> None:
@@ -143,7 +145,18 @@ class CameraSource(threading.Thread):
             container.close()
         return got_frames
 
+    def _pace(self) -> None:
+        """A paced file source delivers one frame every 1 / rate_fps seconds, like a camera."""
+        now = time.monotonic()
+        if self._next_due is None or now - self._next_due > 1.0:  # start, or fell far behind: no burst
+            self._next_due = now
+        elif self._next_due > now:
+            self.stop_event.wait(self._next_due - now)
+        self._next_due += 1.0 / self.spec.rate_fps
+
     def _emit(self, frame) -> None:
+        if self.spec.rate_fps:
+            self._pace()
         frame_id = self.frame_id
         self.frame_id += 1
         self.stats.frames_in += 1
