@@ -1,0 +1,30 @@
+"""The benchmark's pieces measure what they say (small, fast runs; the figures themselves are not asserted)."""
+
+import json
+
+from pipeline import bench
+from tests.support.clips import DEMO_CLIP
+
+
+def test_pieces_run_and_report(tiny_model_dir, tmp_path):
+    from models.spec import ModelSpec
+
+    spec = ModelSpec.load(tiny_model_dir)
+    decode = bench.decode_only([DEMO_CLIP], frames=20)
+    assert decode["per_camera_fps"]["insulators.mp4"] > 0 and decode["parallel_total_fps"] > 0
+    inference = bench.inference_only(tiny_model_dir / spec.model_file, spec, [1, 2], in_flight=2, seconds=0.5)
+    assert set(inference["images_per_s"]) == {1, 2} and inference["threads_per_session"] >= 1
+    naive = bench.naive(tiny_model_dir / spec.model_file, spec, [DEMO_CLIP, DEMO_CLIP], seconds=0.5)
+    assert naive["processed_fps"] > 0
+    output = tmp_path / "detections.jsonl"
+    output.write_text("\n".join(json.dumps({"latency_ms": v}) for v in range(1, 101)) + "\n")
+    figures = bench.latencies(str(output))
+    assert figures["lines"] == 80 and figures["p50_ms"] == 60.5
+
+
+def test_paced_file_camera_delivers_at_its_rate(tiny_model_dir, tmp_path):
+    result = bench.run_daemon_for({
+        "cameras": [{"id": "paced", "url": str(DEMO_CLIP), "loop": True, "mode": "live", "rate_fps": 5}],
+        "model": str(tiny_model_dir), "output": {"directory": str(tmp_path)}}, seconds=4, warmup=2)
+    # A 5 fps camera: about 5 processed frames per second, never the decoder's hundreds.
+    assert 2.5 <= result["processed_fps"] <= 7.5
