@@ -15,10 +15,12 @@ import sys
 import cv2
 import numpy as np
 
-PHOTOS = ("Normal_Insulators/images/0049.jpg", "Normal_Insulators/images/0348.jpg",
-          "Normal_Insulators/images/0740.jpg", "Normal_Insulators/images/1522.jpg",
-          "Normal_Insulators/images/2964.jpg", "Defective_Insulators/images/001.jpg",
-          "Defective_Insulators/images/010.jpg", "Defective_Insulators/images/100.jpg")
+# From the demo model's held-out split (train/configs/demo-insulator.yaml: val_fraction 0.15, split_seed 0), so
+# the bundled model is shown pictures it was not trained on.
+PHOTOS = ("Normal_Insulators/images/3559.jpg", "Normal_Insulators/images/0680.jpg",
+          "Normal_Insulators/images/0942.jpg", "Normal_Insulators/images/0178.jpg",
+          "Normal_Insulators/images/0748.jpg", "Defective_Insulators/images/133.jpg",
+          "Defective_Insulators/images/124.jpg", "Defective_Insulators/images/164.jpg")
 WIDTH, HEIGHT, FPS, SECONDS_EACH = 576, 432, 10, 2
 
 
