@@ -70,6 +70,35 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ZoneConfig(Strict):
+    name: str = Field(description="Zone name, used in events.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    polygon: list[tuple[float, float]] = Field(min_length=3, description="Corners as [x, y] fractions of the "
+                                                                         "frame (0..1), so resolution changes "
+                                                                         "keep the zone.")
+    classes: list[str] | None = Field(None, description="Only these classes count here (default: all).")
+    min_score: float = Field(0.0, ge=0, le=1, description="Minimum score in this zone.")
+    min_area: float = Field(0.0, ge=0, le=1, description="Minimum box area as a fraction of the frame.")
+
+    @field_validator("polygon")
+    @classmethod
+    def _relative(cls, polygon):
+        if any(not (0.0 <= v <= 1.0) for point in polygon for v in point):
+            raise ValueError("polygon corners are fractions of the frame, between 0 and 1")
+        return polygon
+
+
+class AlarmConfig(Strict):
+    min_hits: int = Field(3, ge=1, description="Frames an object must be seen before its event starts.")
+    window: int = Field(5, ge=1, description="Recent scores considered by median_score.")
+    median_score: float | None = Field(None, ge=0, le=1, description="Also require the median of the recent "
+                                                                     "scores at or above this.")
+    match_iou: float = Field(0.3, gt=0, le=1, description="Box overlap that continues a tracked object.")
+    lost_after_s: float = Field(5.0, gt=0, description="An event ends when its object is unseen this long.")
+    update_interval_s: float = Field(10.0, gt=0, description="At most one update per event this often.")
+    cooldown_s: float = Field(60.0, ge=0, description="After an event ends, no new one for the same camera, "
+                                                      "zone and class for this long.")
+
+
 class CameraConfig(Strict):
     id: str = Field(description="Stable camera name: used in outputs, logs and metrics. Letters, digits, "
                                 "'-', '_', '.'.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -81,6 +110,8 @@ class CameraConfig(Strict):
     max_frames: int | None = Field(None, ge=1, description="Stop this camera after this many decoded frames "
                                                            "(tests, benchmarks, sampling a recording).")
     loop: bool = Field(False, description="Restart a file source at its end (the demo, soak tests).")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Zones and filters; none: the whole frame "
+                                                                      "is one zone named `frame`.")
     rate_fps: float | None = Field(None, gt=0, le=240, description="Deliver a file source's frames at this rate, "
                                                                    "as a live camera would (benchmarks, tests); "
                                                                    "default: as fast as it decodes.")
@@ -133,6 +164,7 @@ class DaemonConfig(Strict):
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    alarm: AlarmConfig = Field(default_factory=AlarmConfig, description="When detections become events.")
     summary_interval_s: float = Field(5.0, gt=0, description="Seconds between per-camera summary lines.")
     live_queue: int = Field(2, ge=1, le=64, description="Frames a live camera may hold before the oldest is "
                                                         "dropped (counted per camera).")

@@ -21,12 +21,15 @@ from models.errors import ModelError
 from pipeline.config import ConfigError, DaemonConfig
 from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, create_device
 from pipeline.graph import check_config_against_model, graph_json, render_graph, validate_graph
+from pipeline.events.rules import AlarmRule, EventTracker
+from pipeline.events.zones import Zone, assign_zones
 from pipeline.postprocess import class_thresholds, postprocess
 from pipeline.systemd import notify
 
 logger = logging.getLogger(__name__)
 
 DETECTIONS_FILE = "detections.jsonl"
+EVENTS_FILE = "events.jsonl"
 STATUS_FILE = "status.json"
 DRAIN_TIMEOUT_S = 60.0
 HEARTBEAT_S = 1.0  # status.json and the systemd watchdog ping; WatchdogSec must be well above it
@@ -49,6 +52,7 @@ class CameraSummary:
 class RunSummary:
     cameras: list[CameraSummary]
     lines_written: int
+    events_written: int
     seconds: float
     output: str
 
@@ -91,6 +95,12 @@ class Daemon:
         self.thresholds = class_thresholds(self.spec, config.thresholds)
         self.detection_counts = {c.id: 0 for c in config.cameras}
         self.lines_written = 0
+        rule = AlarmRule(**config.alarm.model_dump())
+        self.trackers = {c.id: EventTracker(c.id, rule) for c in config.cameras}
+        self.zones = {c.id: [Zone(z.name, tuple(tuple(p) for p in z.polygon),
+                                  frozenset(z.classes) if z.classes is not None else None, z.min_score, z.min_area)
+                             for z in c.zones] for c in config.cameras}
+        self.events_written = 0
 
     def run(self, stop: threading.Event) -> RunSummary:
         out_dir = pathlib.Path(self.config.output.directory)
@@ -103,16 +113,20 @@ class Daemon:
         self.device.create_streams(self.graph, device_settings(self.config))
         notify("READY=1")
         # Append: a restart never overwrites what an earlier run wrote.
-        with open(path, "a", encoding="utf-8", buffering=1) as output:
+        with open(path, "a", encoding="utf-8", buffering=1) as output, \
+                open(out_dir / EVENTS_FILE, "a", encoding="utf-8", buffering=1) as events:
+            self.events_output = events
             try:
                 self._loop(stop, output)
             finally:
                 notify("STOPPING=1")
-                output.flush()
-                os.fsync(output.fileno())
+                for handle in (output, events):
+                    handle.flush()
+                    os.fsync(handle.fileno())
                 self.device.destroy()
                 self._heartbeat("stopped")
-        summary = RunSummary(self._summaries(), self.lines_written, time.monotonic() - started, str(path))
+        summary = RunSummary(self._summaries(), self.lines_written, self.events_written, time.monotonic() - started,
+                             str(path))
         return summary
 
     def _loop(self, stop: threading.Event, output) -> None:
@@ -169,6 +183,15 @@ class Daemon:
         }
         output.write(json.dumps(line, separators=(",", ":")) + "\n")
         self.lines_written += 1
+        observations = [(zone, self.spec.class_names[int(detections.class_ids[i])], detections.boxes_xyxy_camera[i],
+                         float(detections.scores[i]))
+                        for i, zone in assign_zones(detections, info.width, info.height, self.zones[info.camera_id],
+                                                    self.spec.class_names)]
+        for event in self.trackers[info.camera_id].observe(info.wall_time, info.frame_id, observations):
+            self.events_output.write(json.dumps(event, separators=(",", ":")) + "\n")
+            self.events_written += 1
+            logger.info("camera %s: event %s %s %s in %s (score %.2f)", info.camera_id, event["type"],
+                        event["event_id"][:8], event["class"], event["zone"], event["score"])
 
     def _log_summary(self, last: dict, seconds: float) -> dict:
         current = {}

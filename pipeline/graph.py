@@ -187,6 +187,12 @@ def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: st
     if config.batching.max_batch not in spec.batch_gears:
         problems.append(f"{source}: batching.max_batch: {config.batching.max_batch} is not one of the model's "
                         f"dynamic-batch gears {list(spec.batch_gears)}")
+    for camera in config.cameras:
+        for zone in camera.zones:
+            for name in zone.classes or []:
+                if name not in spec.class_names:
+                    problems.append(f"{source}: cameras.{camera.id}.zones.{zone.name}.classes: {name!r} is not a "
+                                    f"class of the model ({', '.join(spec.class_names)})")
     for name in config.thresholds.per_class:
         if name not in spec.class_names:
             problems.append(f"{source}: thresholds.per_class.{name}: not a class of the model "

@@ -165,3 +165,44 @@ def test_an_export_directory_is_not_an_om(tiny_model_dir, dev_root, tmp_path):
     device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
     with pytest.raises(DeviceError, match="describes 'model.onnx' \\(onnx\\), not this OM"):
         device.create_streams(graph, device_settings(config))
+
+
+def test_detections_become_events_through_zones_and_rules(om_dir, dev_root, tmp_path, monkeypatch):
+    """Device results -> host post-processing -> zones -> alarm rule -> events.jsonl, one event per object."""
+    import json
+
+    monkeypatch.setenv("CAM_PW", "x")
+    config = parse_config({
+        "cameras": [{"id": "cam0", "url": "rtsp://user:${CAM_PW}@10.0.0.1/s",
+                     "zones": [{"name": "left", "polygon": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]],
+                                "classes": ["defect"]}]}],
+        "model": str(om_dir), "device": "ascend", "output": {"directory": str(tmp_path / "out")},
+        "alarm": {"min_hits": 3, "lost_after_s": 0.3, "update_interval_s": 100, "cooldown_s": 100}})
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    daemon = Daemon(config, device=device)
+    spec = ModelSpec.load(om_dir)
+    boxes = np.zeros((spec.num_candidates, 4), np.float32)
+    scores = np.zeros((spec.num_candidates, 2), np.float32)
+    boxes[0], scores[0, 1] = [10, 20, 110, 220], 0.9    # a defect in the left zone
+    boxes[1], scores[1, 1] = [200, 20, 300, 220], 0.9   # a defect in the right half: no zone
+    empty = np.zeros_like(scores)
+    stop = threading.Event()
+    fake_mindx.StreamManagerApi.instances.clear()
+    runner = threading.Thread(target=lambda: daemon.run(stop))
+    runner.start()
+    wait_for(lambda: fake_mindx.StreamManagerApi.instances and fake_mindx.StreamManagerApi.instances[-1].graph)
+    api = fake_mindx.StreamManagerApi.instances[-1]
+    for frame in range(6):
+        api.script.put(fake_mindx.frame_outputs(0, frame, 640, 480, [boxes, scores]))
+    out = tmp_path / "out"
+    wait_for(lambda: (out / "detections.jsonl").exists() and len((out / "detections.jsonl").read_text().splitlines()) >= 6)
+    time.sleep(0.5)
+    api.script.put(fake_mindx.frame_outputs(0, 6, 640, 480, [boxes, empty]))
+    wait_for(lambda: len((out / "detections.jsonl").read_text().splitlines()) >= 7)
+    stop.set()
+    runner.join(timeout=30)
+    events = [json.loads(l) for l in (out / "events.jsonl").read_text().splitlines()]
+    assert [(e["type"], e["zone"], e["class"]) for e in events] == [("start", "left", "defect"),
+                                                                    ("end", "left", "defect")]
+    assert events[0]["event_id"] == events[1]["event_id"] and events[0]["frame"] == 0
+    assert events[0]["box"] == [20.0, 40.0, 220.0, 440.0]  # camera pixels (640x480 from 320x320)
