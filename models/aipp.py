@@ -56,6 +56,17 @@ class AippConfig:
         min_frac = tuple(float(m - i) for m, i in zip(norm.mean, mean_int))
         return cls(tuple(rows), bias, mean_int, min_frac, tuple(1.0 / s for s in norm.std), False, yuv_matrix)
 
+    @classmethod
+    def for_model(cls, spec) -> "AippConfig":
+        """The AIPP a model directory runs with: the one recorded in a converted (OM) manifest, which is what
+        the OM does, else the default derived from the normalisation."""
+        if spec.aipp:
+            fields = {f.name for f in dataclasses.fields(cls)}
+            recorded = {k: (tuple(tuple(r) for r in v) if k == "matrix" else tuple(v) if isinstance(v, list) else v)
+                        for k, v in spec.aipp.items() if k in fields}
+            return cls(**recorded)
+        return cls.from_spec(spec)
+
     def apply_nv12(self, nv12: np.ndarray, height: int, width: int) -> np.ndarray:
         """NV12 buffer (aligned_h * 3 / 2, aligned_w) uint8 -> (3, height, width) float32 network input.
         The valid picture is the top-left height x width, as DVPP writes it."""

@@ -101,3 +101,14 @@ def test_the_mock_runs_a_converted_directory(tiny_model_dir, tmp_path, monkeypat
     convert(tiny_model_dir, out)
     spec, model_file = resolve_model(str(out / "model.om"))
     assert model_file == out / "model.onnx" and spec.model_format == "om"
+
+
+def test_the_mock_applies_the_aipp_recorded_in_the_om_manifest(tiny_model_dir, tmp_path, monkeypatch):
+    """Converted with BT.709: the mock emulates exactly that AIPP, not the default."""
+    from models.aipp import YUV_MATRICES, AippConfig
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    convert(tiny_model_dir, tmp_path / "om", yuv_matrix="bt709-limited")
+    aipp = AippConfig.for_model(ModelSpec.load(tmp_path / "om"))
+    assert aipp.matrix == YUV_MATRICES["bt709-limited"][0] and aipp.yuv_matrix == "bt709-limited"
+    assert AippConfig.for_model(ModelSpec.load(tiny_model_dir)) == AippConfig.from_spec(ModelSpec.load(tiny_model_dir))

@@ -118,7 +118,7 @@ class MockDevice(BaseDevice):
             self.stats.append(stats)
 
         self.engine = InferenceEngine(
-            spec, AippConfig.from_spec(spec),
+            spec, AippConfig.for_model(spec),
             InferSettings(str(model_file), self.runtime, gears, int(props.get("waitingTime", "5000")) / 1000.0,
                           strategy, settings.in_flight, settings.threads),
             [s.queue for s in self.sources], self.ready, self._sources_done,
