@@ -1,8 +1,9 @@
-"""The embedded default: a bundled clip (8 CPLID photos, see make_clip.py) and the bundled insulator model.
+"""The embedded default: a bundled clip (8 held-out CPLID photos, see make_clip.py) and the bundled insulator
+model (pipeline/demo/model, trained with train/configs/demo-insulator.yaml).
 
-Until the trained insulator model is committed (pipeline/demo/model/), the demo exports YOLOv4-tiny with
-deterministic random weights into a cache directory on first use, and says so: the pipeline runs end to end,
-the detections mean nothing.
+Should the model directory be missing (a trimmed install), the demo exports YOLOv4-tiny with deterministic
+random weights into a cache directory on first use, and says so: the pipeline runs, the detections mean
+nothing.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def demo_model_dir() -> pathlib.Path:
         return bundled
     generated = cache_dir() / f"demo-untrained-yolov4-tiny-{DEMO_SIZE}"
     if not (generated / "manifest.json").is_file():
-        logger.warning("no trained demo model is bundled yet: exporting YOLOv4-tiny with deterministic random "
-                       "weights to %s (detections are meaningless until the trained model lands)", generated)
+        logger.warning("the trained demo model is missing from %s: exporting YOLOv4-tiny with deterministic "
+                       "random weights to %s (its detections are meaningless)", bundled, generated)
         export_untrained(generated)
     return generated
 
