@@ -183,10 +183,6 @@ class DarknetYolo(nn.Cell):
             outputs = outputs + (x,)
         return tuple(outputs[i] for i in self.head_indices)
 
-    def layer_of(self, parameter_name: str) -> int:
-        """The cfg layer index a parameter belongs to (`layers.12.bn.gamma` -> 12)."""
-        return int(parameter_name.split(".")[1])
-
 
 def head_constants(cfg: DarknetCfg) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per head: grid offsets and anchor sizes, (H*W*A, 2) each, candidates ordered (row, column, anchor) as in

@@ -27,8 +27,9 @@ from mindspore import nn
 from models.darknet_cfg import parse_cfg
 from models.network import DarknetYolo, DecodedYolo
 from models.spec import ModelSpec
-from models.weights import load_weights, network_parameters, save_checkpoint
-from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, to_model_input
+from models.weights import layer_of, load_weights, network_parameters, save_checkpoint
+from models.letterbox import preprocess_bgr
+from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine
 from train.config import TrainConfig
 from train.datasets import Dataset, load_dataset, split
 from train.evaluate import coco_evaluate, plot_pr, predict
@@ -72,14 +73,13 @@ class BatchLoader:
             image = hsv_jitter(image, rng, self.aug)
             if rng.random() < self.aug.flip:
                 image, boxes = flip_horizontal(image, boxes)
-        picture, boxes = to_model_input(image, boxes, self.spec.input_height, self.spec.input_width,
-                                        self.spec.letterbox.placement, self.spec.letterbox.pad_value)
-        rgb = picture[:, :, ::-1] if self.spec.normalisation.colour == "RGB" else picture
-        tensor = (rgb.astype(np.float32) - np.asarray(self.spec.normalisation.mean, np.float32)) / \
-            np.asarray(self.spec.normalisation.std, np.float32)
+        # The same letterbox, colour order and normalisation as evaluation and the CPU runtime.
+        tensor, geometry = preprocess_bgr(image, self.spec)
+        if len(boxes):
+            boxes = geometry.to_model(boxes)
         targets, gt = build_targets(boxes, labels, self.spec, self.config.loss.anchor_iou,
                                     self.config.loss.label_smoothing)
-        return tensor.transpose(2, 0, 1), gt, targets
+        return tensor, gt, targets
 
     def epoch(self):
         order = self.rng.permutation(len(self.dataset.samples)) if self.augment else \
@@ -131,15 +131,15 @@ def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> np.ndarray:
 
 def make_optimizer(network: DarknetYolo, config: TrainConfig, lrs: np.ndarray, start_step: int = 0):
     """Parameter groups: weight decay on conv weights only (not BatchNorm, not biases); the backbone (layers
-    before the first head conv) at `backbone_lr_scale`."""
+    before `backbone_end`) at `backbone_lr_scale`."""
     o = config.optim
-    first_head = min(network.cfg.class_dependent_convs)
+    end = backbone_end(network)
     groups: dict[tuple[bool, bool], list] = {}
     for name, param in network_parameters(network).items():
         if not param.requires_grad:
             continue
         decay = name.endswith("conv.weight")
-        backbone = int(name.split(".")[1]) < min(first_head, _neck_start(network))
+        backbone = layer_of(name) < end
         groups.setdefault((decay, backbone), []).append(param)
     params = []
     for (decay, backbone), members in groups.items():
@@ -160,14 +160,15 @@ def make_optimizer(network: DarknetYolo, config: TrainConfig, lrs: np.ndarray, s
     return optimizer
 
 
-def _neck_start(network: DarknetYolo) -> int:
-    """The backbone ends where the network first routes back (the start of SPP/PANet): the last layer before
-    the first [route] whose inputs skip backwards past its predecessor, or the first head conv."""
+def backbone_end(network: DarknetYolo) -> int:
+    """First layer index after the backbone. YOLOv4: the three convs before SPP's first stride-1 maxpool
+    belong to the neck, so the backbone ends there (layer 104 is CSPDarknet53's last); a cfg without SPP
+    (YOLOv4-tiny): three layers before the first class-dependent head conv."""
     cfg = network.cfg
     first_head = min(cfg.class_dependent_convs)
     for layer in cfg.layers:
-        if layer.kind == "maxpool" and layer.get("stride", 1, int) == 1:  # SPP in yolov4
-            return layer.index - 3
+        if layer.kind == "maxpool" and layer.get("stride", 1, int) == 1:
+            return min(layer.index - 3, first_head)
     return first_head - 3 if first_head > 3 else first_head
 
 
@@ -175,7 +176,7 @@ def _neck_start(network: DarknetYolo) -> int:
 def freeze(network: DarknetYolo, layers: int, frozen: bool) -> int:
     count = 0
     for name, param in network_parameters(network).items():
-        if int(name.split(".")[1]) < layers:
+        if layer_of(name) < layers:
             param.requires_grad = not frozen
             count += 1
     return count
