@@ -115,6 +115,11 @@ class CameraConfig(Strict):
     rate_fps: float | None = Field(None, gt=0, le=240, description="Deliver a file source's frames at this rate, "
                                                                    "as a live camera would (benchmarks, tests); "
                                                                    "default: as fast as it decodes.")
+    no_frame_timeout_s: float = Field(20.0, ge=1, le=3600, description="No-frame watchdog: a live camera that "
+                                                                      "delivers no frame for this long is "
+                                                                      "reconnected and reported degraded.")
+    reconnect_max_s: float = Field(30.0, ge=0.5, le=3600, description="Reconnect backoff doubles from 0.5 s up "
+                                                                      "to this (each wait jittered by +-20%).")
 
     @field_validator("url")
     @classmethod
@@ -152,8 +157,79 @@ class ThresholdConfig(Strict):
     max_detections: int = Field(100, ge=1, description="Most detections kept per frame, best first.")
 
 
+MessageKind = Literal["events", "detections"]
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class JsonlSinkConfig(Strict):
+    enabled: bool = Field(True, description="Write detections.jsonl and events.jsonl in output.directory.")
+    messages: list[MessageKind] = Field(["detections", "events"], description="What is written.")
+    max_bytes: int = Field(100 * 2**20, ge=4096, description="Rotate a file at this size (name.jsonl.1, .2, ...).")
+    backups: int = Field(10, ge=0, le=1000, description="Rotated files kept per kind; the oldest is deleted.")
+
+
+class MqttSinkConfig(Strict):
+    host: str = Field(description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
+    topic_prefix: str = Field("inspector", pattern=r"^[^#+]+$", description="Events go to <prefix>/events/"
+                                                                            "<camera>, detections to <prefix>/"
+                                                                            "detections/<camera>, the daemon's "
+                                                                            "online/offline to <prefix>/status.")
+    messages: list[MessageKind] = Field(["events"], description="What is published (detections: every frame).")
+    client_id: str | None = Field(None, description="MQTT client id (default: inspector-<hostname>).")
+    username_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with the user.")
+    password_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with the password.")
+    tls: bool = Field(False, description="Connect with TLS (the system CAs unless ca_file is given).")
+    ca_file: str | None = Field(None, description="CA bundle for the broker's certificate.")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive.")
+    ack_timeout_s: float = Field(10.0, gt=0, description="A publish not acknowledged (PUBACK) in this time is "
+                                                         "retried.")
+
+
+class WebhookSinkConfig(Strict):
+    url: str = Field(pattern=r"^https?://", description="POST target; one JSON message per request.")
+    messages: list[MessageKind] = Field(["events"], description="What is posted.")
+    token_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with a bearer token.")
+    timeout_s: float = Field(10.0, gt=0, description="Request timeout.")
+
+
+class RetryConfig(Strict):
+    initial_s: float = Field(1.0, gt=0, description="First retry delay after a failed delivery.")
+    max_s: float = Field(60.0, gt=0, description="The delay doubles up to this; each wait is jittered "
+                                                 "(50-100% of the delay).")
+
+
 class OutputConfig(Strict):
-    directory: str = Field("out", description="Where detections.jsonl is written (created if missing).")
+    directory: str = Field("out", description="Where detections.jsonl, events.jsonl, status.json and the outbox "
+                                              "live (created if missing).")
+    jsonl: JsonlSinkConfig = Field(default_factory=JsonlSinkConfig)
+    mqtt: MqttSinkConfig | None = Field(None, description="MQTT output (paho-mqtt, QoS 1).")
+    webhook: WebhookSinkConfig | None = Field(None, description="HTTP webhook output.")
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    outbox_max_messages: int = Field(1_000_000, ge=1000, description="Undelivered messages kept in the outbox; "
+                                                                     "beyond it the oldest detections are dropped "
+                                                                     "first (counted), events last.")
+    shutdown_grace_s: float = Field(5.0, ge=0, description="On stop, time given to network sinks to deliver; what "
+                                                           "is left stays in the outbox for the next start.")
+
+
+class SnapshotConfig(Strict):
+    enabled: bool = Field(True, description="A JPEG with boxes for every event (its best frame).")
+    directory: str | None = Field(None, description="Default: <output.directory>/snapshots.")
+    max_count: int = Field(2000, ge=1, description="Most snapshot files kept; the oldest go first.")
+    max_age_days: float = Field(30.0, gt=0, description="Snapshots older than this are deleted.")
+    max_megabytes: float = Field(1024.0, gt=0, description="Most disk space the snapshots may use.")
+    min_free_megabytes: float = Field(500.0, ge=0, description="Delete old snapshots (and skip new ones) while "
+                                                               "the disk has less free space than this.")
+    jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality.")
+
+
+class HttpConfig(Strict):
+    enabled: bool = Field(True, description="Serve /metrics, /healthz, /snapshot/<camera> and the status page.")
+    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 exposes it to the network.")
+    port: int = Field(8310, ge=0, le=65535, description="Port (0: any free port, written to status.json).")
+    token_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with a bearer token "
+                                                                      "every request but /healthz must carry.")
 
 
 class DaemonConfig(Strict):
@@ -165,6 +241,8 @@ class DaemonConfig(Strict):
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig, description="When detections become events.")
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     summary_interval_s: float = Field(5.0, gt=0, description="Seconds between per-camera summary lines.")
     live_queue: int = Field(2, ge=1, le=64, description="Frames a live camera may hold before the oldest is "
                                                         "dropped (counted per camera).")
@@ -204,6 +282,8 @@ def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path 
         config = config.model_copy(update={
             "model": resolve(config.model),
             "output": config.output.model_copy(update={"directory": resolve(config.output.directory)}),
+            "snapshots": config.snapshots.model_copy(update={
+                "directory": config.snapshots.directory and resolve(config.snapshots.directory)}),
             "cameras": [c if c.is_rtsp else c.model_copy(update={"url": resolve(c.url)}) for c in config.cameras],
         })
     return config

@@ -1,12 +1,18 @@
-"""The stream daemon: config -> graph -> device -> host-side post-processing -> one JSON line per frame.
+"""The stream daemon: config -> graph -> device -> host-side post-processing -> outputs, events, health.
+
+Every frame's detections and every event are committed to the durable outbox (SQLite WAL) before any output
+sees them; one delivery thread per output (JSON lines files, MQTT, webhook) takes them from there, so a broker
+that is away, or a restart, loses nothing (pipeline/outputs/). Events get an annotated JPEG of their best frame.
+The HTTP side (pipeline/web/) serves /metrics, /healthz, snapshots and the status page.
 
 Stopping (Ctrl-C, SIGTERM, or every file source at its end) stops the sources first, then drains what is in
-flight, so every frame that was decoded and queued is still written; the output file is flushed per line and
-synced on close.
+flight, so every frame that was decoded and queued is still written; the JSON lines files are complete when
+the daemon exits, and network outputs get `output.shutdown_grace_s` before the rest waits in the outbox.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime
 import json
@@ -23,14 +29,22 @@ from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, cr
 from pipeline.graph import check_config_against_model, graph_json, render_graph, validate_graph
 from pipeline.events.rules import AlarmRule, EventTracker
 from pipeline.events.zones import Zone, assign_zones
+from pipeline.outputs.outbox import Outbox
+from pipeline.outputs.sinks import Deliverer, JsonlSink, MqttSink, Sink, WebhookSink, env_secret
+from pipeline.outputs.snapshots import Frame, SnapshotStore, annotate, encode_jpeg
 from pipeline.postprocess import class_thresholds, postprocess
 from pipeline.systemd import notify
+from pipeline.web.metrics import Metrics, StatsCollector
+from pipeline.web.server import StatusServer
 
 logger = logging.getLogger(__name__)
 
 DETECTIONS_FILE = "detections.jsonl"
 EVENTS_FILE = "events.jsonl"
 STATUS_FILE = "status.json"
+OUTBOX_FILE = "outbox.sqlite"
+RECENT_EVENTS = 50
+JSONL_FINISH_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 60.0
 HEARTBEAT_S = 1.0  # status.json and the systemd watchdog ping; WatchdogSec must be well above it
 
@@ -55,6 +69,7 @@ class RunSummary:
     events_written: int
     seconds: float
     output: str
+    outbox_backlog: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -73,7 +88,8 @@ def load_spec(config: DaemonConfig, source: str = "config") -> ModelSpec:
 
 def device_settings(config: DaemonConfig) -> DeviceSettings:
     return DeviceSettings(
-        cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop, c.rate_fps) for c in config.cameras),
+        cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop, c.rate_fps, c.no_frame_timeout_s,
+                                     c.reconnect_max_s) for c in config.cameras),
         max_batch=config.batching.max_batch, in_flight=config.batching.in_flight, live_queue=config.live_queue)
 
 
@@ -91,6 +107,7 @@ class Daemon:
             logger.warning("batching.max_batch %d can never fill from %d live camera(s) holding %d frame(s) each: "
                            "every batch waits the full waiting_time_ms (%d ms); lower max_batch or raise live_queue",
                            config.batching.max_batch, len(live), config.live_queue, config.batching.waiting_time_ms)
+        self.http_token = env_secret(config.http.token_env, "http.token_env") if config.http.enabled else None
         self.device = device or create_device(config.device)
         self.thresholds = class_thresholds(self.spec, config.thresholds)
         self.detection_counts = {c.id: 0 for c in config.cameras}
@@ -101,52 +118,131 @@ class Daemon:
                                   frozenset(z.classes) if z.classes is not None else None, z.min_score, z.min_area)
                              for z in c.zones] for c in config.cameras}
         self.events_written = 0
+        self.cameras = {c.id: c for c in config.cameras}
+        self.state = "starting"
+        self.started = time.monotonic()
+        self.last_result = {c.id: None for c in config.cameras}  # monotonic time of the camera's last output
+        self.latest: dict[str, Frame] = {}
+        self.rates = {c.id: 0.0 for c in config.cameras}
+        self._lock = threading.Lock()
+        self.recent_events: collections.deque = collections.deque(maxlen=RECENT_EVENTS)
+        self._snapshot_frames: dict[str, int] = {}  # event id -> frame id of its snapshot
+        self._jpeg_cache: dict[str, tuple[int, bytes]] = {}
+        self.out_dir = pathlib.Path(config.output.directory)
+        self.outbox: Outbox | None = None
+        self.deliverers: list[Deliverer] = []
+        self.snapshots: SnapshotStore | None = None
+        self.server: StatusServer | None = None
+        self.metrics = Metrics(StatsCollector(self.device.camera_stats, self.camera_health, self.output_status,
+                                              lambda: dict(self.outbox.dropped) if self.outbox else {}))
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+    def _make_sinks(self) -> list[Sink]:
+        output = self.config.output
+        sinks: list[Sink] = []
+        if output.jsonl.enabled:
+            sinks.append(JsonlSink(self.out_dir, output.jsonl.messages, output.jsonl.max_bytes, output.jsonl.backups))
+        if output.mqtt is not None:
+            sinks.append(MqttSink(output.mqtt))
+        if output.webhook is not None:
+            sinks.append(WebhookSink(output.webhook, self.out_dir))
+        return sinks
+
+    def _start_outputs(self) -> None:
+        self.outbox = Outbox(self.out_dir / OUTBOX_FILE, self.config.output.outbox_max_messages)
+        sinks = self._make_sinks()  # a missing credential variable fails here, before any camera starts
+        names = {sink.name for sink in sinks}
+        self.sinks_for = {kind: [sink.name for sink in sinks if kind in sink.kinds] for kind in ("events", "detections")}
+        backlog = self.outbox.backlog()
+        for name, count in backlog.items():
+            if name in names:
+                logger.info("output %s: %d messages from before the restart are delivered first", name, count)
+            else:
+                logger.warning("output %s is no longer configured; its %d undelivered messages stay in %s", name,
+                               count, self.outbox.path)
+        self.deliverers = [Deliverer(self.outbox, sink, self.config.output.retry) for sink in sinks]
+        for deliverer in self.deliverers:
+            deliverer.start()
+        if self.config.snapshots.enabled:
+            self.snapshots = SnapshotStore(self.config.snapshots, self.out_dir / "snapshots")
+
+    def _stop_outputs(self) -> None:
+        for deliverer in self.deliverers:
+            local = isinstance(deliverer.sink, JsonlSink)  # files are always completed; networks get the grace
+            deliverer.finish(None if local else self.config.output.shutdown_grace_s)
+        for deliverer in self.deliverers:
+            deliverer.join(JSONL_FINISH_TIMEOUT_S)
+        if self.outbox is not None:
+            left = {k: v for k, v in self.outbox.backlog().items() if v}
+            if left:
+                logger.warning("outputs: undelivered messages kept in the outbox for the next start: %s", left)
+            self.backlog_at_exit = left
+            self.outbox.close()
+
+    def _start_http(self) -> None:
+        http = self.config.http
+        try:
+            self.server = StatusServer(self, http.host, http.port, self.http_token)
+        except OSError as exc:
+            # The cameras matter more than the status page: run on, loudly.
+            logger.error("http: cannot listen on %s:%d (%s): /metrics, /healthz and the status page are off",
+                         http.host, http.port, exc.strerror or exc)
+            return
+        self.server.start()
 
     def run(self, stop: threading.Event) -> RunSummary:
-        out_dir = pathlib.Path(self.config.output.directory)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "pipeline.json").write_text(graph_json(self.graph), encoding="utf-8")
-        path = out_dir / DETECTIONS_FILE
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "pipeline.json").write_text(graph_json(self.graph), encoding="utf-8")
         started = time.monotonic()
-        self.status_path = out_dir / STATUS_FILE
-        self._heartbeat("starting")
-        self.device.create_streams(self.graph, device_settings(self.config))
-        notify("READY=1")
-        # Append: a restart never overwrites what an earlier run wrote.
-        with open(path, "a", encoding="utf-8", buffering=1) as output, \
-                open(out_dir / EVENTS_FILE, "a", encoding="utf-8", buffering=1) as events:
-            self.events_output = events
+        self.status_path = self.out_dir / STATUS_FILE
+        self.backlog_at_exit: dict[str, int] = {}
+        self._start_outputs()
+        try:
+            if self.config.http.enabled:
+                self._start_http()
+            self._heartbeat("starting")
+            self.device.create_streams(self.graph, device_settings(self.config))
+            notify("READY=1")
+            self.state = "running"
             try:
-                self._loop(stop, output)
+                self._loop(stop)
             finally:
                 notify("STOPPING=1")
-                for handle in (output, events):
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                self.state = "stopping"
                 self.device.destroy()
-                self._heartbeat("stopped")
-        summary = RunSummary(self._summaries(), self.lines_written, self.events_written, time.monotonic() - started,
-                             str(path))
-        return summary
+        finally:
+            self._stop_outputs()
+            self.state = "stopped"
+            if self.server is not None:
+                self.server.stop()
+            self._heartbeat("stopped")
+        return RunSummary(self._summaries(), self.lines_written, self.events_written, time.monotonic() - started,
+                          str(self.out_dir / DETECTIONS_FILE), self.backlog_at_exit)
 
-    def _loop(self, stop: threading.Event, output) -> None:
+    def _loop(self, stop: threading.Event) -> None:
         next_summary = time.monotonic() + self.config.summary_interval_s
         last = {s.camera_id: (0, 0) for s in self.device.camera_stats()}
         last_time = time.monotonic()
         next_heartbeat = 0.0
         draining_since = None
+        rate_base = (time.monotonic(), {s.camera_id: s.processed for s in self.device.camera_stats()})
         while True:
-            if time.monotonic() >= next_heartbeat:
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                rate_base = self._update_rates(rate_base)
                 self._heartbeat("stopping" if draining_since is not None else "running")
                 notify("WATCHDOG=1")
-                next_heartbeat = time.monotonic() + HEARTBEAT_S
+                if self.snapshots is not None:
+                    self.snapshots.enforce_retention()
+                next_heartbeat = now + HEARTBEAT_S
             if stop.is_set() and draining_since is None:
                 logger.info("stopping: sources stopped, draining frames in flight")
+                self.state = "stopping"
                 self.device.stop_sources()
                 draining_since = time.monotonic()
             result = self.device.get_result(0.2)
             if result is not None:
-                self._write(result, output)
+                self._write(result)
             elif self.device.finished():
                 break
             if draining_since is not None and time.monotonic() - draining_since > DRAIN_TIMEOUT_S:
@@ -157,41 +253,169 @@ class Daemon:
                 last = self._log_summary(last, now - last_time)
                 last_time, next_summary = now, now + self.config.summary_interval_s
 
+    def _update_rates(self, base: tuple[float, dict]) -> tuple[float, dict]:
+        """Processed fps per camera over the last few seconds (status page, health)."""
+        then, counts = base
+        now = time.monotonic()
+        current = {s.camera_id: s.processed for s in self.device.camera_stats()}
+        if now - then < 3.0:
+            return base
+        for camera, processed in current.items():
+            self.rates[camera] = (processed - counts.get(camera, 0)) / (now - then)
+        return now, current
+
     def _heartbeat(self, state: str) -> None:
         """status.json, replaced atomically: what an installer's health check and a supervisor read."""
         status = {"state": state, "time": time.time(), "pid": os.getpid(),
+                  "http": {"host": self.server.host, "port": self.server.port} if self.server else None,
                   "cameras": [{"id": s.camera_id, "state": s.state, "processed": s.processed, "dropped": s.dropped}
                               for s in self.device.camera_stats()]}
         temporary = self.status_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(status), encoding="utf-8")
         os.replace(temporary, self.status_path)
 
-    def _write(self, result, output) -> None:
+    # --- per frame ----------------------------------------------------------------------------------------------
+    def _write(self, result) -> None:
         detections = postprocess(result, self.spec, self.config.thresholds, self.thresholds)
         info = result.info
-        self.detection_counts[info.camera_id] += len(detections)
+        camera = info.camera_id
+        now = time.monotonic()
+        self.detection_counts[camera] += len(detections)
+        self.last_result[camera] = now
+        latency_s = now - info.monotonic_time
         line = {
-            "camera": info.camera_id,
+            "camera": camera,
             "frame": info.frame_id,
             "pts": info.pts_s,
             "time": datetime.datetime.fromtimestamp(info.wall_time, datetime.timezone.utc).isoformat(
                 timespec="milliseconds"),
-            "latency_ms": round((time.monotonic() - info.monotonic_time) * 1000.0, 1),
+            "latency_ms": round(latency_s * 1000.0, 1),
             "width": info.width,
             "height": info.height,
             "detections": detections.to_json(self.spec.class_names),
         }
-        output.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self.outbox.enqueue("detections", camera, json.dumps(line, separators=(",", ":")),
+                            self.sinks_for["detections"], info.wall_time)
         self.lines_written += 1
-        observations = [(zone, self.spec.class_names[int(detections.class_ids[i])], detections.boxes_xyxy_camera[i],
-                         float(detections.scores[i]))
-                        for i, zone in assign_zones(detections, info.width, info.height, self.zones[info.camera_id],
+        self._observe(result, latency_s)
+        labels = tuple(self.spec.class_names[int(c)] for c in detections.class_ids)
+        frame = None
+        if result.nv12 is not None:
+            frame = Frame(camera, info.frame_id, info.wall_time, result.nv12, info.width, info.height,
+                          detections.boxes_xyxy_camera, labels, detections.scores)
+            self.latest[camera] = frame
+        observations = [(zone, labels[i], detections.boxes_xyxy_camera[i], float(detections.scores[i]))
+                        for i, zone in assign_zones(detections, info.width, info.height, self.zones[camera],
                                                     self.spec.class_names)]
-        for event in self.trackers[info.camera_id].observe(info.wall_time, info.frame_id, observations):
-            self.events_output.write(json.dumps(event, separators=(",", ":")) + "\n")
-            self.events_written += 1
-            logger.info("camera %s: event %s %s %s in %s (score %.2f)", info.camera_id, event["type"],
-                        event["event_id"][:8], event["class"], event["zone"], event["score"])
+        for event, best_frame in self.trackers[camera].observe_frames(info.wall_time, info.frame_id, observations,
+                                                                       frame):
+            self._emit_event(event, best_frame)
+
+    def _observe(self, result, latency_s: float) -> None:
+        camera = result.info.camera_id
+        if result.info.decode_ms is not None:
+            self.metrics.decode.labels(camera).observe(result.info.decode_ms / 1000.0)
+        if result.infer_ms is not None:
+            self.metrics.inference.labels(camera).observe(result.infer_ms / 1000.0)
+        self.metrics.latency.labels(camera).observe(latency_s)
+        self.metrics.batch_fill.observe(result.batch_size / self.config.batching.max_batch)
+
+    def _emit_event(self, event: dict, best_frame: Frame | None) -> None:
+        event_id = event["event_id"]
+        snapshot = None
+        if self.snapshots is not None and best_frame is not None:
+            path = self.snapshots.path_for(best_frame.camera_id, event_id)
+            if self._snapshot_frames.get(event_id) == best_frame.frame_id and path.exists():
+                snapshot = str(path.relative_to(self.snapshots.directory))
+            else:  # the first, or a better frame than the one on disk
+                try:
+                    snapshot = self.snapshots.write_event(event, best_frame)
+                except (OSError, ValueError) as exc:
+                    logger.error("snapshot of event %s not written: %s", event_id, exc)
+                if snapshot is not None:
+                    self._snapshot_frames[event_id] = best_frame.frame_id
+        if event["type"] == "end":
+            self._snapshot_frames.pop(event_id, None)
+        event["snapshot"] = snapshot
+        self.outbox.enqueue("events", event["camera"], json.dumps(event, separators=(",", ":")),
+                            self.sinks_for["events"], time.time())
+        for deliverer in self.deliverers:
+            deliverer.wake.set()
+        self.events_written += 1
+        self.metrics.events.labels(event["camera"], event["type"]).inc()
+        with self._lock:
+            self.recent_events.appendleft(event)
+        logger.info("camera %s: event %s %s %s in %s (score %.2f)", event["camera"], event["type"], event_id[:8],
+                    event["class"], event["zone"], event["score"])
+
+    # --- what the HTTP side reads -------------------------------------------------------------------------------
+    def camera_health(self) -> dict[str, bool]:
+        return {camera: reason is None for camera, reason in self._degradation().items()}
+
+    def _degradation(self) -> dict[str, str | None]:
+        """Per camera: None when healthy, else why it is degraded."""
+        now = time.monotonic()
+        reasons = {}
+        for stats in self.device.camera_stats():
+            camera = self.cameras[stats.camera_id]
+            last = self.last_result.get(stats.camera_id)
+            silent = now - (last if last is not None else self.started)
+            if stats.state in ("reconnecting", "failed"):
+                reasons[stats.camera_id] = stats.state
+            elif stats.state != "finished" and self.state == "running" and silent > camera.no_frame_timeout_s:
+                reasons[stats.camera_id] = f"no frame for {silent:.0f} s"
+            else:
+                reasons[stats.camera_id] = None
+        return reasons
+
+    def output_status(self) -> list[dict]:
+        backlog = self.outbox.backlog() if self.outbox is not None else {}
+        return [{"sink": d.sink.name, "backlog": backlog.get(d.sink.name, 0), "delivered": d.delivered,
+                 "failures": d.failures, "healthy": d.healthy, "last_error": d.last_error} for d in self.deliverers]
+
+    def health(self) -> tuple[int, dict]:
+        reasons = self._degradation()
+        body = {"state": self.state,
+                "cameras": [{"id": c, "healthy": r is None, "reason": r} for c, r in reasons.items()],
+                "outputs": [{"sink": o["sink"], "healthy": o["healthy"], "backlog": o["backlog"]}
+                            for o in self.output_status()]}
+        return (200 if self.state == "running" else 503), body
+
+    def status(self) -> dict:
+        reasons = self._degradation()
+        now = time.monotonic()
+        cameras = []
+        for stats in self.device.camera_stats():
+            frame = self.latest.get(stats.camera_id)
+            last = self.last_result.get(stats.camera_id)
+            cameras.append({"id": stats.camera_id, "state": stats.state, "degraded": reasons[stats.camera_id] is not None,
+                            "reason": reasons[stats.camera_id], "fps": round(self.rates.get(stats.camera_id, 0.0), 2),
+                            "frames_in": stats.frames_in, "processed": stats.processed, "dropped": stats.dropped,
+                            "reconnects": stats.reconnects, "detections": self.detection_counts[stats.camera_id],
+                            "last_frame": frame.frame_id if frame else None,
+                            "last_frame_age_s": round(now - last, 2) if last is not None else None})
+        with self._lock:
+            events = list(self.recent_events)
+        return {"state": self.state, "uptime_s": round(now - self.started, 1), "cameras": cameras,
+                "events": events, "outputs": self.output_status()}
+
+    def snapshot_jpeg(self, camera_id: str) -> bytes | None:
+        frame = self.latest.get(camera_id)
+        if frame is None:
+            return None
+        cached = self._jpeg_cache.get(camera_id)
+        if cached is not None and cached[0] == frame.frame_id:
+            return cached[1]
+        data = encode_jpeg(annotate(frame), self.config.snapshots.jpeg_quality)
+        self._jpeg_cache[camera_id] = (frame.frame_id, data)
+        return data
+
+    def event_snapshot(self, event_id: str) -> bytes | None:
+        path = self.snapshots.find(event_id) if self.snapshots is not None else None
+        return path.read_bytes() if path is not None else None
+
+    def metrics_text(self) -> tuple[bytes, str]:
+        return self.metrics.render()
 
     def _log_summary(self, last: dict, seconds: float) -> dict:
         current = {}
@@ -210,4 +434,3 @@ class Daemon:
         return [CameraSummary(s.camera_id, s.frames_in, s.processed, s.dropped, s.skipped, s.reconnects, s.errors,
                               self.detection_counts.get(s.camera_id, 0), s.state)
                 for s in self.device.camera_stats()]
-

@@ -24,6 +24,7 @@ class FrameInfo:
     monotonic_time: float  # time.monotonic() at the same moment, for latency
     width: int  # valid picture in camera pixels
     height: int
+    decode_ms: float | None = None  # decode + colour conversion of this frame, when the device measures it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,8 @@ class FrameResult:
     tensors: tuple[np.ndarray, ...]
     batch_size: int  # frames in the batch this frame was inferred in
     gear: int  # the dynamic-batch gear that ran
+    infer_ms: float | None = None  # the batch's inference time, when the device measures it
+    nv12: np.ndarray | None = None  # the decoded frame (DVPP-aligned NV12) for snapshots, when the device has it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,6 +65,10 @@ class LossConfig(Strict):
 class TransferConfig(Strict):
     weights: str | None = Field(None, description="Pretrained .weights (full or backbone-only) or .ckpt.")
     name_map: str | None = Field(None, description="Name map for a checkpoint under another naming scheme.")
+    reinit_head: bool | None = Field(None, description="Re-initialise the class-dependent head convs after "
+                                                       "loading. Default (null): only where their shape differs "
+                                                       "(another class count); true for a new class list of the "
+                                                       "same length (insulator -> defect).")
     freeze_layers: int = Field(0, ge=0, description="Freeze cfg layers 0..N-1 (BatchNorm statistics too).")
     unfreeze_epoch: int | None = Field(None, ge=1, description="Epoch at which frozen layers start training.")
     rifle_every: int | None = Field(None, ge=1, description="RIFLE: re-initialise the class-dependent head every "

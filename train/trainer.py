@@ -275,14 +275,24 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
 
     network = DarknetYolo(cfg)
     t = config.transfer
-    strategies = {"pretrained": t.weights or "none (from scratch)", "head": "re-initialised for "
-                  f"{list(config.data.classes)}" if t.weights else "new", "freeze_layers": t.freeze_layers,
+    last_path, best_path = out / "last.ckpt", out / "best.ckpt"
+    resuming = resume and last_path.is_file()  # the checkpoint replaces the pretrained weights
+    head = "new"
+    if t.weights and not resuming:
+        report = load_weights(network, t.weights, strict=True, name_map=t.name_map)
+        logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
+        head_layers = set(network.cfg.class_dependent_convs)
+        if t.reinit_head:
+            reinitialise_head(network, config.seed)
+            head = f"re-initialised for {list(config.data.classes)} (transfer.reinit_head)"
+        elif head_layers <= set(report.uninitialised_layers):
+            head = f"re-initialised for {list(config.data.classes)} (shape differs from the pretrained head)"
+        else:
+            head = "pretrained (same shape; set transfer.reinit_head: true for a new class list)"
+    strategies = {"pretrained": t.weights or "none (from scratch)", "head": head, "freeze_layers": t.freeze_layers,
                   "unfreeze_epoch": t.unfreeze_epoch, "backbone_lr_scale": config.optim.backbone_lr_scale,
                   "rifle_every": t.rifle_every}
     logger.info("transfer strategies: %s", json.dumps(strategies))
-    if t.weights:
-        report = load_weights(network, t.weights, strict=True, name_map=t.name_map)
-        logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
 
     loader = BatchLoader(train_set, spec, config, augment=True, seed=config.seed, rank=rank, world=world)
     if loader.steps == 0:
@@ -291,10 +301,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     loss_cell = YoloLoss(network, config.loss.ignore_iou, config.loss.box, config.loss.obj, config.loss.cls)
 
     start_epoch, best, history, stale = 0, -1.0, [], 0
-    last_path, best_path = out / "last.ckpt", out / "best.ckpt"
     metrics_path = out / "metrics.jsonl"
     resume_state = None
-    if resume and last_path.is_file():
+    if resuming:
         resume_state = ms.load_checkpoint(str(last_path))
         start_epoch = int(resume_state["epoch"].asnumpy()) + 1
         best = float(resume_state["best_map50"].asnumpy())

@@ -33,6 +33,8 @@ class CameraSettings:
     max_frames: int | None = None
     loop: bool = False
     rate_fps: float | None = None
+    no_frame_timeout_s: float = 20.0  # the no-frame watchdog: reconnect after this long without a frame
+    reconnect_max_s: float = 30.0  # reconnect backoff cap
 
 
 @dataclasses.dataclass(frozen=True)

@@ -65,14 +65,21 @@ class EventTracker:
         self.tracks: list[Track] = []
         self.cooldown_until: dict[tuple[str, str], float] = {}
 
-    def _event(self, kind: str, track: Track, now: float) -> dict:
-        return {"event_id": track.event_id, "type": kind, "camera": self.camera_id, "zone": track.zone,
-                "class": track.class_name, "started": _iso(track.started), "time": _iso(now), "hits": track.hits,
-                "score": round(track.best["score"], 5), "box": [round(float(v), 2) for v in track.best["box"]],
-                "frame": track.best["frame"]}
+    def _event(self, kind: str, track: Track, now: float) -> tuple[dict, object]:
+        # `id` is unique per message (receivers de-duplicate on it); `event_id` is shared by start/update/end.
+        return ({"id": str(uuid.uuid4()), "event_id": track.event_id, "type": kind, "camera": self.camera_id,
+                 "zone": track.zone, "class": track.class_name, "started": _iso(track.started), "time": _iso(now),
+                 "hits": track.hits, "score": round(track.best["score"], 5),
+                 "box": [round(float(v), 2) for v in track.best["box"]], "frame": track.best["frame"]},
+                track.best.get("ref"))
 
     def observe(self, now: float, frame_id: int, observations: list[tuple[str, str, np.ndarray, float]]) -> list[dict]:
         """observations: (zone, class name, box in camera pixels, score) of this frame."""
+        return [event for event, _ in self.observe_frames(now, frame_id, observations)]
+
+    def observe_frames(self, now: float, frame_id: int, observations: list[tuple[str, str, np.ndarray, float]],
+                       frame_ref: object = None) -> list[tuple[dict, object]]:
+        """As observe; each event comes with the `frame_ref` of its best frame (the daemon's snapshot source)."""
         events = []
         unmatched = set(range(len(self.tracks)))
         for zone, class_name, box, score in sorted(observations, key=lambda o: -o[3]):
@@ -93,7 +100,7 @@ class EventTracker:
             track.hits += 1
             track.scores = (track.scores + [float(score)])[-self.rule.window:]
             if not track.best or score > track.best["score"]:
-                track.best = {"score": float(score), "box": box.copy(), "frame": frame_id}
+                track.best = {"score": float(score), "box": box.copy(), "frame": frame_id, "ref": frame_ref}
             events += self._advance(track, now)
         # Objects not seen: end their events once lost long enough, forget tentative tracks.
         kept = []
@@ -107,7 +114,7 @@ class EventTracker:
         self.tracks = kept
         return events
 
-    def _advance(self, track: Track, now: float) -> list[dict]:
+    def _advance(self, track: Track, now: float) -> list[tuple[dict, object]]:
         if track.event_id is None:
             persistent = track.hits >= self.rule.min_hits and (
                 self.rule.median_score is None or statistics.median(track.scores) >= self.rule.median_score)

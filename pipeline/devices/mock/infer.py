@@ -154,10 +154,12 @@ class InferenceEngine:
             geometries.append(geometry)
         session = self._sessions.get()
         try:
+            started = time.perf_counter()
             outputs = session.run(batch)
+            infer_ms = (time.perf_counter() - started) * 1000.0
         finally:
             self._sessions.put(session)
-        return geometries, outputs
+        return geometries, outputs, infer_ms
 
     def _collect_loop(self) -> None:
         try:
@@ -167,7 +169,7 @@ class InferenceEngine:
                     return
                 future, frames = item
                 try:
-                    geometries, outputs = future.result()
+                    geometries, outputs, infer_ms = future.result()
                 except Exception as exc:
                     # An inference failure is a device failure: report and stop.
                     logger.error("inference failed: %s", exc)
@@ -176,7 +178,7 @@ class InferenceEngine:
                     return
                 for i, frame in enumerate(frames):
                     result = FrameResult(frame.info, geometries[i], tuple(o[i] for o in outputs),
-                                         len(frames), len(outputs[0]))
+                                         len(frames), len(outputs[0]), infer_ms, frame.nv12)
                     self.stats_by_channel[frame.info.channel_id].processed += 1
                     self.out.put(result)
         finally:

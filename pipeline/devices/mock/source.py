@@ -57,6 +57,7 @@ class CameraSource(threading.Thread):
         self.frame_id = 0
         self.safe_url = redact_url(spec.url)
         self._next_due: float | None = None
+        self._decode_started = time.perf_counter()
 
     # The thread body: connect, decode until the stream ends, reconnect (live) or finish (file).
     def run(self) -> None:
@@ -127,6 +128,7 @@ class CameraSource(threading.Thread):
             for packet in container.demux(stream):
                 if self._done():
                     break
+                self._decode_started = time.perf_counter()
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as exc:  # corrupted data: count, skip, keep going
@@ -164,9 +166,10 @@ class CameraSource(threading.Thread):
             self.stats.skipped += 1
             return
         nv12, width, height = frame_to_nv12(frame)
+        decode_ms = (time.perf_counter() - self._decode_started) * 1000.0
         info = FrameInfo(self.spec.camera_id, self.spec.channel_id, frame_id,
                          float(frame.time) if frame.time is not None else None, time.time(), time.monotonic(),
-                         width, height)
+                         width, height, decode_ms)
         if self.queue.put(DecodedFrame(info, nv12), self.stop_event):
             self.stats.dropped += 1
             if self.stats.dropped in (1, 10, 100) or self.stats.dropped % 1000 == 0:

@@ -1,0 +1,154 @@
+"""The durable outbox: every output message is committed to SQLite (WAL) before any sink sees it.
+
+A message is stored once with a pending row per sink that wants it; a sink fetches its oldest pending messages,
+delivers them and acknowledges, which deletes its pending rows (and the message once no sink still needs it).
+A crash or SIGKILL between delivery and acknowledgement re-delivers on the next start: delivery is at least
+once, and every message carries an `id` receivers de-duplicate on.
+
+Durability: WAL with synchronous=NORMAL survives a killed process (a committed row is in the OS's cache);
+events are committed with synchronous=FULL so they also survive a power cut. Per-frame detections may lose the
+last moments before a power cut, never on a process crash.
+
+The outbox is bounded (`max_messages`): beyond it the oldest detections are dropped first, events only when
+nothing else is left, each drop counted and logged, so a broker that is away for weeks cannot fill the disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+import sqlite3
+import threading
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+    sink TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    PRIMARY KEY (sink, message_id)
+) WITHOUT ROWID;
+"""
+CAP_CHECK_EVERY = 1000  # enqueues between two size checks
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    id: int
+    kind: str  # "events" | "detections"
+    camera: str
+    payload: str  # one JSON object
+
+
+class Outbox:
+    """Thread-safe: one SQLite connection per thread, writers serialised by SQLite's lock (busy timeout)."""
+
+    def __init__(self, path: str | pathlib.Path, max_messages: int = 1_000_000):
+        self.path = str(path)
+        self.max_messages = max_messages
+        self.dropped = {"events": 0, "detections": 0}
+        self._local = threading.local()
+        self._since_check = 0
+        with self._connection() as db:
+            db.executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    def enqueue(self, kind: str, camera: str, payload: str, sinks: list[str], created: float) -> int | None:
+        """Store one message for `sinks`; returns its id (None when no sink wants it)."""
+        if not sinks:
+            return None
+        db = self._connection()
+        durable = kind == "events"
+        if durable:
+            db.execute("PRAGMA synchronous=FULL")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            cursor = db.execute("INSERT INTO messages (kind, camera, payload, created) VALUES (?, ?, ?, ?)",
+                                (kind, camera, payload, created))
+            message_id = cursor.lastrowid
+            db.executemany("INSERT INTO pending (sink, message_id) VALUES (?, ?)",
+                           [(sink, message_id) for sink in sinks])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        finally:
+            if durable:
+                db.execute("PRAGMA synchronous=NORMAL")
+        self._since_check += 1
+        if self._since_check >= CAP_CHECK_EVERY:
+            self._since_check = 0
+            self.enforce_cap()
+        return message_id
+
+    def fetch(self, sink: str, limit: int = 100) -> list[Message]:
+        """The sink's oldest pending messages, oldest first."""
+        rows = self._connection().execute(
+            "SELECT m.id, m.kind, m.camera, m.payload FROM pending p JOIN messages m ON m.id = p.message_id "
+            "WHERE p.sink = ? ORDER BY p.message_id LIMIT ?", (sink, limit)).fetchall()
+        return [Message(*row) for row in rows]
+
+    def ack(self, sink: str, ids: list[int]) -> None:
+        """Delivered: forget the sink's pending rows and every message no sink still waits for."""
+        if not ids:
+            return
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("DELETE FROM pending WHERE sink = ? AND message_id = ?", [(sink, i) for i in ids])
+            db.executemany("DELETE FROM messages WHERE id = ? AND NOT EXISTS "
+                           "(SELECT 1 FROM pending WHERE message_id = ?)", [(i, i) for i in ids])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def backlog(self) -> dict[str, int]:
+        """Pending messages per sink (including sinks no longer configured)."""
+        rows = self._connection().execute("SELECT sink, COUNT(*) FROM pending GROUP BY sink").fetchall()
+        return dict(rows)
+
+    def enforce_cap(self) -> None:
+        db = self._connection()
+        total = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        excess = total - self.max_messages
+        for kind in ("detections", "events"):
+            if excess <= 0:
+                break
+            ids = [r[0] for r in db.execute("SELECT id FROM messages WHERE kind = ? ORDER BY id LIMIT ?",
+                                            (kind, excess)).fetchall()]
+            if not ids:
+                continue
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("DELETE FROM pending WHERE message_id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+            db.execute("COMMIT")
+            self.dropped[kind] += len(ids)
+            excess -= len(ids)
+            log = logger.error if kind == "events" else logger.warning
+            log("outbox full (%d messages): the %d oldest undelivered %s dropped (%d so far)", self.max_messages,
+                len(ids), kind, self.dropped[kind])

@@ -1,0 +1,144 @@
+"""Annotated JPEG snapshots: one per event (its best frame so far), and the latest frame per camera on request.
+
+Frames arrive as the device's NV12 buffers (DVPP-aligned, valid picture top-left); they are converted to BGR
+only when a picture is actually needed (an event, an HTTP request), never per frame. Event snapshots live in
+`<directory>/<camera>/<event id>.jpg`, rewritten when the event's best frame improves, and are deleted oldest
+first beyond the count, age and size limits or while the disk runs short of free space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import shutil
+import time
+
+import cv2
+import numpy as np
+
+from pipeline.config import SnapshotConfig
+
+logger = logging.getLogger(__name__)
+
+COLOURS = [(0, 200, 255), (0, 0, 255), (255, 128, 0), (0, 255, 0), (255, 0, 255), (255, 255, 0)]
+RETENTION_EVERY_S = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """A decoded frame and what was found in it (boxes in camera pixels)."""
+
+    camera_id: str
+    frame_id: int
+    wall_time: float
+    nv12: np.ndarray
+    width: int
+    height: int
+    boxes: np.ndarray
+    labels: tuple[str, ...]
+    scores: np.ndarray
+
+
+def nv12_to_bgr(nv12: np.ndarray, width: int, height: int) -> np.ndarray:
+    aligned_h = nv12.shape[0] * 2 // 3
+    y = nv12[:height, :width]
+    uv = nv12[aligned_h:aligned_h + height // 2, :width]
+    return cv2.cvtColor(np.ascontiguousarray(np.vstack([y, uv])), cv2.COLOR_YUV2BGR_NV12)
+
+
+def annotate(frame: Frame, highlight: np.ndarray | None = None) -> np.ndarray:
+    """BGR picture with every box, label and score; `highlight` (the event's box) drawn thicker."""
+    image = nv12_to_bgr(frame.nv12, frame.width, frame.height)
+    scale = max(1, round(max(frame.width, frame.height) / 800))
+    names = sorted(set(frame.labels))
+    for box, label, score in zip(frame.boxes, frame.labels, frame.scores):
+        colour = COLOURS[names.index(label) % len(COLOURS)]
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 2 * scale)
+        cv2.putText(image, f"{label} {score:.2f}", (x1, max(12 * scale, y1 - 4 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5 * scale, colour, scale, cv2.LINE_AA)
+    if highlight is not None:
+        x1, y1, x2, y2 = (int(round(v)) for v in highlight)
+        cv2.rectangle(image, (x1 - 3 * scale, y1 - 3 * scale), (x2 + 3 * scale, y2 + 3 * scale), (255, 255, 255),
+                      scale)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(frame.wall_time)) + f" UTC  {frame.camera_id}"
+    cv2.putText(image, stamp, (8 * scale, frame.height - 8 * scale), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale,
+                (255, 255, 255), scale, cv2.LINE_AA)
+    return image
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return data.tobytes()
+
+
+class SnapshotStore:
+    def __init__(self, config: SnapshotConfig, default_directory: str | pathlib.Path):
+        self.config = config
+        self.directory = pathlib.Path(config.directory or default_directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.written = 0
+        self.deleted = 0
+        self.skipped = 0
+        self._next_retention = 0.0
+
+    def path_for(self, camera_id: str, event_id: str) -> pathlib.Path:
+        return self.directory / camera_id / f"{event_id}.jpg"
+
+    def write_event(self, event: dict, frame: Frame) -> str | None:
+        """The event's snapshot (relative path), or None when the disk is short of space."""
+        if self._free_mb() < self.config.min_free_megabytes:
+            self.skipped += 1
+            logger.warning("snapshot of event %s skipped: less than %.0f MB free on %s", event["event_id"],
+                           self.config.min_free_megabytes, self.directory)
+            return None
+        path = self.path_for(frame.camera_id, event["event_id"])
+        path.parent.mkdir(exist_ok=True)
+        data = encode_jpeg(annotate(frame, np.asarray(event["box"], np.float32)), self.config.jpeg_quality)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, path)  # a reader never sees half a JPEG
+        self.written += 1
+        self.enforce_retention(force=True)
+        return str(path.relative_to(self.directory))
+
+    def find(self, event_id: str) -> pathlib.Path | None:
+        matches = list(self.directory.glob(f"*/{event_id}.jpg"))
+        return matches[0] if matches else None
+
+    def _free_mb(self) -> float:
+        return shutil.disk_usage(self.directory).free / 2**20
+
+    def enforce_retention(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and time.monotonic() < self._next_retention:
+            return
+        self._next_retention = time.monotonic() + RETENTION_EVERY_S
+        files = []
+        for path in self.directory.glob("*/*.jpg"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            files.append((stat.st_mtime, stat.st_size, path))
+        files.sort()  # oldest first
+        total = sum(size for _, size, _ in files)
+        max_bytes = self.config.max_megabytes * 2**20
+        oldest_allowed = now - self.config.max_age_days * 86400
+        keep_from = 0
+        for mtime, size, path in files:
+            over = (len(files) - keep_from > self.config.max_count or total > max_bytes or mtime < oldest_allowed
+                    or self._free_mb() < self.config.min_free_megabytes)
+            if not over:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            keep_from += 1
+            self.deleted += 1
+        if keep_from:
+            logger.info("snapshots: %d oldest deleted (limits: %d files, %.0f MB, %.0f days)", keep_from,
+                        self.config.max_count, self.config.max_megabytes, self.config.max_age_days)

@@ -1,0 +1,57 @@
+"""Run a Daemon in a thread for a test, and read its HTTP side."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from pipeline.daemon import Daemon
+
+
+class RunningDaemon:
+    def __init__(self, config, **kwargs):
+        self.daemon = Daemon(config, **kwargs)
+        self.stop_event = threading.Event()
+        self.summary = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        self.summary = self.daemon.run(self.stop_event)
+
+    def __enter__(self) -> "RunningDaemon":
+        self.thread.start()
+        self.wait(lambda: self.daemon.server is not None or not self.daemon.config.http.enabled, 30)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(120)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+
+    def wait(self, predicate, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise TimeoutError("condition not reached")
+            if not self.thread.is_alive() and self.summary is None:
+                raise RuntimeError("the daemon stopped")
+            time.sleep(0.1)
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.daemon.server.host}:{self.daemon.server.port}"
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, dict, bytes]:
+        request = urllib.request.Request(self.base + path)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
