@@ -174,9 +174,11 @@ class MqttSinkConfig(Strict):
     topic_prefix: str = Field("inspector", pattern=r"^[^#+]+$", description="Events go to <prefix>/events/"
                                                                             "<camera>, detections to <prefix>/"
                                                                             "detections/<camera>, the daemon's "
-                                                                            "online/offline to <prefix>/status.")
+                                                                            "online/offline to <prefix>/status. "
+                                                                            "${VAR} expands from the environment.")
     messages: list[MessageKind] = Field(["events"], description="What is published (detections: every frame).")
-    client_id: str | None = Field(None, description="MQTT client id (default: inspector-<hostname>).")
+    client_id: str | None = Field(None, description="MQTT client id (default: inspector-<hostname>); ${VAR} "
+                                                    "expands from the environment.")
     username_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with the user.")
     password_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with the password.")
     tls: bool = Field(False, description="Connect with TLS (the system CAs unless ca_file is given).")

@@ -21,7 +21,8 @@ import time
 import urllib.error
 import urllib.request
 
-from pipeline.config import ConfigError, MqttSinkConfig, RetryConfig, WebhookSinkConfig, redact_url
+from pipeline.config import (ConfigError, MqttSinkConfig, RetryConfig, WebhookSinkConfig, expand_placeholders,
+                             redact_url)
 from pipeline.outputs.outbox import Message, Outbox
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,17 @@ class MqttSink(Sink):
         self.password = env_secret(config.password_env, f"{where}.password_env")
         if self.password is not None and self.username is None:
             raise ConfigError(f"{where}: password_env needs username_env")
-        self.client_id = config.client_id or f"inspector-{socket.gethostname()}"
-        self.status_topic = f"{config.topic_prefix}/status"
+        # ${VAR} in the prefix and client id: one config for many boxes (INSPECTOR_BOX_ID from the environment).
+        self.prefix = expand_placeholders(config.topic_prefix, f"{where}.topic_prefix")
+        self.client_id = expand_placeholders(config.client_id or f"inspector-{socket.gethostname()}",
+                                             f"{where}.client_id")
+        self.status_topic = f"{self.prefix}/status"
         self.client = None
         self.connected = threading.Event()
         self.refused: str | None = None
 
     def topic(self, message: Message) -> str:
-        return f"{self.config.topic_prefix}/{message.kind}/{message.camera}"
+        return f"{self.prefix}/{message.kind}/{message.camera}"
 
     def _connect(self) -> None:
         import paho.mqtt.client as mqtt

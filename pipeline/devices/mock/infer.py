@@ -150,7 +150,7 @@ class InferenceEngine:
             info = frame.info
             geometry = letterbox_geometry(info.width, info.height, w, h, self.spec.letterbox.placement)
             resized = letterbox_nv12(frame.nv12, info.width, info.height, geometry, self._pad_y)
-            batch[i] = self.aipp.apply_nv12(resized, h, w)
+            self.aipp.apply_nv12(resized, h, w, out=batch[i])
             geometries.append(geometry)
         session = self._sessions.get()
         try:

@@ -134,6 +134,13 @@ def test_mqtt_publishes_with_qos1_to_camera_topics_and_credentials_from_env(brok
     monkeypatch.setenv("MQ_PASS", "mq-pass-771")
     subscriber = Subscriber(broker_user.port, "site/#", user=("box", "mq-pass-771"))
     subscriber.wait_connected()
+    monkeypatch.setenv("BOX_ID", "box-7")
+    subscriber_all = Subscriber(broker_user.port, "grid/#", user=("box", "mq-pass-771"))
+    subscriber_all.wait_connected()
+    boxed = MqttSink(MqttSinkConfig(host="127.0.0.1", port=broker_user.port, topic_prefix="grid/${BOX_ID}",
+                                    client_id="${BOX_ID}", username_env="MQ_USER", password_env="MQ_PASS"))
+    assert boxed.deliver(messages(1)) == [1]
+    boxed.close()
     sink = MqttSink(MqttSinkConfig(host="127.0.0.1", port=broker_user.port, topic_prefix="site",
                                    messages=["events", "detections"], username_env="MQ_USER",
                                    password_env="MQ_PASS"))
@@ -148,6 +155,8 @@ def test_mqtt_publishes_with_qos1_to_camera_topics_and_credentials_from_env(brok
         ("site/events/cam", 0), ("site/events/cam", 1), ("site/events/cam", 2), ("site/detections/cam2", 3)]
     sink.close()
     subscriber.close()
+    assert [t for t, _ in subscriber_all.json_messages("grid/")] == ["grid/box-7/events/cam"]
+    subscriber_all.close()
 
 
 def test_mqtt_wrong_password_and_absent_broker_are_delivery_errors(broker_user, monkeypatch):

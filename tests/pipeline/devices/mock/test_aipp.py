@@ -92,3 +92,23 @@ def test_render_aipp_config(matrix):
     assert "input_format : YUV420SP_U8" in text and "rbuv_swap_switch : false" in text
     assert "var_reci_chn_0 : 0.003921569" in text
     assert text.count("matrix_r") == 9
+
+
+def test_decoded_planes_copy_equals_ffmpeg_nv12_conversion(tmp_path):
+    """The fast yuv420p path of frame_to_nv12 gives the same bytes as FFmpeg's own NV12 conversion, for a
+    picture whose rows the decoder pads (line size above the width)."""
+    import av
+
+    from pipeline.devices.mock.nv12 import frame_to_nv12, pack_nv12
+    from tests.support.clips import encode_clip
+
+    for width, height in ((640, 360), (334, 202)):  # 334: rows padded beyond the width in the decoder
+        clip = encode_clip(tmp_path / f"c{width}.mp4", frames=3, width=width, height=height)
+        with av.open(str(clip)) as container:
+            frame = next(container.decode(video=0))
+        assert frame.format.name == "yuv420p"
+        buffer, w, h = frame_to_nv12(frame)
+        packed = frame.reformat(format="nv12").to_ndarray()
+        expected = pack_nv12(packed[:h, :w], packed[frame.height:frame.height + h // 2, :w].reshape(h // 2, w // 2, 2))
+        assert (w, h) == (width // 2 * 2, height // 2 * 2)
+        assert np.array_equal(buffer, expected)
