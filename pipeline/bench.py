@@ -15,6 +15,7 @@ Every figure comes from the same process, model and clips, one measurement after
 
 from __future__ import annotations
 
+import fractions
 import json
 import os
 import pathlib
@@ -65,11 +66,47 @@ def decode_only(clips: list[pathlib.Path], frames: int = 300) -> dict:
     return {"per_camera_fps": per_camera, "parallel_total_fps": total, "cameras": len(clips)}
 
 
+def synthetic_model(cfg_name: str, size: int, out: pathlib.Path) -> pathlib.Path:
+    """An exported model of `cfg_name` at `size` with deterministic random weights (for speed figures only)."""
+    from deploy.export import export_model
+    from models.darknet_cfg import parse_cfg
+    from models.testing import random_state
+    from models.weights import write_darknet_weights
+
+    cfg = parse_cfg(cfg_name, classes=2)
+    weights = out / "random.weights"
+    write_darknet_weights(weights, cfg, random_state(cfg, 0))
+    export_model(cfg_name, weights, ["insulator", "defect"], "onnx", out / "model", size=(size, size))
+    return out / "model"
+
+
+def rescale_clip(source: pathlib.Path, out: pathlib.Path, width: int, height: int, seconds: float = 20.0) -> pathlib.Path:
+    """The first `seconds` of `source` re-encoded as H.264 at width x height (yuv420p, GOP 25), as a camera
+    at that resolution would send it."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(out), "w") as dst:
+        rate = src.streams.video[0].average_rate or 25
+        stream = dst.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"g": "25", "preset": "veryfast", "crf": "23"}
+        for index, frame in enumerate(src.decode(video=0)):
+            if index >= seconds * rate:
+                break
+            scaled = frame.reformat(width=width, height=height, format="yuv420p")
+            scaled.pts, scaled.time_base = index, fractions.Fraction(1, 1) / rate
+            for packet in stream.encode(scaled):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out
+
+
 def inference_only(model_file: pathlib.Path, spec: ModelSpec, batches: list[int], in_flight: int,
-                   seconds: float) -> dict:
+                   seconds: float, threads: int = 0) -> dict:
     from models.runtime import open_session
 
-    threads = max(1, (os.cpu_count() or 1) // in_flight)
+    threads = threads or max(1, (os.cpu_count() or 1) // in_flight)
     sessions = [open_session(model_file, None, threads) for _ in range(in_flight)]
     results = {}
     for batch in batches:
@@ -158,7 +195,8 @@ def latencies(path: str) -> dict:
 
 
 def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[int], batch: int, in_flight: int,
-              seconds: float, soak_seconds: float, progress=print) -> dict:
+              seconds: float, soak_seconds: float, progress=print,
+              arrangements: list[tuple[int, int]] | None = None) -> dict:
     spec = ModelSpec.load(model_dir)
     name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
     model_file = model_dir / name
@@ -171,6 +209,11 @@ def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[
     gears = [g for g in spec.batch_gears if g <= batch]
     report["inference"] = inference_only(model_file, spec, gears, in_flight, seconds)
     infer_fps = report["inference"]["images_per_s"][batch]
+    report["arrangements"] = {}
+    for sessions, threads in arrangements or []:
+        progress(f"inference only, {sessions} session(s) x {threads} thread(s) ...")
+        report["arrangements"][f"{sessions}x{threads}"] = inference_only(
+            model_file, spec, [batch], sessions, seconds, threads)["images_per_s"][batch]
     with tempfile.TemporaryDirectory(prefix="inspector-bench-") as tmp:
         def config(n: int, out: str, rate: float | None = None, mode: str = "file") -> dict:
             return {"cameras": [{"id": f"cam{i}", "url": str(clips[i % len(clips)]), "loop": True, "mode": mode,
@@ -213,6 +256,9 @@ def format_report(report: dict) -> str:
              f" {report['decode']['cameras']} in parallel {report['decode']['parallel_total_fps']:.0f} fps total",
              "inference only: " + ", ".join(f"batch {b}: {v:.1f} img/s"
                                              for b, v in report["inference"]["images_per_s"].items()),
+             *([("arrangements at batch %d (sessions x threads): " % report["batch"]) + ", ".join(
+                 f"{k}: {v:.1f} img/s" for k, v in report["arrangements"].items())] if report.get("arrangements")
+               else []),
              "", f"{'cameras':>7} {'daemon fps':>10} {'efficiency':>10} {'naive fps':>9} {'speed-up':>8}"]
     for n, result in report["daemon"].items():
         lines.append(f"{n:>7} {result['processed_fps']:>10.1f} {result['efficiency']:>10.2f} "

@@ -7,6 +7,7 @@ import logging
 import pathlib
 import signal
 import sys
+import tempfile
 import threading
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ def register(commands) -> None:
 
     bench = commands.add_parser("bench", help="daemon throughput, efficiency, naive baseline, latency, memory")
     bench.add_argument("--model", help="exported or converted model directory (default: the demo model)")
+    bench.add_argument("--cfg", help="instead of --model: export this network (yolov4, yolov4-tiny, a cfg file) "
+                                     "with deterministic random weights (speed does not depend on the values)")
+    bench.add_argument("--size", type=int, default=416, help="input size for --cfg (default 416)")
+    bench.add_argument("--resolution", help="re-encode the clips to WxH first (e.g. 1920x1080: decoding's share "
+                                            "of the CPU at camera resolution)")
+    bench.add_argument("--arrangements", default="1x2,2x1,2x2,4x1",
+                       help="inference sessions x threads each, measured side by side (default 1x2,2x1,2x2,4x1)")
     bench.add_argument("--clips", help="comma-separated video files (default: ../shared/videos, else the demo clip)")
     bench.add_argument("--cameras", default="1,2,4,8", help="camera counts (default 1,2,4,8)")
     bench.add_argument("--batch", type=int, default=4, help="max batch (a gear of the model)")
@@ -193,7 +201,12 @@ def _bench(args) -> int:
     from pipeline.bench import format_report, plot_report, run_bench
     from pipeline.demo import DEMO_DIR, demo_model_dir
 
-    model = pathlib.Path(args.model) if args.model else demo_model_dir()
+    if args.cfg:
+        from pipeline.bench import synthetic_model
+
+        model = synthetic_model(args.cfg, args.size, pathlib.Path(tempfile.mkdtemp(prefix="inspector-bench-model-")))
+    else:
+        model = pathlib.Path(args.model) if args.model else demo_model_dir()
     if args.clips:
         clips = [pathlib.Path(c) for c in args.clips.split(",")]
     else:
@@ -203,9 +216,16 @@ def _bench(args) -> int:
     if missing:
         print(f"inspector bench: no such clip: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.resolution:
+        from pipeline.bench import rescale_clip
+
+        width, height = (int(v) for v in args.resolution.lower().split("x"))
+        directory = pathlib.Path(tempfile.mkdtemp(prefix="inspector-bench-clips-"))
+        clips = [rescale_clip(c, directory / f"{c.stem}-{width}x{height}.mp4", width, height) for c in clips]
     cameras = [int(c) for c in args.cameras.split(",")]
+    arrangements = [tuple(int(v) for v in a.split("x")) for a in args.arrangements.split(",") if a]
     report = run_bench(model, clips, cameras, args.batch, args.in_flight, args.seconds, args.soak_seconds,
-                       progress=lambda m: print(m, file=sys.stderr, flush=True))
+                       progress=lambda m: print(m, file=sys.stderr, flush=True), arrangements=arrangements)
     print(format_report(report))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -145,7 +145,10 @@ class BatchingConfig(Strict):
     dynamic_strategy: Literal["Nearest", "Upper", "Lower"] = Field(
         "Upper", description="Gear for a partial batch: Upper pads up to the next gear (no frame waits again), "
                              "Lower runs the largest gear that fits and keeps the rest, Nearest the closest.")
-    in_flight: int = Field(2, ge=1, le=8, description="Batches inferred at the same time.")
+    in_flight: int = Field(2, ge=1, le=8, description="Batches inferred at the same time (mock device: one "
+                                                      "runtime session each).")
+    threads: int = Field(0, ge=0, le=256, description="Mock device: threads per inference session; 0: the CPU "
+                                                      "count / in_flight (see docs/performance.md).")
 
 
 class ThresholdConfig(Strict):

@@ -90,7 +90,8 @@ def device_settings(config: DaemonConfig) -> DeviceSettings:
     return DeviceSettings(
         cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop, c.rate_fps, c.no_frame_timeout_s,
                                      c.reconnect_max_s) for c in config.cameras),
-        max_batch=config.batching.max_batch, in_flight=config.batching.in_flight, live_queue=config.live_queue)
+        max_batch=config.batching.max_batch, in_flight=config.batching.in_flight, live_queue=config.live_queue,
+        threads=config.batching.threads)
 
 
 class Daemon:
