@@ -6,12 +6,12 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import threading
 import time
+import uuid
 
-from tests.support.rtsp import free_port
+from tests.support.rtsp import free_port, wait_listening
 
 
 def mosquitto_available() -> str | None:
@@ -50,15 +50,8 @@ class Broker:
         self.log = open(self.directory / "mosquitto.log", "ab")
         self.process = subprocess.Popen([_binary("mosquitto"), "-c", str(self.config)], stdout=self.log,
                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.05)
+        if wait_listening(self.port, self.process):
+            return self
         raise RuntimeError(f"mosquitto did not start on {self.port}: "
                            f"{(self.directory / 'mosquitto.log').read_text()[-2000:]}")
 
@@ -85,7 +78,7 @@ class Subscriber:
         self.messages: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
         self.connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-subscriber-{port}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-subscriber-{uuid.uuid4().hex[:8]}")
         if user:
             self.client.username_pw_set(*user)
         self.client.reconnect_delay_set(0.1, 0.5)

@@ -24,6 +24,18 @@ def gstreamer_available() -> str | None:
     return None
 
 
+def wait_listening(port: int, process: subprocess.Popen, timeout: float = 10.0) -> bool:
+    """True once 127.0.0.1:port accepts connections; False on timeout or when `process` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,14 +58,9 @@ class RtspServer:
         if line.strip() != "ready":
             self.stop()
             raise RuntimeError(f"RTSP server did not start: {line!r} {self.process.stderr.read()[-2000:]}")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"RTSP server not listening on {self.port}")
+        if not wait_listening(self.port, self.process):
+            raise RuntimeError(f"RTSP server not listening on {self.port}")
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
