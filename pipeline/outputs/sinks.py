@@ -131,6 +131,8 @@ class MqttSink(Sink):
         self.password = env_secret(config.password_env, f"{where}.password_env")
         if self.password is not None and self.username is None:
             raise ConfigError(f"{where}: password_env needs username_env")
+        if config.ca_file and not pathlib.Path(config.ca_file).is_file():
+            raise ConfigError(f"{where}.ca_file: {config.ca_file} does not exist")
         # ${VAR} in the prefix and client id: one config for many boxes (INSPECTOR_BOX_ID from the environment).
         self.prefix = expand_placeholders(config.topic_prefix, f"{where}.topic_prefix")
         self.client_id = expand_placeholders(config.client_id or f"inspector-{socket.gethostname()}",

@@ -24,15 +24,35 @@ def _binary(name: str) -> str:
     return shutil.which(name) or f"/usr/sbin/{name}"
 
 
+def make_certificates(directory: pathlib.Path) -> pathlib.Path:
+    """A throwaway CA and a server certificate for IP 127.0.0.1 (openssl); returns the CA certificate."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=inspector test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")
+    return directory / "ca.pem"
+
+
 class Broker:
     """mosquitto with persistence off and, optionally, one user with a password (anonymous refused then)."""
 
-    def __init__(self, directory: pathlib.Path, user: tuple[str, str] | None = None, port: int | None = None):
+    def __init__(self, directory: pathlib.Path, user: tuple[str, str] | None = None, port: int | None = None,
+                 tls: bool = False):
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr"]
+        if tls:  # a CA of its own and a server certificate for 127.0.0.1: self.ca_file is what clients trust
+            self.ca_file = make_certificates(self.directory)
+            lines += [f"cafile {self.ca_file}", f"certfile {self.directory / 'server.pem'}",
+                      f"keyfile {self.directory / 'server.key'}"]
         if os.geteuid() == 0:  # mosquitto started as root drops to its own user, which cannot read our files
             lines.append("user root")
         if user is None:

@@ -171,3 +171,18 @@ def test_mqtt_wrong_password_and_absent_broker_are_delivery_errors(broker_user, 
     with pytest.raises(DeliveryError, match="cannot connect"):
         sink.deliver(messages(1))
     sink.close()
+
+
+def test_mqtt_over_tls_trusts_the_configured_ca_only(tmp_path):
+    reason = mosquitto_available()
+    if reason:
+        pytest.skip(reason)
+    with Broker(tmp_path / "tls", tls=True) as broker:
+        sink = MqttSink(MqttSinkConfig(host="127.0.0.1", port=broker.port, tls=True, ca_file=str(broker.ca_file),
+                                       ack_timeout_s=5))
+        assert sink.deliver(messages(2)) == [1, 2]
+        sink.close()
+        untrusting = MqttSink(MqttSinkConfig(host="127.0.0.1", port=broker.port, tls=True, ack_timeout_s=5))
+        with pytest.raises(DeliveryError, match="certificate verify failed"):
+            untrusting.deliver(messages(1))
+        untrusting.close()
