@@ -286,7 +286,10 @@ def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path 
 
         config = config.model_copy(update={
             "model": resolve(config.model),
-            "output": config.output.model_copy(update={"directory": resolve(config.output.directory)}),
+            "output": config.output.model_copy(update={
+                "directory": resolve(config.output.directory),
+                "mqtt": config.output.mqtt and config.output.mqtt.model_copy(update={
+                    "ca_file": config.output.mqtt.ca_file and resolve(config.output.mqtt.ca_file)})}),
             "snapshots": config.snapshots.model_copy(update={
                 "directory": config.snapshots.directory and resolve(config.snapshots.directory)}),
             "cameras": [c if c.is_rtsp else c.model_copy(update={"url": resolve(c.url)}) for c in config.cameras],

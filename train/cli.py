@@ -22,6 +22,10 @@ def register(commands) -> None:
     bench.add_argument("--steps", type=int, default=5, help="timed steps after the first (compiling) one")
     bench.set_defaults(handler=_bench)
 
+    compare = commands.add_parser("train-compare", help="training runs side by side: held-out mAP (markdown)")
+    compare.add_argument("runs", nargs="+", help="run directories (config.json and metrics.jsonl)")
+    compare.set_defaults(handler=_compare)
+
     evaluate = commands.add_parser("eval", help="COCO mAP of an exported model on a labelled data set (JSON)")
     evaluate.add_argument("--model", required=True, help="an `inspector export` directory")
     evaluate.add_argument("--data", required=True, help="data set root")
@@ -69,4 +73,13 @@ def _bench(args) -> int:
     rows = run(args.cfg or ["yolov4-tiny", "yolov4"], args.size, args.batch, args.steps)
     print(format_rows(rows))
     print(json.dumps(rows))
+    return 0
+
+
+def _compare(args) -> int:
+    import pathlib
+
+    from train.compare import markdown
+
+    print(markdown([pathlib.Path(r) for r in args.runs]))
     return 0

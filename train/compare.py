@@ -1,0 +1,55 @@
+"""`inspector train-compare RUN...`: runs side by side (from each run's config.json and metrics.jsonl), as a
+markdown table: what the run did, its held-out mAP@0.5 at the end and at its best evaluation."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+
+def describe(config: dict) -> str:
+    t = config.get("transfer") or {}
+    if not t.get("weights"):
+        return "from scratch"
+    parts = [f"from {pathlib.Path(t['weights']).parent.name}"]
+    if t.get("reinit_head"):
+        parts.append("new head")
+    if t.get("freeze_layers"):
+        parts.append(f"layers 0-{t['freeze_layers'] - 1} frozen" + (f" until epoch {t['unfreeze_epoch']}"
+                                                                     if t.get("unfreeze_epoch") else ""))
+    if t.get("rifle_every"):
+        parts.append(f"RIFLE every {t['rifle_every']} epochs")
+    if (config.get("optim") or {}).get("backbone_lr_scale", 1.0) != 1.0:
+        parts.append(f"backbone lr x{config['optim']['backbone_lr_scale']}")
+    return ", ".join(parts)
+
+
+def summarise(run: pathlib.Path) -> dict:
+    config = json.loads((run / "config.json").read_text())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    evaluated = [r for r in rows if "mAP50" in r]
+    if not evaluated:
+        raise ValueError(f"{run}: no evaluation in metrics.jsonl yet")
+    final, best = evaluated[-1], max(evaluated, key=lambda r: r["mAP50"])
+    return {"run": run.name, "strategy": describe(config), "epochs": rows[-1]["epoch"],
+            "train_seconds": round(sum(r.get("seconds", 0) for r in rows)), "final": final, "best": best,
+            "classes": config["data"]["classes"]}
+
+
+def markdown(runs: list[pathlib.Path]) -> str:
+    summaries = [summarise(r) for r in runs]
+    classes = summaries[0]["classes"]
+    per_class = len(classes) > 1
+    header = ["run", "strategy", "epochs", "mAP@0.5 (end)", "mAP@0.5:0.95 (end)", "best mAP@0.5 (epoch)",
+              "train time"]
+    if per_class:
+        header[4:4] = [f"{c} AP@0.5 (end)" for c in classes]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for s in summaries:
+        cells = [s["run"], s["strategy"], str(s["epochs"]), f"{s['final']['mAP50']:.3f}",
+                 f"{s['final']['mAP50_95']:.3f}", f"{s['best']['mAP50']:.3f} ({s['best']['epoch']})",
+                 f"{s['train_seconds'] / 60:.0f} min"]
+        if per_class:
+            cells[4:4] = [f"{s['final']['per_class_AP50'].get(c, float('nan')):.3f}" for c in classes]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
