@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import pathlib
+import sqlite3
 import threading
 import time
 
@@ -131,6 +132,7 @@ class Daemon:
         self._jpeg_cache: dict[str, tuple[int, bytes]] = {}
         self.out_dir = pathlib.Path(config.output.directory)
         self.outbox: Outbox | None = None
+        self.outbox_errors = 0
         self.deliverers: list[Deliverer] = []
         self.snapshots: SnapshotStore | None = None
         self.server: StatusServer | None = None
@@ -295,8 +297,7 @@ class Daemon:
             "height": info.height,
             "detections": detections.to_json(self.spec.class_names),
         }
-        self.outbox.enqueue("detections", camera, json.dumps(line, separators=(",", ":")),
-                            self.sinks_for["detections"], info.wall_time)
+        self._enqueue("detections", camera, json.dumps(line, separators=(",", ":")), info.wall_time)
         self.lines_written += 1
         self._observe(result, latency_s)
         labels = tuple(self.spec.class_names[int(c)] for c in detections.class_ids)
@@ -311,6 +312,16 @@ class Daemon:
         for event, best_frame in self.trackers[camera].observe_frames(info.wall_time, info.frame_id, observations,
                                                                        frame):
             self._emit_event(event, best_frame)
+
+    def _enqueue(self, kind: str, camera: str, payload: str, created: float) -> None:
+        try:
+            self.outbox.enqueue(kind, camera, payload, self.sinks_for[kind], created)
+        except sqlite3.Error as exc:  # a full or failing disk: keep the cameras running, count and say it
+            self.outbox.dropped[kind] += 1
+            self.outbox_errors += 1
+            if self.outbox_errors in (1, 10, 100) or self.outbox_errors % 1000 == 0:
+                logger.error("outbox %s: cannot store a %s message (%s); %d lost so far", self.outbox.path, kind,
+                             exc, self.outbox_errors)
 
     def _observe(self, result, latency_s: float) -> None:
         camera = result.info.camera_id
@@ -338,8 +349,7 @@ class Daemon:
         if event["type"] == "end":
             self._snapshot_frames.pop(event_id, None)
         event["snapshot"] = snapshot
-        self.outbox.enqueue("events", event["camera"], json.dumps(event, separators=(",", ":")),
-                            self.sinks_for["events"], time.time())
+        self._enqueue("events", event["camera"], json.dumps(event, separators=(",", ":")), time.time())
         for deliverer in self.deliverers:
             deliverer.wake.set()
         self.events_written += 1
@@ -379,7 +389,8 @@ class Daemon:
         body = {"state": self.state,
                 "cameras": [{"id": c, "healthy": r is None, "reason": r} for c, r in reasons.items()],
                 "outputs": [{"sink": o["sink"], "healthy": o["healthy"], "backlog": o["backlog"]}
-                            for o in self.output_status()]}
+                            for o in self.output_status()],
+                "outbox_write_errors": self.outbox_errors}
         return (200 if self.state == "running" else 503), body
 
     def status(self) -> dict:

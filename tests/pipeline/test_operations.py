@@ -175,3 +175,30 @@ def test_camera_server_killed_and_hung_repeatedly_while_others_keep_going(tmp_pa
     # The hang is reported within the camera's no_frame_timeout_s (3 s) of its last frame, plus the polling.
     assert 3.0 <= min(watchdogs) and max(watchdogs) < 3.0 + 1.0, watchdogs
     assert stats()["flaky"].reconnects >= 4
+
+
+def test_a_failing_outbox_disk_is_counted_and_the_cameras_keep_running(tiny_model_dir, tmp_path, monkeypatch,
+                                                                          caplog):
+    from pipeline.outputs.outbox import Outbox
+    from tests.support.clips import encode_clip
+
+    real = Outbox.enqueue
+    calls = {"n": 0}
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] % 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Outbox, "enqueue", failing)
+    clip = encode_clip(tmp_path / "c.mp4", frames=30)
+    config = parse_config({"cameras": [{"id": "a", "url": str(clip)}], "model": str(tiny_model_dir),
+                           "output": {"directory": str(tmp_path / "out")}, "http": {"enabled": False},
+                           "alarm": {"min_hits": 1000}})  # detection lines only: 30 messages
+    with RunningDaemon(config) as running:
+        running.wait(lambda: running.summary is not None, 120)
+    summary = running.summary
+    assert summary.cameras[0].processed == 30 and running.daemon.outbox_errors == 15
+    assert len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 15
+    assert "cannot store a detections message (database or disk is full)" in caplog.text
