@@ -8,12 +8,14 @@ Each transfer-learning strategy is a config switch and is logged at start.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
 import os
 import pathlib
 import queue
+import re
 import threading
 import time
 
@@ -207,10 +209,24 @@ def reinitialise_head(network: DarknetYolo, seed: int) -> list[str]:
 
 
 # --- the loop -------------------------------------------------------------------------------------------------
+def log_issues(dataset: Dataset) -> None:
+    """Every annotation problem, by file; objects of classes outside the class list (a deliberate subset,
+    e.g. `defect` only) as one line per class instead of one per object."""
+    left_out: collections.Counter = collections.Counter()
+    for issue in dataset.issues:
+        match = re.search(r"unknown class '([^']*)' \(left out\)", issue.problem)
+        if match:
+            left_out[match.group(1)] += 1
+        else:
+            logger.warning("data: %s", issue)
+    for name, count in sorted(left_out.items()):
+        logger.warning("data: %d objects of class %r, not in data.classes %s, left out", count, name,
+                       list(dataset.class_names))
+
+
 def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
     dataset = load_dataset(config.data.path, config.data.format, config.data.classes)
-    for issue in dataset.issues:
-        logger.warning("data: %s", issue)
+    log_issues(dataset)
     if config.data.val_path:
         train_set, val_set = dataset, load_dataset(config.data.val_path, config.data.format, config.data.classes)
     else:
