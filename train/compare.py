@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+LAST = 5  # evaluations averaged: on a small held-out set one evaluation is noisy
+
 
 def describe(config: dict) -> str:
     t = config.get("transfer") or {}
@@ -31,7 +33,9 @@ def summarise(run: pathlib.Path) -> dict:
     if not evaluated:
         raise ValueError(f"{run}: no evaluation in metrics.jsonl yet")
     final, best = evaluated[-1], max(evaluated, key=lambda r: r["mAP50"])
+    last = [r["mAP50"] for r in evaluated[-LAST:]]
     return {"run": run.name, "strategy": describe(config), "epochs": rows[-1]["epoch"],
+            "last_mean": sum(last) / len(last), "last_range": (min(last), max(last)), "last_count": len(last),
             "train_seconds": round(sum(r.get("seconds", 0) for r in rows)), "final": final, "best": best,
             "classes": config["data"]["classes"]}
 
@@ -40,14 +44,16 @@ def markdown(runs: list[pathlib.Path]) -> str:
     summaries = [summarise(r) for r in runs]
     classes = summaries[0]["classes"]
     per_class = len(classes) > 1
-    header = ["run", "strategy", "epochs", "mAP@0.5 (end)", "mAP@0.5:0.95 (end)", "best mAP@0.5 (epoch)",
-              "train time"]
+    header = ["run", "strategy", "epochs", "mAP@0.5 (end)", "mAP@0.5:0.95 (end)",
+              f"mAP@0.5, last {LAST} evaluations: mean (range)", "best mAP@0.5 (epoch)", "train time"]
     if per_class:
         header[4:4] = [f"{c} AP@0.5 (end)" for c in classes]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         cells = [s["run"], s["strategy"], str(s["epochs"]), f"{s['final']['mAP50']:.3f}",
-                 f"{s['final']['mAP50_95']:.3f}", f"{s['best']['mAP50']:.3f} ({s['best']['epoch']})",
+                 f"{s['final']['mAP50_95']:.3f}",
+                 f"{s['last_mean']:.3f} ({s['last_range'][0]:.3f}-{s['last_range'][1]:.3f})",
+                 f"{s['best']['mAP50']:.3f} ({s['best']['epoch']})",
                  f"{s['train_seconds'] / 60:.0f} min"]
         if per_class:
             cells[4:4] = [f"{s['final']['per_class_AP50'].get(c, float('nan')):.3f}" for c in classes]

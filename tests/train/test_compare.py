@@ -21,6 +21,6 @@ def test_table_rows_describe_strategies_and_final_and_best(tmp_path):
     frozen = write_run(tmp_path, "frozen", {"weights": "/r/source-insulator/best.ckpt", "reinit_head": True,
                                             "freeze_layers": 26, "rifle_every": 20}, [(2, 0.2), (4, 0.3)])
     table = markdown([scratch, frozen]).splitlines()
-    assert table[2] == "| scratch | from scratch | 4 | 0.050 | 0.025 | 0.100 (2) | 4 min |"
+    assert table[2] == "| scratch | from scratch | 4 | 0.050 | 0.025 | 0.075 (0.050-0.100) | 0.100 (2) | 4 min |"
     assert table[3].startswith("| frozen | from source-insulator, new head, layers 0-25 frozen, RIFLE every 20 "
                                "epochs | 4 | 0.300 |")
