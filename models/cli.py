@@ -72,7 +72,7 @@ def register(commands) -> None:
 
 
 def _info(args) -> int:
-    from models.darknet_cfg import parse_cfg
+    from models.darknet_cfg import backbone_end, parse_cfg
 
     height, width = args.size or (None, None)
     cfg = parse_cfg(args.cfg, classes=args.classes, height=height, width=width)
@@ -86,6 +86,7 @@ def _info(args) -> int:
     print(json.dumps({
         "cfg": cfg.source, "input": [cfg.height, cfg.width], "classes": cfg.classes, "layers": kinds,
         "trainable_parameters": parameters, "class_dependent_convs": list(cfg.class_dependent_convs),
+        "backbone_end": backbone_end(cfg),
         "heads": [{"layer": h.layer_index, "stride": h.stride, "mask": list(h.mask), "scale_x_y": h.scale_x_y,
                    "grid": [h.grid_height, h.grid_width]} for h in cfg.heads],
         "anchors": [list(a) for a in cfg.anchors],

@@ -259,3 +259,15 @@ def render_cfg(cfg: DarknetCfg) -> str:
     for layer in cfg.layers:
         lines += ["", f"[{layer.kind}]"] + [f"{k}={v}" for k, v in layer.options.items()]
     return "\n".join(lines) + "\n"
+
+
+def backbone_end(cfg: DarknetCfg) -> int:
+    """First layer index after the backbone: what `freeze_layers` freezes to keep the backbone. YOLOv4: the
+    three convs before SPP's first stride-1 maxpool belong to the neck, so the backbone ends there (layer 104
+    is CSPDarknet53's last); a cfg without SPP (YOLOv4-tiny): three layers before the first class-dependent
+    head conv."""
+    first_head = min(cfg.class_dependent_convs)
+    for layer in cfg.layers:
+        if layer.kind == "maxpool" and layer.get("stride", 1, int) == 1:
+            return min(layer.index - 3, first_head)
+    return first_head - 3 if first_head > 3 else first_head

@@ -26,7 +26,7 @@ from models import msenv  # noqa: F401
 import mindspore as ms
 from mindspore import nn
 
-from models.darknet_cfg import parse_cfg
+from models.darknet_cfg import backbone_end as cfg_backbone_end, parse_cfg
 from models.network import DarknetYolo, DecodedYolo
 from models.spec import ModelSpec
 from models.weights import layer_of, load_weights, network_parameters, save_checkpoint
@@ -163,15 +163,8 @@ def make_optimizer(network: DarknetYolo, config: TrainConfig, lrs: np.ndarray, s
 
 
 def backbone_end(network: DarknetYolo) -> int:
-    """First layer index after the backbone. YOLOv4: the three convs before SPP's first stride-1 maxpool
-    belong to the neck, so the backbone ends there (layer 104 is CSPDarknet53's last); a cfg without SPP
-    (YOLOv4-tiny): three layers before the first class-dependent head conv."""
-    cfg = network.cfg
-    first_head = min(cfg.class_dependent_convs)
-    for layer in cfg.layers:
-        if layer.kind == "maxpool" and layer.get("stride", 1, int) == 1:
-            return min(layer.index - 3, first_head)
-    return first_head - 3 if first_head > 3 else first_head
+    """First layer index after the backbone (models.darknet_cfg.backbone_end)."""
+    return cfg_backbone_end(network.cfg)
 
 
 # --- strategies -------------------------------------------------------------------------------------------------

@@ -71,3 +71,11 @@ def test_bad_cfg_names_file_and_reason(tmp_path, text, message):
     with pytest.raises(CfgError, match=message) as info:
         parse_cfg(path)
     assert str(path) in str(info.value)
+
+
+def test_backbone_end_is_the_first_neck_layer():
+    from models.darknet_cfg import backbone_end
+
+    # YOLOv4: CSPDarknet53 is layers 0-104; tiny (both widths): the CSP blocks end at layer 25.
+    assert backbone_end(parse_cfg("yolov4")) == 105
+    assert backbone_end(parse_cfg("yolov4-tiny")) == backbone_end(parse_cfg("yolov4-tiny-half")) == 26
