@@ -157,7 +157,8 @@ def run_daemon_for(config_dict: dict, seconds: float, warmup: float = 5.0) -> di
             "batches": len(daemon.device.batches) if hasattr(daemon.device, "batches") else None}
 
 
-def naive(model_file: pathlib.Path, spec: ModelSpec, clips: list[pathlib.Path], seconds: float) -> dict:
+def naive(model_file: pathlib.Path, spec: ModelSpec, clips: list[pathlib.Path], seconds: float,
+          score_threshold: float = 0.3) -> dict:
     """Per camera in turn: VideoCapture, letterbox, one inference with all cores, NMS."""
     import cv2
 
@@ -167,7 +168,7 @@ def naive(model_file: pathlib.Path, spec: ModelSpec, clips: list[pathlib.Path], 
 
     session = open_session(model_file)
     captures = [cv2.VideoCapture(str(c)) for c in clips]
-    thresholds = np.full(spec.num_classes, 0.3, np.float32)
+    thresholds = np.full(spec.num_classes, score_threshold, np.float32)
     processed, start = 0, time.perf_counter()
     deadline = start + seconds
     while time.perf_counter() < deadline:
@@ -196,11 +197,11 @@ def latencies(path: str) -> dict:
 
 def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[int], batch: int, in_flight: int,
               seconds: float, soak_seconds: float, progress=print,
-              arrangements: list[tuple[int, int]] | None = None) -> dict:
+              arrangements: list[tuple[int, int]] | None = None, score_threshold: float = 0.3) -> dict:
     spec = ModelSpec.load(model_dir)
     name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
     model_file = model_dir / name
-    report: dict = {"model": str(model_dir), "architecture": spec.architecture,
+    report: dict = {"model": str(model_dir), "architecture": spec.architecture, "score_threshold": score_threshold,
                     "input": [spec.input_height, spec.input_width], "batch": batch, "in_flight": in_flight,
                     "clips": [c.name for c in clips], "machine": {"cpus": os.cpu_count()}}
     progress("decode only ...")
@@ -220,7 +221,7 @@ def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[
                                  **({"rate_fps": rate} if rate else {})} for i in range(n)],
                     "model": str(model_dir), "output": {"directory": f"{tmp}/{out}"},
                     "batching": {"max_batch": batch, "waiting_time_ms": 40, "in_flight": in_flight},
-                    "summary_interval_s": 60}
+                    "thresholds": {"score": score_threshold}, "summary_interval_s": 60}
 
         report["daemon"] = {}
         for n in cameras:
@@ -229,7 +230,8 @@ def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[
             result["efficiency"] = result["processed_fps"] / infer_fps
             report["daemon"][n] = result
         progress("naive baseline ...")
-        report["naive"] = {n: naive(model_file, spec, [clips[i % len(clips)] for i in range(n)], seconds)
+        report["naive"] = {n: naive(model_file, spec, [clips[i % len(clips)] for i in range(n)], seconds,
+                                    score_threshold)
                            for n in cameras}
         sustainable = max(r["processed_fps"] for r in report["daemon"].values())
         n = max(cameras) if max(cameras) <= 4 else 4
