@@ -249,8 +249,18 @@ class DaemonConfig(Strict):
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     summary_interval_s: float = Field(5.0, gt=0, description="Seconds between per-camera summary lines.")
-    live_queue: int = Field(2, ge=1, le=64, description="Frames a live camera may hold before the oldest is "
-                                                        "dropped (counted per camera).")
+    live_queue: int | None = Field(None, ge=1, le=64, description="Frames a live camera may hold before the "
+                                                                 "oldest is dropped (counted per camera). "
+                                                                 "Default: one batch across the live cameras "
+                                                                 "(ceil(max_batch / live cameras)), which keeps "
+                                                                 "latency near two batch times under overload.")
+
+    @property
+    def effective_live_queue(self) -> int:
+        if self.live_queue is not None:
+            return self.live_queue
+        live = sum(1 for c in self.cameras if c.effective_mode == "live")
+        return max(1, -(-self.batching.max_batch // max(1, live)))
 
     @model_validator(mode="after")
     def _unique_ids(self):

@@ -91,7 +91,8 @@ def device_settings(config: DaemonConfig) -> DeviceSettings:
     return DeviceSettings(
         cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop, c.rate_fps, c.no_frame_timeout_s,
                                      c.reconnect_max_s) for c in config.cameras),
-        max_batch=config.batching.max_batch, in_flight=config.batching.in_flight, live_queue=config.live_queue,
+        max_batch=config.batching.max_batch, in_flight=config.batching.in_flight,
+        live_queue=config.effective_live_queue,
         threads=config.batching.threads)
 
 
@@ -105,10 +106,11 @@ class Daemon:
         if problems:
             raise ConfigError("\n".join(problems))
         live = [c for c in config.cameras if c.effective_mode == "live"]
-        if live and len(live) * config.live_queue < config.batching.max_batch:
+        if live and len(live) * config.effective_live_queue < config.batching.max_batch:
             logger.warning("batching.max_batch %d can never fill from %d live camera(s) holding %d frame(s) each: "
                            "every batch waits the full waiting_time_ms (%d ms); lower max_batch or raise live_queue",
-                           config.batching.max_batch, len(live), config.live_queue, config.batching.waiting_time_ms)
+                           config.batching.max_batch, len(live), config.effective_live_queue,
+                           config.batching.waiting_time_ms)
         self.http_token = env_secret(config.http.token_env, "http.token_env") if config.http.enabled else None
         self.device = device or create_device(config.device)
         self.thresholds = class_thresholds(self.spec, config.thresholds)

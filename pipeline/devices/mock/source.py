@@ -83,9 +83,9 @@ class CameraSource(threading.Thread):
                     return
             if self._done():
                 break
+            if self.spec.loop and got_frames and not self.spec.is_rtsp:
+                continue  # a looping file restarts at once, also when it plays a live camera (mode: live)
             if not self.spec.live:
-                if self.spec.loop and got_frames:
-                    continue  # a looping file restarts at once
                 break
             if got_frames:
                 backoff = self.spec.backoff_initial_s
