@@ -82,7 +82,10 @@ class InferenceEngine:
         for _ in range(settings.in_flight):
             self._sessions.put(open_session(settings.model_file, settings.runtime, threads))
         self._pool = concurrent.futures.ThreadPoolExecutor(settings.in_flight, thread_name_prefix="infer")
-        self._pending: "queue.Queue" = queue.Queue(maxsize=settings.in_flight)
+        # A batch is formed only when a session is free to run it: until then frames stay in the camera
+        # queues, where a live camera keeps its newest, instead of ageing in a batch nobody can run yet.
+        self._slots = threading.Semaphore(settings.in_flight)
+        self._pending: "queue.Queue" = queue.Queue(maxsize=2 * settings.in_flight)
         pad_rgb = spec.letterbox.pad_value
         self._pad_y = int(round(aipp.input_bias[0] + pad_rgb * 256.0 / aipp.matrix[0][0]))
         self._batcher = threading.Thread(target=self._batch_loop, name="batcher", daemon=True)
@@ -120,9 +123,13 @@ class InferenceEngine:
         max_batch = gears[-1]
         try:
             while True:
+                while not self._slots.acquire(timeout=0.05):
+                    if self.stop.is_set():
+                        return
                 with self.ready:
                     while not self._available():
                         if self.stop.is_set() or self.sources_done():
+                            self._slots.release()
                             return
                         self.ready.wait(0.05)
                     # waitingTime counts from the arrival of the oldest frame waiting.
@@ -136,13 +143,19 @@ class InferenceEngine:
                     frames = self._take(min(available, gear))
                 self.batches.append((len(frames), gear))
                 future = self._pool.submit(self._infer, frames, gear)
-                self._pending.put((future, frames))  # blocks while `in_flight` batches are pending
+                self._pending.put((future, frames))
         except Exception:  # pragma: no cover - a bug here must not hang the daemon silently
             logger.exception("batcher failed")
         finally:
             self._pending.put(None)
 
-    def _infer(self, frames: list, gear: int) -> tuple[list, list[np.ndarray]]:
+    def _infer(self, frames: list, gear: int) -> tuple[list, list[np.ndarray], float]:
+        try:
+            return self._run_batch(frames, gear)
+        finally:
+            self._slots.release()
+
+    def _run_batch(self, frames: list, gear: int) -> tuple[list, list[np.ndarray], float]:
         h, w = self.spec.input_height, self.spec.input_width
         batch = np.zeros((gear, 3, h, w), dtype=np.float32)
         geometries = []
