@@ -86,12 +86,16 @@ class AippConfig:
         yuv = cv2.merge([y, uv[..., first], uv[..., second]])
         rgb = cv2.transform(yuv, self._csc)
         result = out if out is not None else np.empty((3, height, width), np.float32)
-        scale = np.asarray(self.var_reci_chn, np.float64)
-        mean = np.asarray(self.mean_chn, np.float64) + np.asarray(self.min_chn, np.float64)
-        for c in range(3):  # (value - mean - min) * var_reci, straight into the CHW slot
-            np.multiply(rgb[..., c], np.float32(scale[c]), out=result[c], dtype=np.float32)
-            np.subtract(result[c], np.float32(mean[c] * scale[c]), out=result[c])
+        for c, (scale, offset) in enumerate(self._normalise):  # value * var_reci - (mean + min) * var_reci
+            np.multiply(rgb[..., c], scale, out=result[c], dtype=np.float32)
+            np.subtract(result[c], offset, out=result[c])
         return result
+
+    @functools.cached_property
+    def _normalise(self) -> tuple[tuple[np.float32, np.float32], ...]:
+        """Per channel (var_reci, (mean + min) * var_reci), computed once, not per frame."""
+        return tuple((np.float32(v), np.float32((m + lo) * v))
+                     for m, lo, v in zip(self.mean_chn, self.min_chn, self.var_reci_chn))
 
     @functools.cached_property
     def _csc(self) -> np.ndarray:

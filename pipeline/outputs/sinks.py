@@ -275,7 +275,7 @@ class Deliverer(threading.Thread):
         self.outbox, self.sink, self.retry = outbox, sink, retry
         self.wake = threading.Event()
         self.stop_event = threading.Event()
-        self.deadline: float | None = None  # after stop: deliver until the backlog is empty or this time
+        self.deadline = float("inf")  # after finish(): deliver until the backlog is empty or this time
         self.delivered = 0
         self.failures = 0
         self.last_error = ""
@@ -286,7 +286,7 @@ class Deliverer(threading.Thread):
         try:
             while True:
                 stopping = self.stop_event.is_set()
-                if stopping and (self.deadline is None or time.monotonic() >= self.deadline):
+                if self._out_of_time():
                     return
                 messages = self.outbox.fetch(self.sink.name, self.BATCH)
                 if not messages:
@@ -316,7 +316,7 @@ class Deliverer(threading.Thread):
                 backoff = min(backoff * 2, self.retry.max_s)
                 waited = time.monotonic() + delay
                 while time.monotonic() < waited:
-                    if self.stop_event.is_set() and (self.deadline is None or time.monotonic() >= self.deadline):
+                    if self._out_of_time():
                         return
                     time.sleep(min(0.1, max(0.0, waited - time.monotonic())))
         except Exception:  # a bug must not pass silently: the backlog stays in the outbox
@@ -328,10 +328,12 @@ class Deliverer(threading.Thread):
             finally:
                 self.outbox.close()
 
+    def _out_of_time(self) -> bool:
+        return self.stop_event.is_set() and time.monotonic() >= self.deadline
+
     def finish(self, grace_s: float | None) -> None:
         """Stop after delivering what is pending, for at most grace_s (None: until the backlog is empty)."""
-        self.deadline = None if grace_s is None else time.monotonic() + grace_s
-        if grace_s is None:
-            self.deadline = float("inf")
+        if grace_s is not None:
+            self.deadline = time.monotonic() + grace_s
         self.stop_event.set()
         self.wake.set()

@@ -129,14 +129,16 @@ class SnapshotStore:
         total = sum(size for _, size, _ in files)
         max_bytes = self.config.max_megabytes * 2**20
         oldest_allowed = now - self.config.max_age_days * 86400
+        free_mb = self._free_mb()  # once: each deletion frees its own size
         keep_from = 0
         for mtime, size, path in files:
             over = (len(files) - keep_from > self.config.max_count or total > max_bytes or mtime < oldest_allowed
-                    or self._free_mb() < self.config.min_free_megabytes)
+                    or free_mb < self.config.min_free_megabytes)
             if not over:
                 break
             path.unlink(missing_ok=True)
             total -= size
+            free_mb += size / 2**20
             keep_from += 1
             self.deleted += 1
         if keep_from:

@@ -42,7 +42,7 @@ def make_handler(source: StatusSource, token: str | None):
         def log_message(self, fmt, *args):  # the default writes every request, query included, to stderr
             pass
 
-        def _authorised(self, query: dict) -> bool:
+        def _authorised(self) -> bool:
             if token is None:
                 return True
             header = self.headers.get("Authorization", "")
@@ -82,7 +82,7 @@ def make_handler(source: StatusSource, token: str | None):
                         return self._json(401, {"error": "unauthorised"})
                     return self._send(303, b"", "text/plain", {
                         "Location": "/", "Set-Cookie": f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"})
-                if not self._authorised(query):
+                if not self._authorised():
                     return self._send(401, b'{"error": "unauthorised"}', "application/json",
                                       {"WWW-Authenticate": "Bearer"})
                 if path == "/metrics":

@@ -18,7 +18,7 @@ import yaml
 
 from pipeline.config import parse_config
 from pipeline.demo import DEMO_DIR
-from tests.support.daemon import RunningDaemon
+from tests.support.daemon import RunningDaemon, require_demo_model
 from tests.support.mqtt import Broker, Subscriber, mosquitto_available
 from tests.support.rtsp import RtspServer, gstreamer_available
 
@@ -49,8 +49,7 @@ def test_broker_outage_and_sigkill_lose_no_event(tmp_path):
     reason = mosquitto_available()
     if reason:
         pytest.skip(reason)
-    if not (DEMO_DIR / "model" / "manifest.json").is_file():
-        pytest.skip("no bundled demo model")
+    require_demo_model()
     out = tmp_path / "out"
     broker = Broker(tmp_path / "broker", user=("box", MQ_PASSWORD)).start()
     config = {
@@ -114,8 +113,7 @@ def test_camera_server_killed_and_hung_repeatedly_while_others_keep_going(tmp_pa
     reason = gstreamer_available()
     if reason:
         pytest.skip(reason)
-    if not (DEMO_DIR / "model" / "manifest.json").is_file():
-        pytest.skip("no bundled demo model")
+    require_demo_model()
     steady = RtspServer({"a": "live:320x240@10", "b": "live:320x240@10"}).start()
     flaky = RtspServer({"f": "live:320x240@10"}).start()
     config = parse_config({

@@ -8,6 +8,16 @@ import urllib.error
 import urllib.request
 
 from pipeline.daemon import Daemon
+from pipeline.demo import DEMO_DIR
+
+
+def require_demo_model():
+    """The bundled trained model (real detections, hence events), or skip."""
+    import pytest
+
+    if not (DEMO_DIR / "model" / "manifest.json").is_file():
+        pytest.skip("no bundled demo model")
+    return DEMO_DIR / "model"
 
 
 class RunningDaemon:

@@ -55,10 +55,8 @@ def resolve_model(model_path: str) -> tuple[ModelSpec, pathlib.Path]:
 
 
 class MockDevice(BaseDevice):
-    def __init__(self, runtime: str | None = None, no_frame_timeout_s: float | None = None):
-        """no_frame_timeout_s: a device-wide cap on every camera's watchdog (tests); cameras set their own."""
+    def __init__(self, runtime: str | None = None):
         self.runtime = runtime
-        self.no_frame_timeout_s = no_frame_timeout_s
         self.stop_event = threading.Event()
         self.ready = threading.Condition()
         self.sources: list[CameraSource] = []
@@ -113,8 +111,7 @@ class MockDevice(BaseDevice):
             source = CameraSource(
                 SourceSpec(camera.camera_id, channel, src_props["rtspUrl"] if is_rtsp else src_props["location"],
                            is_rtsp, live, skip, camera.max_frames, camera.loop, camera.rate_fps,
-                           min(self.no_frame_timeout_s or camera.no_frame_timeout_s, camera.no_frame_timeout_s),
-                           backoff_max_s=camera.reconnect_max_s),
+                           camera.no_frame_timeout_s, backoff_max_s=camera.reconnect_max_s),
                 frame_queue, stats, self.stop_event)
             self.sources.append(source)
             self.stats.append(stats)

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.config import parse_config
 from pipeline.demo import DEMO_DIR
 from pipeline.devices.mock.device import MockDevice
-from tests.support.daemon import RunningDaemon
+from tests.support.daemon import RunningDaemon, require_demo_model
 
 TOKEN = "http-Token-5593-planted"
 CAMERA_PASSWORD = "cam-Secret-8812-planted"
@@ -37,8 +37,7 @@ class SlowStartDevice(MockDevice):
 
 @pytest.fixture
 def demo_config(tmp_path, monkeypatch):
-    if not (DEMO_DIR / "model" / "manifest.json").is_file():
-        pytest.skip("no bundled demo model")
+    require_demo_model()
     monkeypatch.setenv("HTTP_TOKEN", TOKEN)
     monkeypatch.setenv("CAM_PASSWORD", CAMERA_PASSWORD)
     return parse_config({
