@@ -16,13 +16,13 @@ after export and then checked with `deploy.onnx_check`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import pathlib
 
 import numpy as np
 
 from models.darknet_cfg import DarknetCfg, parse_cfg, render_cfg
 from models.errors import ModelError
+from models.integrity import write_checksums
 from models.spec import CFG_NAME, ModelSpec
 
 FORMATS = ("onnx", "mindir")
@@ -39,12 +39,16 @@ class ExportResult:
     model_file: str
     manifest: str
     spec: ModelSpec
-    self_check_max_diff: float
+    self_check: dict  # output name -> its error, in that output's own measure (see compare_outputs)
+
+    @property
+    def self_check_worst(self) -> float:
+        """The largest error as a fraction of its tolerance (<= 1 passed)."""
+        return max((entry["error"] / entry["tolerance"] for entry in self.self_check.values()), default=0.0)
 
     def to_dict(self) -> dict:
         return {"directory": self.directory, "model_file": self.model_file, "manifest": self.manifest,
-                "format": self.spec.model_format, "outputs": self.spec.outputs,
-                "self_check_max_diff": self.self_check_max_diff}
+                "format": self.spec.model_format, "outputs": self.spec.outputs, "self_check": self.self_check}
 
 
 def output_contract(cfg: DarknetCfg, raw: bool, batch: int | None) -> dict:
@@ -122,10 +126,13 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
 
     session = open_session(model_path)
     got = session.run(sample)
-    diff = max(max_difference(a, b) for a, b in zip(expected, got))
-    # Measured: 0.004 px on boxes, 1e-7 on scores; a mis-converted operator is off by far more.
-    if not diff <= 2e-2:
-        raise ExportError(f"{model_path}: exported model differs from the network by {diff}")
+    contract = output_contract(parsed, raw, batch)
+    check = compare_outputs([t["name"] for t in contract["tensors"]], expected, got)
+    failed = {name: entry for name, entry in check.items() if not entry["error"] <= entry["tolerance"]}
+    if failed:
+        detail = "; ".join(f"{name}: {entry['error']:.3g} {entry['measure']} (tolerance {entry['tolerance']:g})"
+                           for name, entry in failed.items())
+        raise ExportError(f"{model_path}: exported model differs from the network: {detail}")
 
     gears = batch_gears or ((batch,) if batch else None)
     kwargs = dict(spec_overrides or {})
@@ -136,31 +143,57 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
     manifest = spec.save(out)
     (out / CFG_NAME).write_text(render_cfg(parsed), encoding="utf-8")
     (out / "labels.txt").write_text("\n".join(class_names) + "\n", encoding="utf-8")
-    (out / "model.sha256").write_text(f"{sha256_file(model_path)}  {model_path.name}\n", encoding="utf-8")
-    return ExportResult(str(out), str(model_path), str(manifest), spec, diff)
+    write_checksums(out, [model_path.name])
+    return ExportResult(str(out), str(model_path), str(manifest), spec, check)
 
 
-def max_difference(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest absolute difference between two outputs. Values beyond +-1e4 on both sides with the same sign
-    count as equal: an untrained box size exp(t) can reach 1e30 or overflow to inf, where float32 rounding
-    differs between runtimes, and no picture is 10000 pixels wide."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    far = (np.abs(a) > 1e4) & (np.abs(b) > 1e4) & (np.sign(a) == np.sign(b))
-    with np.errstate(invalid="ignore"):  # inf - inf where both overflowed: masked by `far` anyway
-        diff = np.abs(np.where(far, 0.0, a - b))
-    return float(np.nan_to_num(diff, nan=np.inf).max()) if diff.size else 0.0
+# Tolerances of the export self-check, each in the measure that matters for its output. float32 convolutions
+# summed in another order (ONNX Runtime's MLAS vs MindSpore's oneDNN, and each release re-tunes its kernels)
+# differ by about 1e-6 relative per layer; measured over 20-40 layers: 3e-5 of a box's size, 2e-7 on scores,
+# 2e-7 on raw logits. A mis-converted operator (wrong Resize mode, a dropped bias, swapped channels) is off by
+# 1e-2 or more in each measure.
+BOX_TOLERANCE = 1e-3    # of the box's own width (x) or height (y), at least 1 px
+SCORE_TOLERANCE = 1e-4  # absolute, on probabilities in 0..1
+RAW_TOLERANCE = 1e-3    # of the logit's magnitude, at least 1
+
+
+def compare_outputs(names: list[str], expected: list[np.ndarray], got: list[np.ndarray]) -> dict:
+    """Per output: the largest error between the network and the exported model, in the output's own measure.
+
+    An absolute bound on boxes fails a correct export whose untrained boxes are thousands of pixels wide
+    (exp of a large logit): a box coordinate's float error grows with the box, so it is measured against the
+    box's size. Boxes and scores are checked separately (a 0.02 px box error is nothing, a 0.02 score error is
+    a broken model)."""
+    check = {}
+    for name, a, b in zip(names, expected, got):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a.shape != b.shape:
+            raise ExportError(f"output {name}: exported shape {b.shape} differs from the network's {a.shape}")
+        if name == "boxes":
+            size = np.abs(a[..., 2:] - a[..., :2])                  # width, height
+            scale = np.maximum(1.0, np.concatenate([size, size], axis=-1))  # x1, y1, x2, y2
+            check[name] = {"error": _worst(a, b, scale), "tolerance": BOX_TOLERANCE, "measure": "of the box size"}
+        elif name == "scores":
+            check[name] = {"error": _worst(a, b, 1.0), "tolerance": SCORE_TOLERANCE, "measure": "absolute"}
+        else:
+            check[name] = {"error": _worst(a, b, np.maximum(1.0, np.abs(a))), "tolerance": RAW_TOLERANCE,
+                           "measure": "of the value"}
+    return check
+
+
+def _worst(a: np.ndarray, b: np.ndarray, scale) -> float:
+    """max |a - b| / scale. Values beyond 1e6 on both sides with the same sign count as equal: an untrained box
+    size exp(t) can overflow to inf in one runtime and stay finite in the other, and no picture is that wide.
+    NaN counts as infinitely wrong."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        far = (np.abs(a) > 1e6) & (np.abs(b) > 1e6) & (np.sign(a) == np.sign(b))
+        ratio = np.where(far, 0.0, np.abs(a - b) / scale)
+    ratio = np.nan_to_num(ratio, nan=np.inf, posinf=np.inf)
+    return float(ratio.max()) if ratio.size else 0.0
 
 
 def _as_tuple(value):
     return value if isinstance(value, (tuple, list)) else (value,)
-
-
-def sha256_file(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def rewrite_onnx_for_atc(path: pathlib.Path, dynamic_batch: bool) -> None:
