@@ -26,7 +26,7 @@ import tempfile
 
 import yaml
 
-from deploy.export import sha256_file
+from models.integrity import sha256_file
 from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.config import load_config

@@ -24,6 +24,7 @@ import subprocess
 
 from models.aipp import DEFAULT_MATRIX, AippConfig
 from models.errors import ModelError
+from models.integrity import check_checksums, write_checksums
 from models.spec import CFG_NAME, ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ def convert(model_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, soc_v
     if not spec.outputs.get("decoded"):
         raise ConvertError(f"{source}: a raw-head export cannot run in the daemon; export without --raw")
     onnx_path = source / spec.model_file
+    damaged = check_checksums(source)
+    if damaged:
+        raise ConvertError("\n".join(damaged))
     try:
         model = onnx.load(str(onnx_path))
     except Exception as exc:  # OSError, protobuf DecodeError, ValueError: all mean "not a readable ONNX file"
@@ -115,6 +119,7 @@ def convert(model_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, soc_v
                                   aipp=dataclasses.asdict(aipp) | {"soc_version": soc_version,
                                                                    "output_type": output_type})
     om_spec.save(out)
+    write_checksums(out, ["model.onnx"])  # model.om is added once atc has written it
 
     atc_binary = atc or shutil.which("atc")
     if atc_binary is None:
@@ -131,4 +136,5 @@ def convert(model_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, soc_v
         tail = (completed.stdout + completed.stderr).strip().splitlines()[-20:]
         raise ConvertError(f"atc failed (exit {completed.returncode}); its last lines:\n  " + "\n  ".join(tail))
     os.chmod(om_path, 0o640)  # the MindX SDK refuses an OM readable by others or writable by the group
+    write_checksums(out, ["model.onnx", "model.om"])
     return ConvertResult(str(out), command, True, str(om_path), f"converted: {om_path}")

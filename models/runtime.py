@@ -36,7 +36,11 @@ class OnnxRuntimeSession(RuntimeSession):
         options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ONNX Runtime's own types (InvalidProtobuf, Fail, ...): a damaged file
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{path}: ONNX Runtime cannot load it ({reason[:200]})") from exc
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 

@@ -109,6 +109,11 @@ def _run(args) -> int:
         timer.start()
     summary = daemon.run(stop)
     print(json.dumps(summary.to_dict(), indent=2))
+    if not any(camera.frames_in for camera in summary.cameras):
+        # A run in which no camera ever delivered a frame did nothing: a supervisor or a script must see that.
+        failed = ", ".join(f"{c.camera_id} ({c.state})" for c in summary.cameras)
+        print(f"inspector run: error: no camera delivered a frame: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -116,6 +121,7 @@ def _validate(args) -> int:
     from pipeline.config import ConfigError, load_config
     from pipeline.daemon import load_spec
     from pipeline.graph import load_graph, render_graph, validate_graph
+    from pipeline.preflight import preflight
 
     if not args.config and not args.graph:
         print("inspector validate: give --config, --graph or both", file=sys.stderr)
@@ -126,6 +132,7 @@ def _validate(args) -> int:
         if args.config:
             config = load_config(args.config)
             spec = load_spec(config, args.config)
+            problems += preflight(config, spec, args.config)
         if args.graph:
             graph = load_graph(args.graph)
             problems += validate_graph(graph, args.graph, spec=spec, config=config, for_mock=args.mock)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import fcntl
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from pipeline.outputs.outbox import Outbox
 from pipeline.outputs.sinks import Deliverer, JsonlSink, MqttSink, Sink, WebhookSink, env_secret
 from pipeline.outputs.snapshots import Frame, SnapshotStore, annotate, encode_jpeg
 from pipeline.postprocess import class_thresholds, postprocess
+from pipeline.preflight import preflight
 from pipeline.systemd import notify
 from pipeline.web.metrics import Metrics, StatsCollector
 from pipeline.web.server import StatusServer
@@ -44,6 +46,7 @@ DETECTIONS_FILE = "detections.jsonl"
 EVENTS_FILE = "events.jsonl"
 STATUS_FILE = "status.json"
 OUTBOX_FILE = "outbox.sqlite"
+LOCK_FILE = ".inspector.lock"
 RECENT_EVENTS = 50
 JSONL_FINISH_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 60.0
@@ -101,6 +104,9 @@ class Daemon:
                  source: str = "config"):
         self.config = config
         self.spec = load_spec(config, source)
+        problems = preflight(config, self.spec, source)
+        if problems:
+            raise ConfigError("\n".join(problems))
         self.graph = graph if graph is not None else render_graph(config, self.spec)
         problems = validate_graph(self.graph, spec=self.spec, config=config)
         if problems:
@@ -187,17 +193,55 @@ class Daemon:
     def _start_http(self) -> None:
         http = self.config.http
         try:
-            self.server = StatusServer(self, http.host, http.port, self.http_token)
+            self.server = StatusServer(self, http.host, http.port, self.http_token, http.idle_timeout_s)
         except OSError as exc:
             # The cameras matter more than the status page: run on, loudly.
             logger.error("http: cannot listen on %s:%d (%s): /metrics, /healthz and the status page are off",
                          http.host, http.port, exc.strerror or exc)
             return
+        if not http.loopback and self.http_token is None:
+            logger.warning("http: serving %s without a token (allow_unauthenticated): camera pictures, events and "
+                           "status are open to anyone who reaches port %d", http.host, self.server.port)
         self.server.start()
 
     def run(self, stop: threading.Event) -> RunSummary:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "pipeline.json").write_text(graph_json(self.graph), encoding="utf-8")
+        self._lock_output_directory()
+        try:
+            return self._run(stop)
+        finally:
+            self._release_output_directory()
+
+    def _lock_output_directory(self) -> None:
+        """One daemon per output directory: two would interleave status.json, the outbox and the files."""
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.out_dir / LOCK_FILE, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"output.directory: {self.out_dir}: cannot write: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise ConfigError(f"output.directory: {self.out_dir} is in use by another inspector daemon (pid "
+                              f"{holder}); give each daemon its own output directory") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    def _release_output_directory(self) -> None:
+        handle, self._lock_handle = getattr(self, "_lock_handle", None), None
+        if handle is not None:
+            handle.close()  # the lock goes with the descriptor (and with the process, if it dies)
+
+    def _run(self, stop: threading.Event) -> RunSummary:
+        try:
+            (self.out_dir / "pipeline.json").write_text(graph_json(self.graph), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"output.directory: {self.out_dir}: cannot write: {exc.strerror or exc}") from exc
         started = time.monotonic()
         self.status_path = self.out_dir / STATUS_FILE
         self.backlog_at_exit: dict[str, int] = {}

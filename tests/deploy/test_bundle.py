@@ -60,6 +60,7 @@ def current_version(root):
     return os.readlink(root / "opt/inspector/current")
 
 
+@pytest.mark.slow
 def test_install_upgrade_and_rollback(om_dir, tmp_path):
     root = tmp_path / "root"
     try:
@@ -82,13 +83,20 @@ def test_install_upgrade_and_rollback(om_dir, tmp_path):
         assert "installed 2.0.0 (previous: 1.0.0)" in result.stdout
         assert os.readlink(root / "opt/inspector/previous") == "releases/1.0.0"
 
-        # 3.0.0 validates but never gets a frame (its camera file does not exist): rolled back to 2.0.0.
+        # 3.0.0 names a camera file that does not exist: `inspector validate` refuses it, nothing is switched.
         v3 = make_bundle(om_dir, tmp_path, root, "3.0.0", tmp_path / "no-such-clip.mp4")
         result = install(v3, root)
+        assert result.returncode == 1 and "nothing was switched" in result.stderr
+        assert "no-such-clip.mp4 is not a file" in result.stderr + result.stdout
+        assert current_version(root) == "releases/2.0.0"
+
+        # 4.0.0 validates but never gets a frame (its camera never answers): rolled back to 2.0.0.
+        v4 = make_bundle(om_dir, tmp_path, root, "4.0.0", "rtsp://127.0.0.1:9/never")
+        result = install(v4, root)
         assert result.returncode == 1
         assert "did not report healthy" in result.stdout and "rolled back to 2.0.0 (healthy)" in result.stderr
         assert current_version(root) == "releases/2.0.0"
-        assert (root / "opt/inspector/releases/3.0.0").is_dir()  # kept for inspection
+        assert (root / "opt/inspector/releases/4.0.0").is_dir()  # kept for inspection
         status = json.loads((root / "var/lib/inspector/out/status.json").read_text())
         assert status["state"] == "running"
     finally:

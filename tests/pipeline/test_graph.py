@@ -79,9 +79,14 @@ def test_config_must_agree_with_the_model(tiny_model_dir):
     assert "thresholds.per_class.bird: not a class of the model (insulator, defect)" in problems[1]
 
 
-def test_cli_render_then_validate(config, tiny_model_dir, tmp_path, capsys):
+def test_cli_render_then_validate(config, tiny_model_dir, tmp_path, capsys, monkeypatch):
+    from tests.support.clips import DEMO_CLIP
+
+    monkeypatch.setenv("PW", "pw")  # validate checks that what the config names exists
+    data = json.loads(config.model_dump_json())
+    data["cameras"][2]["url"] = str(DEMO_CLIP)
     path = tmp_path / "daemon.yaml"
-    path.write_text(json.dumps(json.loads(config.model_dump_json())))  # JSON is YAML
+    path.write_text(json.dumps(data))  # JSON is YAML
     graph = tmp_path / "pipeline.json"
     assert main(["render", "--config", str(path), "--out", str(graph)]) == 0
     assert main(["validate", "--config", str(path), "--graph", str(graph)]) == 0
@@ -90,3 +95,13 @@ def test_cli_render_then_validate(config, tiny_model_dir, tmp_path, capsys):
     graph.write_text(json.dumps(data))
     assert main(["validate", "--config", str(path), "--graph", str(graph)]) == 1
     assert "resize 320x608 differs from the model input 320x320" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["rtsp://admin:Sesame42@127.0.0.1/a", "rtsp://admin:Ses/ame42@127.0.0.1/a",
+                                 "rtsp://admin:Ses ame42@127.0.0.1/a"])
+def test_a_hand_edited_graph_with_a_password_is_refused_without_echoing_it(config, tiny_model_dir, url):
+    graph = render_graph(config, ModelSpec.load(tiny_model_dir))
+    graph["inspector"]["mxpi_rtspsrc0"]["props"]["rtspUrl"] = url
+    problems = validate_graph(graph, spec=ModelSpec.load(tiny_model_dir), config=config)
+    assert any("'mxpi_rtspsrc0': rtspUrl holds a password" in p for p in problems)
+    assert not any(part in p for p in problems for part in ("Sesame", "Ses/", "ame42"))

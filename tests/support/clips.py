@@ -41,3 +41,21 @@ def camera_clips(tmp_dir: pathlib.Path) -> list[pathlib.Path]:
     real = [SHARED_VIDEOS / "car-detection.mp4", SHARED_VIDEOS / "bottle-detection.mp4"]
     clips = [p if p.is_file() else encode_clip(tmp_dir / f"clip{i}.mp4", seed=i) for i, p in enumerate(real)]
     return clips + [DEMO_CLIP]
+
+
+def encode_audio_only(path: pathlib.Path, seconds: float = 1.0) -> pathlib.Path:
+    """A real file with one audio stream and no video (what an operator may point a camera at by mistake)."""
+    import av
+
+    rate = 16000
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mp2", rate=rate)
+        stream.layout = "mono"
+        for start in range(0, int(rate * seconds), 1152):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1152), np.int16), format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, start
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -24,6 +24,10 @@ from pipeline.types import CameraStats, FrameInfo
 logger = logging.getLogger(__name__)
 
 
+class NoVideoStream(Exception):
+    """The stream opened but carries no video (an audio-only file or camera channel)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
     camera_id: str
@@ -69,6 +73,14 @@ class CameraSource(threading.Thread):
             except ConfigError as exc:  # a missing ${VAR}: retrying cannot help
                 self._fail(str(exc))
                 return
+            except NoVideoStream as exc:  # an audio-only file stays one; a live camera may come back with video
+                got_frames = False
+                self.stats.errors += 1
+                self.stats.last_error = str(exc)
+                if not self.spec.live:
+                    self._fail(str(exc))
+                    return
+                logger.warning("camera %s: %s", self.spec.camera_id, exc)
             except Exception as exc:  # PyAV/FFmpeg errors: connection refused, timeout, bad data
                 got_frames = False
                 self.stats.errors += 1
@@ -122,6 +134,8 @@ class CameraSource(threading.Thread):
         container = self._open()
         got_frames = False
         try:
+            if not container.streams.video:
+                raise NoVideoStream(f"no video stream in {self.safe_url}")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             self.stats.state = "running"

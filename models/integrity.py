@@ -1,0 +1,81 @@
+"""Is a model directory whole? Checksums and a load of the CPU model, before anything runs on it.
+
+`inspector export` writes `model.sha256` (sha256sum's format) beside the model file and `inspector convert`
+carries it along; a copy cut short on its way to a box (a full disk, an interrupted scp) fails here, naming
+the file, instead of as a runtime traceback at the first frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pathlib
+
+from models.spec import ModelSpec
+
+CHECKSUM_FILE = "model.sha256"
+
+
+def sha256_file(path: str | pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_checksums(directory: str | pathlib.Path, names: list[str]) -> pathlib.Path:
+    directory = pathlib.Path(directory)
+    path = directory / CHECKSUM_FILE
+    path.write_text("".join(f"{sha256_file(directory / name)}  {name}\n" for name in names), encoding="utf-8")
+    return path
+
+
+def check_checksums(directory: str | pathlib.Path) -> list[str]:
+    """Problems with the files `model.sha256` lists (none when it is absent: older exports had none)."""
+    directory = pathlib.Path(directory)
+    listing = directory / CHECKSUM_FILE
+    if not listing.is_file():
+        return []
+    problems = []
+    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, _, name = line.partition("  ")
+        name = name.strip().lstrip("*")
+        if len(digest) != 64 or not name:
+            problems.append(f"{listing}:{number}: not a sha256sum line")
+            continue
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"{path}: listed in {CHECKSUM_FILE} but missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path}: checksum differs from {CHECKSUM_FILE} (a truncated or altered copy?)")
+    return problems
+
+
+def cpu_model_path(directory: str | pathlib.Path, spec: ModelSpec) -> pathlib.Path:
+    """The file the CPU runtimes run: the export itself, or the ONNX kept beside a converted OM."""
+    name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
+    return pathlib.Path(directory) / str(name)
+
+
+def check_cpu_model(directory: str | pathlib.Path, spec: ModelSpec) -> list[str]:
+    """The CPU model loads, and its input is what the manifest says (N, 3, input_height, input_width)."""
+    path = cpu_model_path(directory, spec)
+    if not path.is_file():
+        return [f"{path}: the model file manifest.json names is missing"]
+    if path.suffix.lower() != ".onnx":
+        return []  # MINDIR: loading it needs MindSpore's graph compiler; the runtime checks it at start
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, ...)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [f"{path}: ONNX Runtime cannot load it ({reason[:200]})"]
+    shape = session.get_inputs()[0].shape
+    expected = [3, spec.input_height, spec.input_width]
+    if len(shape) != 4 or [d if isinstance(d, int) else None for d in shape[1:]] != expected:
+        return [f"{path}: input shape {shape} differs from manifest.json's (N, 3, {spec.input_height}, "
+                f"{spec.input_width})"]
+    return []
