@@ -9,6 +9,9 @@ import sys
 from models.errors import ModelError
 
 
+MAX_INPUT_SIZE = 4096
+
+
 def parse_size(value: str) -> tuple[int, int]:
     """`416` or `416x608` (height x width)."""
     try:
@@ -19,6 +22,9 @@ def parse_size(value: str) -> tuple[int, int]:
         parts *= 2
     if len(parts) != 2 or min(parts) < 32 or any(p % 32 for p in parts):
         raise argparse.ArgumentTypeError(f"size {value!r}: height and width must be multiples of 32")
+    if max(parts) > MAX_INPUT_SIZE:
+        raise argparse.ArgumentTypeError(f"size {value!r}: at most {MAX_INPUT_SIZE} (DVPP resizes to at most "
+                                         f"4096 x 4096; YOLOv4 is trained at 320-1280)")
     return parts[0], parts[1]
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 
 from models.errors import ModelError
 from pipeline.config import ConfigError
 from pipeline.devices.base import DeviceError
+from pipeline.outputs.outbox import OutboxError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,11 +46,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (ModelError, ConfigError, DeviceError) as exc:
+    except (ModelError, ConfigError, DeviceError, OutboxError) as exc:
         print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    # A user's mistake (a file that is not there, not text, not writable, out of memory for the size asked)
+    # is one line naming the file, never a traceback; -v adds the traceback for a bug report.
+    except (OSError, UnicodeDecodeError, sqlite3.Error, MemoryError) as exc:
+        print(f"inspector {args.command}: error: {describe_error(exc)}", file=sys.stderr)
+        logging.getLogger(__name__).debug("details", exc_info=exc)
+        return 1
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        return f"{where + ': ' if where else ''}{exc.strerror or exc}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, sqlite3.Error):
+        return f"database: {exc}"
+    return "out of memory (a size or batch too large for this machine?)"
 
 
 if __name__ == "__main__":  # pragma: no cover

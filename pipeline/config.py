@@ -18,28 +18,65 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pathlib
 import re
-from typing import Literal
+import urllib.parse
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@]*)(?::(?P<password>[^@/]*))?@", re.I)
-# The same, anywhere in a text (an exception message quoting the URL it failed to open).
-_USERINFO_ANYWHERE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s'\"]*):(?P<password>[^@/\s'\"]*)@",
-                                re.I)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
+# A URL quoted inside a text (an exception message): the scheme, then everything up to white space or a quote.
+_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*", re.I)
 
 
 class ConfigError(Exception):
     """A config file (or rendered graph) that cannot be used; the message names file, key and reason."""
 
 
+def split_userinfo(url: str) -> tuple[str, str | None, str | None, str]:
+    """(scheme, user, password, rest) of a URL; user/password None when absent.
+
+    The userinfo runs to the URL's LAST '@', not to the first '/': a camera password such as `ab/cd` or
+    `p@ss` is still a password (RFC 3986 wants it percent-encoded, operators do not), and treating its tail as
+    the path would leak it. urllib.parse stops at the first '/', so both readings are taken (see
+    `inline_password`)."""
+    scheme = _SCHEME.match(url)
+    if not scheme or "@" not in url[scheme.end():]:
+        return (scheme.group(0) if scheme else "", None, None, url[scheme.end():] if scheme else url)
+    at = url.rindex("@")
+    userinfo, rest = url[scheme.end():at], url[at + 1:]
+    user, colon, password = userinfo.partition(":")
+    return scheme.group(0), user, (password if colon else None), rest
+
+
+def inline_password(url: str) -> bool:
+    """True when the URL carries a password that is not exactly one ${VAR} placeholder."""
+    _, _, password, _ = split_userinfo(url)
+    try:
+        parsed = urllib.parse.urlsplit(url).password
+    except ValueError:  # a malformed port or IPv6 literal: the reading above decides
+        parsed = None
+    return any(p is not None and not PLACEHOLDER.fullmatch(p) for p in (password, parsed))
+
+
 def redact_url(text: str) -> str:
-    """Every `scheme://user:secret@` in `text` becomes `scheme://user:***@` (a URL, or a message quoting one)."""
-    return _USERINFO_ANYWHERE.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Every URL in `text` (or `text` itself, a URL) with its password and everything else before the host
+    replaced: `scheme://user:***@host/...`. A user name alone is kept (it is not a secret)."""
+    if _SCHEME.match(text):  # a URL (perhaps with a space in its password): up to its last '@'; a message
+        return _redact_one(text)  # that only starts with one is over-redacted, never under
+    return _URL_IN_TEXT.sub(lambda m: _redact_one(m.group(0)), text)
+
+
+def _redact_one(url: str) -> str:
+    scheme, user, password, rest = split_userinfo(url)
+    if user is None:
+        return url
+    return f"{scheme}{user}:***@{rest}" if password is not None else f"{scheme}{user}@{rest}"
 
 
 def scrub(text: str, secrets: list[str]) -> str:
@@ -67,12 +104,13 @@ def expand_placeholders(text: str, where: str) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `max_batch: true` or `loop: "yes"` are errors, not 1 and True (an int is still a float).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ZoneConfig(Strict):
     name: str = Field(description="Zone name, used in events.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    polygon: list[tuple[float, float]] = Field(min_length=3, description="Corners as [x, y] fractions of the "
+    polygon: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(min_length=3, description="Corners as [x, y] fractions of the "
                                                                          "frame (0..1), so resolution changes "
                                                                          "keep the zone.")
     classes: list[str] | None = Field(None, description="Only these classes count here (default: all).")
@@ -124,8 +162,7 @@ class CameraConfig(Strict):
     @field_validator("url")
     @classmethod
     def _no_inline_password(cls, url: str) -> str:
-        match = _USERINFO.match(url)
-        if match and match["password"] and not PLACEHOLDER.fullmatch(match["password"]):
+        if inline_password(url):
             raise ValueError("the URL holds a password: put it in the environment and write ${VAR} instead")
         return url
 
@@ -231,10 +268,40 @@ class SnapshotConfig(Strict):
 
 class HttpConfig(Strict):
     enabled: bool = Field(True, description="Serve /metrics, /healthz, /snapshot/<camera> and the status page.")
-    host: str = Field("127.0.0.1", description="Bind address; 0.0.0.0 exposes it to the network.")
+    host: str = Field("127.0.0.1", description="Bind address: 127.0.0.1 or ::1 (this machine only); 0.0.0.0, :: "
+                                               "or an interface address expose camera pictures, events and status "
+                                               "to the network, which needs token_env (or "
+                                               "allow_unauthenticated).")
     port: int = Field(8310, ge=0, le=65535, description="Port (0: any free port, written to status.json).")
     token_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with a bearer token "
                                                                       "every request but /healthz must carry.")
+    allow_unauthenticated: bool = Field(False, description="Serve a non-loopback host without a token anyway "
+                                                           "(a warning at every start). Only behind a proxy that "
+                                                           "authenticates.")
+    idle_timeout_s: float = Field(30.0, gt=0, le=3600, description="A connection that sends nothing for this "
+                                                                    "long is closed.")
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    @model_validator(mode="after")
+    def _exposed_needs_token(self):
+        if self.enabled and not self.loopback and self.token_env is None and not self.allow_unauthenticated:
+            raise ValueError(f"host {self.host!r} is reachable from the network and no token_env is set: camera "
+                             "pictures, events and status would be served to anyone. Set token_env, bind "
+                             "127.0.0.1, or set allow_unauthenticated: true behind an authenticating proxy")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; anything else (0.0.0.0, ::, a name, an interface) may be reachable."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class DaemonConfig(Strict):
@@ -307,12 +374,32 @@ def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path 
     return config
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML reads YAML 1.1, where `1e-3` (no dot) is a string; the strict config would then refuse it as
+    "not a number". Floats are read as YAML 1.2 (and JSON) write them."""
+
+
+_Loader.yaml_implicit_resolvers = {key: [(tag, regexp) for tag, regexp in resolvers
+                                         if tag != "tag:yaml.org,2002:float"]
+                                   for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
 def read_yaml(path: pathlib.Path) -> object:
     """A YAML file's content; unreadable files and syntax errors become ConfigErrors naming the file."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
 

@@ -44,8 +44,9 @@ def mindx_sdk() -> dict:
 
         import_sdk()
         info["importable"] = True
-    except Exception as exc:  # DeviceError: not installed; anything else: broken install
-        info["error"] = str(exc).split(":")[0]
+    except Exception as exc:  # DeviceError: not installed or its libraries not on the path; anything else: broken
+        cause = exc.__cause__ or exc
+        info["error"] = f"{type(cause).__name__}: {cause}"  # the whole reason: which module or library is missing
     if home:
         info["version"] = _first_line(pathlib.Path(home) / "version.info")
     return info
@@ -96,6 +97,6 @@ def report(ascend_home: str = "/usr/local/Ascend", device_root: str = "/dev") ->
         "npus": npu,
         "daemon_device": "ascend" if ascend_ready else "mock",
         "why": ("MindX SDK importable and NPUs visible" if ascend_ready else
-                "no MindX SDK" if not sdk["importable"] else "no /dev/davinci* device") +
+                f"no MindX SDK ({sdk.get('error')})" if not sdk["importable"] else "no /dev/davinci* device") +
                ("" if ascend_ready else ": the daemon runs the CPU mock device"),
     }

@@ -16,7 +16,7 @@ import pathlib
 import re
 
 from models.spec import ModelSpec
-from pipeline.config import ConfigError, DaemonConfig
+from pipeline.config import ConfigError, DaemonConfig, inline_password
 
 STREAM_NAME = "inspector"
 SOURCE_FACTORIES = ("mxpi_rtspsrc", "filesrc")
@@ -147,6 +147,10 @@ def validate_graph(graph: object, source: str = "pipeline.json", spec: ModelSpec
                 problems.append(f"{where}: element {name!r}: no modelPath")
             if factory == "mxpi_rtspsrc" and "rtspUrl" not in props:
                 problems.append(f"{where}: element {name!r}: no rtspUrl")
+            elif factory == "mxpi_rtspsrc" and inline_password(props["rtspUrl"]):
+                # Never echoed: the graph is copied into the output directory and read by whoever can.
+                problems.append(f"{where}: element {name!r}: rtspUrl holds a password: put it in the environment "
+                                f"and write ${{VAR}} instead")
         sources = [n for n, e in elements.items() if isinstance(e, dict) and e.get("factory") in SOURCE_FACTORIES]
         if not sources:
             problems.append(f"{where}: no source element ({' or '.join(SOURCE_FACTORIES)})")
@@ -177,7 +181,9 @@ def load_graph(path: str | pathlib.Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
 

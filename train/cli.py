@@ -49,6 +49,7 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     from models.runtime import open_session
+    from pipeline.config import ConfigError
     from models.spec import ModelSpec
     from train.datasets import load_dataset
     from train.evaluate import coco_evaluate, plot_pr, predict
@@ -59,6 +60,10 @@ def _eval(args) -> int:
     dataset = load_dataset(args.data, args.format, spec.class_names)
     for issue in dataset.issues:
         print(f"data: {issue}", file=sys.stderr)
+    if not dataset.samples:
+        # An mAP of 0.0 over nothing reads like a broken model; it is a wrong path or format.
+        raise ConfigError(f"{args.data}: no usable labelled images in the {args.format} layout "
+                          f"({len(dataset.issues)} problems above)")
     metrics = coco_evaluate(dataset, predict(lambda images: session.run(images), dataset, spec))
     if args.plot:
         plot_pr(metrics, args.plot)

@@ -365,26 +365,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(lrs[min((epoch + 1) * loader.steps - 1,
                                                                                          len(lrs) - 1)]),
                   "seconds": round(seconds, 1), "images_per_s": round(loader.steps * config.batch_size / seconds, 2)}
-        if not main_rank:
-            continue
-        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-            metrics = evaluate_network(network, val_set, spec)
-            record.update(mAP50=metrics["mAP50"], mAP50_95=metrics["mAP50_95"], per_class_AP50=metrics["per_class_AP50"])
-            if metrics["mAP50"] > best:
-                best, stale = metrics["mAP50"], 0
-                save_checkpoint(network, best_path, {"epoch": epoch, "mAP50": best})
-                plot_pr(metrics, str(out / "pr.png"))
-            else:
-                stale += 1
-        history.append(record)
-        with open(metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        ms.save_checkpoint(train_step, str(last_path),
-                           append_dict={"epoch": epoch, "best_map50": best, "stale": stale})
-        logger.info("epoch %d: %s", epoch + 1, json.dumps(record))
-        plot_curves(history, str(out / "curves.png"))
-        if config.early_stop_patience and stale >= config.early_stop_patience:
-            logger.info("early stop: %d evaluations without a better mAP50", stale)
+        stop = False
+        if main_rank:
+            best, stale = _evaluate_and_record(network, val_set, spec, config, epoch, record, best, stale, history,
+                                               out, train_step)
+            stop = bool(config.early_stop_patience and stale >= config.early_stop_patience)
+            if stop:
+                logger.info("early stop: %d evaluations without a better mAP50", stale)
+        # Every rank leaves the epoch loop together: a rank still in the next epoch's gradient all-reduce
+        # would wait for the others for ever.
+        if agree_to_stop(stop, world):
             break
 
     if not main_rank:
@@ -401,6 +391,39 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     summary = {"best_mAP50": best, "epochs_run": len(history), "exports": exports, "out": str(out)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+def _evaluate_and_record(network, val_set, spec, config: TrainConfig, epoch: int, record: dict, best: float,
+                         stale: int, history: list, out: pathlib.Path, train_step) -> tuple[float, int]:
+    """Rank 0's end of an epoch: evaluate when due, keep best.ckpt, append metrics, write last.ckpt and curves.
+    Returns the new (best mAP50, evaluations without improvement)."""
+    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+        metrics = evaluate_network(network, val_set, spec)
+        record.update(mAP50=metrics["mAP50"], mAP50_95=metrics["mAP50_95"], per_class_AP50=metrics["per_class_AP50"])
+        if metrics["mAP50"] > best:
+            best, stale = metrics["mAP50"], 0
+            save_checkpoint(network, out / "best.ckpt", {"epoch": epoch, "mAP50": best})
+            plot_pr(metrics, str(out / "pr.png"))
+        else:
+            stale += 1
+    history.append(record)
+    with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+    ms.save_checkpoint(train_step, str(out / "last.ckpt"), append_dict={"epoch": epoch, "best_map50": best,
+                                                                       "stale": stale})
+    logger.info("epoch %d: %s", epoch + 1, json.dumps(record))
+    plot_curves(history, str(out / "curves.png"))
+    return best, stale
+
+
+def agree_to_stop(stop: bool, world: int) -> bool:
+    """True on every rank when any rank (in practice rank 0, which evaluates) wants to stop."""
+    if world <= 1:
+        return stop
+    from mindspore import ops
+
+    votes = ops.AllReduce()(ms.Tensor(np.array([1.0 if stop else 0.0], np.float32)))  # sum over ranks
+    return float(votes.asnumpy()[0]) > 0
 
 
 def plot_curves(history: list[dict], path: str) -> None:

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS pending (
 CAP_CHECK_EVERY = 1000  # enqueues between two size checks
 
 
+class OutboxError(Exception):
+    """The outbox file cannot be opened or used; the message names it."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Message:
     id: int
@@ -57,8 +61,14 @@ class Outbox:
         self.dropped = {"events": 0, "detections": 0}
         self._local = threading.local()
         self._since_check = 0
-        with self._connection() as db:
-            db.executescript(SCHEMA)
+        try:
+            with self._connection() as db:
+                db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            self.close()
+            # Never replaced automatically: it may hold undelivered events.
+            raise OutboxError(f"{self.path}: cannot open the outbox ({exc}); if the file is damaged, move it aside "
+                              f"(its undelivered messages stay in it) and start again") from exc
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)

@@ -59,11 +59,53 @@ class Sink(abc.ABC):
 
 
 # --- JSON lines files ---------------------------------------------------------------------------------------
+def set_aside_torn_line(path: pathlib.Path) -> None:
+    """A crash mid-write leaves a last line without its newline; appending to it would glue two records into
+    one unparseable line. The fragment moves to `<name>.torn` (kept, never deleted) and the file is cut back
+    to its last complete line. The message it belonged to was never acknowledged, so the outbox writes it
+    again whole."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return
+    if size == 0:
+        return
+    with open(path, "rb+") as handle:
+        # The fragment is at most one message long; read backwards to the last newline.
+        end = size
+        block = 1 << 16
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            if end == size and chunk.endswith(b"\n"):
+                return
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                cut = start + newline + 1
+                break
+            end = start
+        else:
+            cut = 0
+        handle.seek(cut)
+        fragment = handle.read()
+        with open(path.with_name(path.name + ".torn"), "ab") as torn:
+            torn.write(fragment + b"\n")
+            torn.flush()
+            os.fsync(torn.fileno())
+        handle.truncate(cut)
+        handle.flush()
+        os.fsync(handle.fileno())
+    logger.warning("%s: its last line was cut short (a crash while writing); %d bytes moved to %s.torn", path,
+                   len(fragment), path.name)
+
+
 class RotatingFile:
     """Appends lines; at `max_bytes` the file becomes name.1 (name.1 becomes name.2, ...), `backups` kept."""
 
     def __init__(self, path: pathlib.Path, max_bytes: int, backups: int):
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
+        set_aside_torn_line(path)
         self.handle = open(path, "a", encoding="utf-8")
         self.size = self.handle.tell()
 
@@ -93,8 +135,9 @@ class RotatingFile:
         os.fsync(self.handle.fileno())
 
     def close(self) -> None:
-        self.sync()
-        self.handle.close()
+        if not self.handle.closed:
+            self.sync()
+            self.handle.close()
 
 
 class JsonlSink(Sink):
@@ -107,12 +150,29 @@ class JsonlSink(Sink):
 
     def deliver(self, messages: list[Message]) -> list[int]:
         touched = set()
-        for message in messages:
-            self.files[message.kind].write(message.payload)
-            touched.add(message.kind)
-        for kind in touched:  # on disk before the outbox forgets them
-            self.files[kind].sync()
+        try:
+            self._reopen_closed()
+            for message in messages:
+                self.files[message.kind].write(message.payload)
+                touched.add(message.kind)
+            for kind in touched:  # on disk before the outbox forgets them
+                self.files[kind].sync()
+        except OSError as exc:
+            # A full or failing disk: nothing of this batch is acknowledged (a partial line is set aside at the
+            # next start), the Deliverer retries with backoff and the messages wait in the outbox.
+            for file in self.files.values():
+                try:
+                    file.handle.close()
+                except OSError:
+                    pass  # its buffered tail could not be written either; the next open sets a fragment aside
+            raise DeliveryError(f"{exc.filename or 'jsonl'}: cannot write: {exc.strerror or exc}") from None
         return [m.id for m in messages]
+
+    def _reopen_closed(self) -> None:
+        """After a failed write the files are closed; they reopen (setting aside a torn line) on the retry."""
+        for kind, file in list(self.files.items()):
+            if file.handle.closed:
+                self.files[kind] = RotatingFile(file.path, file.max_bytes, file.backups)
 
     def close(self) -> None:
         for handle in self.files.values():

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import pathlib
+import re
 import shutil
 import time
 
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 COLOURS = [(0, 200, 255), (0, 0, 255), (255, 128, 0), (0, 255, 0), (255, 0, 255), (255, 255, 0)]
 RETENTION_EVERY_S = 60.0
+OWN_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.jpg")  # <event uuid4>.jpg
+CAMERA_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a camera id (CameraConfig.id)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +109,13 @@ class SnapshotStore:
         self.enforce_retention(force=True)
         return str(path.relative_to(self.directory))
 
+    def own_files(self):
+        """The snapshots this daemon wrote: `<camera id>/<event uuid>.jpg`. Retention never touches anything
+        else, so a snapshot directory shared with other tools keeps their files."""
+        for path in self.directory.glob("*/*.jpg"):
+            if OWN_NAME.fullmatch(path.name) and CAMERA_DIR.fullmatch(path.parent.name):
+                yield path
+
     def find(self, event_id: str) -> pathlib.Path | None:
         matches = list(self.directory.glob(f"*/{event_id}.jpg"))
         return matches[0] if matches else None
@@ -119,7 +129,7 @@ class SnapshotStore:
             return
         self._next_retention = time.monotonic() + RETENTION_EVERY_S
         files = []
-        for path in self.directory.glob("*/*.jpg"):
+        for path in self.own_files():
             try:
                 stat = path.stat()
             except FileNotFoundError:

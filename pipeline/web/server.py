@@ -13,6 +13,7 @@ import http.server
 import json
 import logging
 import re
+import socket
 import threading
 import urllib.parse
 from typing import Protocol
@@ -34,7 +35,13 @@ class StatusSource(Protocol):
     def metrics_text(self) -> tuple[bytes, str]: ...
 
 
-def make_handler(source: StatusSource, token: str | None):
+def same_secret(given: str, token: str) -> bool:
+    """Constant-time comparison of bytes: hmac.compare_digest raises TypeError on non-ASCII str (a header
+    decoded as latin-1), which would answer 500 with a traceback instead of 401."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape"))
+
+
+def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float = 30.0):
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "inspector"
         sys_version = ""
@@ -42,15 +49,17 @@ def make_handler(source: StatusSource, token: str | None):
         def log_message(self, fmt, *args):  # the default writes every request, query included, to stderr
             pass
 
+        timeout = idle_timeout_s  # socket timeout: a connection silent this long is closed (half-open clients)
+
         def _authorised(self) -> bool:
             if token is None:
                 return True
             header = self.headers.get("Authorization", "")
-            if header.startswith("Bearer ") and hmac.compare_digest(header[7:].strip(), token):
+            if header.startswith("Bearer ") and same_secret(header[7:].strip(), token):
                 return True
             cookies = dict(part.strip().split("=", 1) for part in self.headers.get("Cookie", "").split(";")
                            if "=" in part)
-            return hmac.compare_digest(cookies.get(COOKIE, ""), token)
+            return same_secret(cookies.get(COOKIE, ""), token)
 
         def _send(self, code: int, body: bytes, content_type: str, extra: dict | None = None) -> None:
             self.send_response(code)
@@ -78,7 +87,7 @@ def make_handler(source: StatusSource, token: str | None):
                     code, body = source.health()
                     return self._json(code, body)
                 if path == "/" and token is not None and "token" in query:
-                    if not hmac.compare_digest(query["token"][0], token):
+                    if not same_secret(query["token"][0], token):
                         return self._json(401, {"error": "unauthorised"})
                     return self._send(303, b"", "text/plain", {
                         "Location": "/", "Set-Cookie": f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"})
@@ -117,16 +126,31 @@ def make_handler(source: StatusSource, token: str | None):
     return Handler
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        # "::" serves IPv4 too (dual stack) where the system allows it, as "0.0.0.0" would for IPv4 alone.
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
 class StatusServer:
-    def __init__(self, source: StatusSource, host: str, port: int, token: str | None):
-        self.httpd = http.server.ThreadingHTTPServer((host, port), make_handler(source, token))
-        self.httpd.daemon_threads = True
+    def __init__(self, source: StatusSource, host: str, port: int, token: str | None, idle_timeout_s: float = 30.0):
+        host = host.strip("[]")
+        server_class = _Server6 if ":" in host else _Server
+        self.httpd = server_class((host, port), make_handler(source, token, idle_timeout_s))
         self.host, self.port = self.httpd.server_address[:2]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
-        logger.info("http: status page, /metrics and /healthz on http://%s:%d/", self.host, self.port)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        logger.info("http: status page, /metrics and /healthz on http://%s:%d/", host, self.port)
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -13,8 +13,8 @@ from pipeline.cli import main
 @pytest.mark.parametrize("cfg, size, batch", [
     ("yolov4-tiny", "416", 1),
     ("yolov4-tiny", "416", 3),
-    ("yolov4", "320", 1),
-    ("yolov4", "320", 2),
+    pytest.param("yolov4", "320", 1, marks=pytest.mark.slow),  # full YOLOv4 builds
+    pytest.param("yolov4", "320", 2, marks=pytest.mark.slow),
 ])
 def test_cli_verify_agrees_with_opencv(cfg, size, batch, weights_factory, capsys):
     weights = weights_factory(cfg, 3, seed=1)

@@ -119,6 +119,7 @@ def test_three_cameras_match_offline_inference(rtsp, clips, tiny_model_dir, tmp_
     assert total > 0  # the comparison covered real detections
 
 
+@pytest.mark.slow
 def test_live_camera_overload_drops_oldest_and_keeps_latency_bounded(tiny_model_dir, tmp_path):
     reason = gstreamer_available()
     if reason:
@@ -143,6 +144,7 @@ def test_live_camera_overload_drops_oldest_and_keeps_latency_bounded(tiny_model_
     assert max(latencies) < 5000
 
 
+@pytest.mark.slow
 def test_bad_cameras_do_not_stop_the_others(rtsp, tiny_model_dir, tmp_path, clips):
     corrupt = tmp_path / "corrupt.mp4"
     data = bytearray(clips[0].read_bytes())

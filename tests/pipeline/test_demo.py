@@ -9,6 +9,7 @@ import pytest
 from pipeline.demo import DEMO_DIR
 
 
+@pytest.mark.slow
 def test_embedded_default_finds_insulators(tmp_path):
     if not (DEMO_DIR / "model" / "manifest.json").is_file():
         pytest.skip("no trained demo model is bundled yet (pipeline/demo/model)")

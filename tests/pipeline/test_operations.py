@@ -45,6 +45,7 @@ def start_daemon(config_path: pathlib.Path, log: pathlib.Path) -> subprocess.Pop
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env)
 
 
+@pytest.mark.slow
 def test_broker_outage_and_sigkill_lose_no_event(tmp_path):
     reason = mosquitto_available()
     if reason:
@@ -109,6 +110,7 @@ def test_broker_outage_and_sigkill_lose_no_event(tmp_path):
     assert MQ_PASSWORD not in log.read_text()
 
 
+@pytest.mark.slow
 def test_camera_server_killed_and_hung_repeatedly_while_others_keep_going(tmp_path):
     reason = gstreamer_available()
     if reason:
@@ -146,10 +148,21 @@ def test_camera_server_killed_and_hung_repeatedly_while_others_keep_going(tmp_pa
                     flaky.start()
                 else:  # hung: the connection stays open, nothing arrives; the per-camera watchdog notices
                     os.kill(flaky.process.pid, signal.SIGSTOP)
-                    running.wait(lambda: not flaky_healthy(), 30)
                     # From the camera's last frame out (frames already in the sockets still arrive after the
-                    # SIGSTOP) to the report.
-                    watchdogs.append(time.monotonic() - running.daemon.last_result["flaky"])
+                    # SIGSTOP) to the report, read together at the moment of the report, and who reported: the
+                    # daemon's watchdog ("no frame for N s") or PyAV's read timeout, which may reconnect first.
+                    seen = {}
+
+                    def hang_reported():
+                        health = json.loads(running.get("/healthz")[2])
+                        camera = next(c for c in health["cameras"] if c["id"] == "flaky")
+                        if camera["healthy"]:
+                            return False
+                        seen["report"] = (time.monotonic() - running.daemon.last_result["flaky"], camera["reason"])
+                        return True
+
+                    running.wait(hang_reported, 30)
+                    watchdogs.append(seen["report"])
                     # PyAV gives up reading after about twice its timeout: the reconnect follows.
                     running.wait(lambda: stats()["flaky"].reconnects > reconnects_before(cycle), 20)
                     flaky.stop()  # SIGKILL works on a stopped process; then a fresh server on the same port
@@ -170,8 +183,10 @@ def test_camera_server_killed_and_hung_repeatedly_while_others_keep_going(tmp_pa
         flaky.stop()
     # Back within the backoff cap (2 s, +20% jitter) plus connecting and the first frames.
     assert max(recoveries) < 2.4 + 5.0, recoveries
-    # The hang is reported within the camera's no_frame_timeout_s (3 s) of its last frame, plus the polling.
-    assert 3.0 <= min(watchdogs) and max(watchdogs) < 3.0 + 1.0, watchdogs
+    # The hang is reported within the camera's no_frame_timeout_s (3 s) of its last frame, plus the polling and
+    # a loaded machine's scheduling (2 s); the daemon's own watchdog never before the timeout.
+    assert all(seconds < 3.0 + 2.0 for seconds, _ in watchdogs), watchdogs
+    assert all(seconds >= 3.0 for seconds, reason in watchdogs if reason and reason.startswith("no frame")), watchdogs
     assert stats()["flaky"].reconnects >= 4
 
 

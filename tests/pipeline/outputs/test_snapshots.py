@@ -58,3 +58,19 @@ def test_short_disk_skips_new_snapshots(tmp_path, caplog):
     store = SnapshotStore(SnapshotConfig(min_free_megabytes=1e12), tmp_path)  # never that much free
     assert store.write_event(event(1), grey_frame()) is None
     assert store.skipped == 1 and "less than" in caplog.text
+
+
+def test_retention_deletes_only_what_the_daemon_wrote(tmp_path):
+    # A snapshot directory shared with other tools: their pictures are never the daemon's to delete.
+    foreign = [tmp_path / "cam" / "inspection-photo.jpg", tmp_path / "manual" / "IMG_0001.jpg",
+               tmp_path / "cam" / "00000000-0000-0000-0000-00000000000g.jpg"]
+    for path in foreign:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"not ours")
+        os.utime(path, (0, 0))  # older than any age limit
+    store = SnapshotStore(SnapshotConfig(max_count=1, max_age_days=1, min_free_megabytes=0), tmp_path)
+    for i in range(3):
+        store.write_event(event(i), grey_frame(frame_id=i))
+    store.enforce_retention(force=True)
+    assert all(path.read_bytes() == b"not ours" for path in foreign)
+    assert [p.name for p in store.own_files()] == [f"{event(2)['event_id']}.jpg"]

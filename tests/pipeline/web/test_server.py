@@ -128,3 +128,90 @@ def status_page_dom(base: str, token: str) -> str:
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
+
+
+class StubSource:
+    """What the HTTP side reads from a daemon, fixed (server-only tests)."""
+
+    def health(self):
+        return 200, {"state": "running"}
+
+    def status(self):
+        return {"state": "running", "cameras": [], "events": [], "outputs": []}
+
+    def snapshot_jpeg(self, camera_id):
+        return None
+
+    def event_snapshot(self, event_id):
+        return None
+
+    def metrics_text(self):
+        return b"# metrics\n", "text/plain"
+
+
+def raw_request(host: str, port: int, request: bytes, family=None) -> bytes:
+    import socket
+
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(request)
+        chunks = []
+        while True:
+            data = connection.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+
+@pytest.fixture
+def stub_server():
+    from pipeline.web.server import StatusServer
+
+    server = StatusServer(StubSource(), "127.0.0.1", 0, TOKEN, idle_timeout_s=1.0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("header", [b"Authorization: Bearer \xe9t\xe9", b"Cookie: inspector_token=\xff\xfe",
+                                    "Authorization: Bearer tökén".encode("utf-8")])
+def test_non_ascii_credentials_are_refused_not_crashed(stub_server, header, caplog):
+    response = raw_request(stub_server.host, stub_server.port,
+                           b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n\r\n")
+    assert response.startswith(b"HTTP/1.0 401"), response[:200]
+    assert "Traceback" not in caplog.text and "failed" not in caplog.text
+    good = raw_request(stub_server.host, stub_server.port, b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: "
+                       b"close\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+    assert good.startswith(b"HTTP/1.0 200")
+
+
+def test_idle_connections_are_closed(stub_server):
+    import socket
+    import time
+
+    # Half-open clients (connected, never sending a request) are closed after idle_timeout_s (1 s here).
+    clients = [socket.create_connection((stub_server.host, stub_server.port), timeout=10) for _ in range(20)]
+    started = time.monotonic()
+    for client in clients:
+        assert client.recv(1) == b""  # the server closed it
+    assert time.monotonic() - started < 10
+    for client in clients:
+        client.close()
+    assert raw_request(stub_server.host, stub_server.port, b"GET /healthz HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200")
+
+
+def test_ipv6_hosts_are_served():
+    import socket
+
+    from pipeline.web.server import StatusServer
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        server = StatusServer(StubSource(), "::1", 0, None)
+    except OSError as exc:
+        pytest.skip(f"IPv6 loopback not available: {exc}")
+    server.start()
+    try:
+        assert raw_request("::1", server.port, b"GET /healthz HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200")
+    finally:
+        server.stop()
