@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from core.extras import TRAINING_PYTHON, require_extra
 from models.cli import parse_int_list, parse_size
 
 
@@ -65,10 +66,17 @@ def register(commands) -> None:
     bundle.add_argument("--config", required=True, help="the daemon config for the box")
     bundle.add_argument("--out", required=True, help="where inspector-<version>.tar.gz is written")
     bundle.add_argument("--version", help="bundle version (default: the package version)")
+    bundle.add_argument("--platform", help="the box's platform, linux_aarch64 (Atlas) or linux_x86_64 (default: this "
+                                           "machine's); the dependency wheels are downloaded for it")
+    bundle.add_argument("--python", help="the box's Python, e.g. 3.9 (mxVision's; default: this one)")
+    bundle.add_argument("--glibc", help="the oldest glibc the wheels may need (default 2.17 with --platform, else "
+                                        "this machine's)")
+    bundle.add_argument("--find-links", help="take the dependency wheels from this directory instead of the index")
     bundle.set_defaults(handler=_bundle)
 
 
 def _export(args) -> int:
+    require_extra("export", "export", ("mindspore", "onnx"), TRAINING_PYTHON)
     from deploy.export import export_model
     from models.spec import read_class_names
 
@@ -80,6 +88,7 @@ def _export(args) -> int:
 
 
 def _convert(args) -> int:
+    require_extra("convert", "export", ("onnx",))
     from deploy.convert import convert
 
     result = convert(args.model, args.out, soc_version=args.soc_version, output_type=args.output_type,
@@ -91,7 +100,8 @@ def _convert(args) -> int:
 def _bundle(args) -> int:
     from deploy.bundle import build_bundle
 
-    print(build_bundle(args.model, args.config, args.out, args.version))
+    print(build_bundle(args.model, args.config, args.out, args.version, platform_name=args.platform,
+                       python=args.python, glibc=args.glibc, find_links=args.find_links))
     return 0
 
 
@@ -106,4 +116,33 @@ def _plan(args) -> int:
     plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps)
              for cfg in (args.cfg or ["yolov4", "yolov4-tiny"]) for size in args.sizes for skip in args.frame_skip]
     print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else format_plans(plans))
+    return 0
+
+
+def register_model_bench(model_actions) -> None:
+    """`inspector model bench`: exports each network first, so it lives at the export layer."""
+    bench = model_actions.add_parser("bench", help="forward latency per runtime, network, input size and batch")
+    bench.add_argument("--cfg", action="append", help="cfg (repeatable; default yolov4-tiny and yolov4)")
+    bench.add_argument("--sizes", type=parse_int_list, default=(416, 608))
+    bench.add_argument("--batches", type=parse_int_list, default=(1, 4))
+    bench.add_argument("--runtimes", default="onnxruntime,mindspore")
+    bench.add_argument("--repeat", type=int, default=5, help="timed runs per case (after one warm-up)")
+    bench.add_argument("--threads", type=int, default=0, help="runtime threads (0: runtime default)")
+    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.set_defaults(handler=_model_bench)
+
+
+def _model_bench(args) -> int:
+    require_extra("model bench", "export", ("mindspore", "onnx"), TRAINING_PYTHON)
+    import sys
+
+    from deploy.bench import bench_runtimes, format_table
+
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    rows = bench_runtimes(args.cfg or ["yolov4-tiny", "yolov4"], args.sizes, args.batches, runtimes,
+                          repeat=args.repeat, threads=args.threads, progress=sys.stderr)
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(rows, handle, indent=2)
     return 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
+from core.extras import TRAINING_PYTHON, require_extra
 from models.errors import ModelError
 
 
@@ -38,7 +38,7 @@ def parse_int_list(value: str) -> tuple[int, ...]:
     return values
 
 
-def register(commands) -> None:
+def register(commands):
     model = commands.add_parser("model", help="inspect, verify and benchmark networks")
     sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
@@ -66,18 +66,11 @@ def register(commands) -> None:
                         help="image file (repeatable); default: a generated test picture per batch item")
     verify.set_defaults(handler=_verify)
 
-    bench = sub.add_parser("bench", help="forward latency per runtime, network, input size and batch")
-    bench.add_argument("--cfg", action="append", help="cfg (repeatable; default yolov4-tiny and yolov4)")
-    bench.add_argument("--sizes", type=parse_int_list, default=(416, 608))
-    bench.add_argument("--batches", type=parse_int_list, default=(1, 4))
-    bench.add_argument("--runtimes", default="onnxruntime,mindspore")
-    bench.add_argument("--repeat", type=int, default=5, help="timed runs per case (after one warm-up)")
-    bench.add_argument("--threads", type=int, default=0, help="runtime threads (0: runtime default)")
-    bench.add_argument("--json", help="also write the figures to this JSON file")
-    bench.set_defaults(handler=_bench)
+    return sub  # the `model` actions: deploy/cli.py adds `bench` (it exports, a layer above)
 
 
 def _info(args) -> int:
+    require_extra("model info", "export", ("mindspore",), TRAINING_PYTHON)
     from models.darknet_cfg import backbone_end, parse_cfg
 
     height, width = args.size or (None, None)
@@ -101,6 +94,7 @@ def _info(args) -> int:
 
 
 def _load(args) -> int:
+    require_extra("model load", "export", ("mindspore",), TRAINING_PYTHON)
     from models.darknet_cfg import parse_cfg
     from models.network import DarknetYolo
     from models.weights import load_weights, report_json
@@ -112,6 +106,7 @@ def _load(args) -> int:
 
 
 def _verify(args) -> int:
+    require_extra("model verify", "export", ("mindspore",), TRAINING_PYTHON)
     import cv2
 
     from models.darknet_cfg import parse_cfg
@@ -137,16 +132,3 @@ def _verify(args) -> int:
     result = verify(cfg, args.weights, images[:max(args.batch, len(args.image))])
     print(json.dumps(result.to_dict(), indent=2))
     return 0 if result.ok else 1
-
-
-def _bench(args) -> int:
-    from models.bench import bench_runtimes, format_table
-
-    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    rows = bench_runtimes(args.cfg or ["yolov4-tiny", "yolov4"], args.sizes, args.batches, runtimes,
-                          repeat=args.repeat, threads=args.threads, progress=sys.stderr)
-    print(format_table(rows))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(rows, handle, indent=2)
-    return 0

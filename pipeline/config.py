@@ -21,91 +21,18 @@ from __future__ import annotations
 import ipaddress
 import os
 import pathlib
-import re
-import urllib.parse
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
-# A URL quoted inside a text (an exception message): the scheme, then everything up to white space or a quote.
-_URL_IN_TEXT = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*", re.I)
+from core.configfile import Strict, format_validation_errors, read_yaml
+from core.errors import ConfigError
+from core.urls import (PLACEHOLDER, expand_placeholders, inline_password, placeholder_values, redact_url, scrub,
+                       split_userinfo)
 
-
-class ConfigError(Exception):
-    """A config file (or rendered graph) that cannot be used; the message names file, key and reason."""
-
-
-def split_userinfo(url: str) -> tuple[str, str | None, str | None, str]:
-    """(scheme, user, password, rest) of a URL; user/password None when absent.
-
-    The userinfo runs to the URL's LAST '@', not to the first '/': a camera password such as `ab/cd` or
-    `p@ss` is still a password (RFC 3986 wants it percent-encoded, operators do not), and treating its tail as
-    the path would leak it. urllib.parse stops at the first '/', so both readings are taken (see
-    `inline_password`)."""
-    scheme = _SCHEME.match(url)
-    if not scheme or "@" not in url[scheme.end():]:
-        return (scheme.group(0) if scheme else "", None, None, url[scheme.end():] if scheme else url)
-    at = url.rindex("@")
-    userinfo, rest = url[scheme.end():at], url[at + 1:]
-    user, colon, password = userinfo.partition(":")
-    return scheme.group(0), user, (password if colon else None), rest
-
-
-def inline_password(url: str) -> bool:
-    """True when the URL carries a password that is not exactly one ${VAR} placeholder."""
-    _, _, password, _ = split_userinfo(url)
-    try:
-        parsed = urllib.parse.urlsplit(url).password
-    except ValueError:  # a malformed port or IPv6 literal: the reading above decides
-        parsed = None
-    return any(p is not None and not PLACEHOLDER.fullmatch(p) for p in (password, parsed))
-
-
-def redact_url(text: str) -> str:
-    """Every URL in `text` (or `text` itself, a URL) with its password and everything else before the host
-    replaced: `scheme://user:***@host/...`. A user name alone is kept (it is not a secret)."""
-    if _SCHEME.match(text):  # a URL (perhaps with a space in its password): up to its last '@'; a message
-        return _redact_one(text)  # that only starts with one is over-redacted, never under
-    return _URL_IN_TEXT.sub(lambda m: _redact_one(m.group(0)), text)
-
-
-def _redact_one(url: str) -> str:
-    scheme, user, password, rest = split_userinfo(url)
-    if user is None:
-        return url
-    return f"{scheme}{user}:***@{rest}" if password is not None else f"{scheme}{user}@{rest}"
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    """`text` with every URL password and every given secret value replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return redact_url(text)
-
-
-def placeholder_values(text: str) -> list[str]:
-    """The environment values the `${VAR}` placeholders of `text` expand to (to scrub them from messages)."""
-    return [os.environ[name] for name in PLACEHOLDER.findall(text) if os.environ.get(name)]
-
-
-def expand_placeholders(text: str, where: str) -> str:
-    """Replace `${VAR}` with the environment's value; a missing variable is an error naming `where` and VAR."""
-    def substitute(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise ConfigError(f"{where}: environment variable {name} is not set")
-        return os.environ[name]
-
-    return PLACEHOLDER.sub(substitute, text)
-
-
-class Strict(BaseModel):
-    # strict: `max_batch: true` or `loop: "yes"` are errors, not 1 and True (an int is still a float).
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+__all__ = ["ConfigError", "PLACEHOLDER", "expand_placeholders", "inline_password", "placeholder_values", "redact_url",
+           "scrub", "split_userinfo", "format_validation_errors", "read_yaml", "Strict", "DaemonConfig",
+           "parse_config", "load_config"]
 
 
 class ZoneConfig(Strict):
@@ -113,7 +40,7 @@ class ZoneConfig(Strict):
     polygon: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(min_length=3, description="Corners as [x, y] fractions of the "
                                                                          "frame (0..1), so resolution changes "
                                                                          "keep the zone.")
-    classes: list[str] | None = Field(None, description="Only these classes count here (default: all).")
+    classes: Optional[list[str]] = Field(None, description="Only these classes count here (default: all).")
     min_score: float = Field(0.0, ge=0, le=1, description="Minimum score in this zone.")
     min_area: float = Field(0.0, ge=0, le=1, description="Minimum box area as a fraction of the frame.")
 
@@ -128,7 +55,7 @@ class ZoneConfig(Strict):
 class AlarmConfig(Strict):
     min_hits: int = Field(3, ge=1, description="Frames an object must be seen before its event starts.")
     window: int = Field(5, ge=1, description="Recent scores considered by median_score.")
-    median_score: float | None = Field(None, ge=0, le=1, description="Also require the median of the recent "
+    median_score: Optional[float] = Field(None, ge=0, le=1, description="Also require the median of the recent "
                                                                      "scores at or above this.")
     match_iou: float = Field(0.3, gt=0, le=1, description="Box overlap that continues a tracked object.")
     lost_after_s: float = Field(5.0, gt=0, description="An event ends when its object is unseen this long.")
@@ -141,16 +68,16 @@ class CameraConfig(Strict):
     id: str = Field(description="Stable camera name: used in outputs, logs and metrics. Letters, digits, "
                                 "'-', '_', '.'.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     url: str = Field(description="rtsp:// URL (credentials as ${VAR} placeholders) or a local video file path.")
-    mode: Literal["live", "file"] | None = Field(
+    mode: Optional[Literal["live", "file"]] = Field(
         None, description="live: latency-bounded, the oldest frames are dropped when the model falls behind "
                           "(default for rtsp://). file: every frame is processed (default for file paths).")
     frame_skip: int = Field(0, ge=0, le=100, description="Pass one frame in frame_skip + 1 (mxpi_skipframe).")
-    max_frames: int | None = Field(None, ge=1, description="Stop this camera after this many decoded frames "
+    max_frames: Optional[int] = Field(None, ge=1, description="Stop this camera after this many decoded frames "
                                                            "(tests, benchmarks, sampling a recording).")
     loop: bool = Field(False, description="Restart a file source at its end (the demo, soak tests).")
     zones: list[ZoneConfig] = Field(default_factory=list, description="Zones and filters; none: the whole frame "
                                                                       "is one zone named `frame`.")
-    rate_fps: float | None = Field(None, gt=0, le=240, description="Deliver a file source's frames at this rate, "
+    rate_fps: Optional[float] = Field(None, gt=0, le=240, description="Deliver a file source's frames at this rate, "
                                                                    "as a live camera would (benchmarks, tests); "
                                                                    "default: as fast as it decodes.")
     no_frame_timeout_s: float = Field(20.0, ge=1, le=3600, description="No-frame watchdog: a live camera that "
@@ -217,12 +144,12 @@ class MqttSinkConfig(Strict):
                                                                             "online/offline to <prefix>/status. "
                                                                             "${VAR} expands from the environment.")
     messages: list[MessageKind] = Field(["events"], description="What is published (detections: every frame).")
-    client_id: str | None = Field(None, description="MQTT client id (default: inspector-<hostname>); ${VAR} "
+    client_id: Optional[str] = Field(None, description="MQTT client id (default: inspector-<hostname>); ${VAR} "
                                                     "expands from the environment.")
-    username_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with the user.")
-    password_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with the password.")
+    username_env: Optional[str] = Field(None, pattern=ENV_NAME, description="Environment variable with the user.")
+    password_env: Optional[str] = Field(None, pattern=ENV_NAME, description="Environment variable with the password.")
     tls: bool = Field(False, description="Connect with TLS (the system CAs unless ca_file is given).")
-    ca_file: str | None = Field(None, description="CA bundle for the broker's certificate.")
+    ca_file: Optional[str] = Field(None, description="CA bundle for the broker's certificate.")
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive.")
     ack_timeout_s: float = Field(10.0, gt=0, description="A publish not acknowledged (PUBACK) in this time is "
                                                          "retried.")
@@ -231,7 +158,7 @@ class MqttSinkConfig(Strict):
 class WebhookSinkConfig(Strict):
     url: str = Field(pattern=r"^https?://", description="POST target; one JSON message per request.")
     messages: list[MessageKind] = Field(["events"], description="What is posted.")
-    token_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with a bearer token.")
+    token_env: Optional[str] = Field(None, pattern=ENV_NAME, description="Environment variable with a bearer token.")
     timeout_s: float = Field(10.0, gt=0, description="Request timeout.")
 
 
@@ -245,8 +172,8 @@ class OutputConfig(Strict):
     directory: str = Field("out", description="Where detections.jsonl, events.jsonl, status.json and the outbox "
                                               "live (created if missing).")
     jsonl: JsonlSinkConfig = Field(default_factory=JsonlSinkConfig)
-    mqtt: MqttSinkConfig | None = Field(None, description="MQTT output (paho-mqtt, QoS 1).")
-    webhook: WebhookSinkConfig | None = Field(None, description="HTTP webhook output.")
+    mqtt: Optional[MqttSinkConfig] = Field(None, description="MQTT output (paho-mqtt, QoS 1).")
+    webhook: Optional[WebhookSinkConfig] = Field(None, description="HTTP webhook output.")
     retry: RetryConfig = Field(default_factory=RetryConfig)
     outbox_max_messages: int = Field(1_000_000, ge=1000, description="Undelivered messages kept in the outbox; "
                                                                      "beyond it the oldest detections are dropped "
@@ -257,7 +184,7 @@ class OutputConfig(Strict):
 
 class SnapshotConfig(Strict):
     enabled: bool = Field(True, description="A JPEG with boxes for every event (its best frame).")
-    directory: str | None = Field(None, description="Default: <output.directory>/snapshots.")
+    directory: Optional[str] = Field(None, description="Default: <output.directory>/snapshots.")
     max_count: int = Field(2000, ge=1, description="Most snapshot files kept; the oldest go first.")
     max_age_days: float = Field(30.0, gt=0, description="Snapshots older than this are deleted.")
     max_megabytes: float = Field(1024.0, gt=0, description="Most disk space the snapshots may use.")
@@ -273,7 +200,7 @@ class HttpConfig(Strict):
                                                "to the network, which needs token_env (or "
                                                "allow_unauthenticated).")
     port: int = Field(8310, ge=0, le=65535, description="Port (0: any free port, written to status.json).")
-    token_env: str | None = Field(None, pattern=ENV_NAME, description="Environment variable with a bearer token "
+    token_env: Optional[str] = Field(None, pattern=ENV_NAME, description="Environment variable with a bearer token "
                                                                       "every request but /healthz must carry.")
     allow_unauthenticated: bool = Field(False, description="Serve a non-loopback host without a token anyway "
                                                            "(a warning at every start). Only behind a proxy that "
@@ -316,7 +243,7 @@ class DaemonConfig(Strict):
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     summary_interval_s: float = Field(5.0, gt=0, description="Seconds between per-camera summary lines.")
-    live_queue: int | None = Field(None, ge=1, le=64, description="Frames a live camera may hold before the "
+    live_queue: Optional[int] = Field(None, ge=1, le=64, description="Frames a live camera may hold before the "
                                                                  "oldest is dropped (counted per camera). "
                                                                  "Default: one batch across the live cameras "
                                                                  "(ceil(max_batch / live cameras)), which keeps "
@@ -339,19 +266,7 @@ class DaemonConfig(Strict):
         return self
 
 
-def format_validation_errors(source: str, error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        path = ".".join(str(p) for p in item["loc"]) or "<top>"
-        value = item.get("input")
-        shown = redact_url(value) if isinstance(value, str) else value
-        if isinstance(shown, (dict, list)):
-            shown = type(shown).__name__
-        lines.append(f"{source}: {path}: {item['msg']} (value: {shown!r})")
-    return "\n".join(lines)
-
-
-def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path | None = None) -> DaemonConfig:
+def parse_config(data: object, source: str = "<config>", base_dir: Optional[pathlib.Path] = None) -> DaemonConfig:
     try:
         config = DaemonConfig.model_validate(data)
     except ValidationError as exc:
@@ -374,36 +289,6 @@ def parse_config(data: object, source: str = "<config>", base_dir: pathlib.Path 
     return config
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML reads YAML 1.1, where `1e-3` (no dot) is a string; the strict config would then refuse it as
-    "not a number". Floats are read as YAML 1.2 (and JSON) write them."""
-
-
-_Loader.yaml_implicit_resolvers = {key: [(tag, regexp) for tag, regexp in resolvers
-                                         if tag != "tag:yaml.org,2002:float"]
-                                   for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def read_yaml(path: pathlib.Path) -> object:
-    """A YAML file's content; unreadable files and syntax errors become ConfigErrors naming the file."""
-    try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-
-
-def load_config(path: str | pathlib.Path) -> DaemonConfig:
+def load_config(path: Union[str, pathlib.Path]) -> DaemonConfig:
     path = pathlib.Path(path)
     return parse_config(read_yaml(path), str(path), path.parent.resolve())

@@ -12,6 +12,7 @@ import pathlib
 import platform
 import shutil
 import subprocess
+from typing import Optional
 
 PACKAGES = ("mindspore", "onnxruntime", "onnx", "numpy", "opencv-python-headless", "av", "pydantic", "pyyaml")
 CANN_VERSION_FILES = ("{home}/ascend-toolkit/latest/version.cfg",
@@ -19,14 +20,14 @@ CANN_VERSION_FILES = ("{home}/ascend-toolkit/latest/version.cfg",
                       "{home}/ascend-toolkit/latest/x86_64-linux/ascend_toolkit_install.info")
 
 
-def _version(package: str) -> str | None:
+def _version(package: str) -> Optional[str]:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-def _first_line(path: pathlib.Path) -> str | None:
+def _first_line(path: pathlib.Path) -> Optional[str]:
     try:
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             if "version" in line.lower():

@@ -1,4 +1,5 @@
-"""STYLE rules 1 and 7, checked rather than remembered: one device boundary, import-pure modules."""
+"""STYLE rules 1 and 7, checked rather than remembered: one device boundary, import-pure modules, and one
+direction of imports between the layers (the contract in setup.cfg, [importlinter])."""
 
 import pathlib
 import re
@@ -6,7 +7,7 @@ import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PACKAGES = ("models", "pipeline", "train", "deploy")
+PACKAGES = ("core", "models", "pipeline", "train", "deploy", "inspector")
 ASCEND_ONLY = re.compile(r"^\s*(import|from)\s+(StreamManagerApi|mindx|acl|MxpiDataType_pb2)\b", re.M)
 BOUNDARY = REPO / "pipeline" / "devices" / "ascend.py"
 
@@ -49,3 +50,27 @@ def test_ascend_device_says_what_is_missing():
         create_device("ascend")
     with pytest.raises(DeviceError, match="not in the device registry \\(valid: mock, ascend\\)"):
         create_device("gpu")
+
+
+def test_imports_go_one_way_between_the_layers():
+    # core < models < export and conversion < train, pipeline < bundle < the command line. A package that
+    # imports a layer above it (even lazily, inside a function) breaks the contract and this test.
+    lint = pathlib.Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_the_contract_can_fail(tmp_path):
+    # The same contract on a copy of the tree with one import against the direction: broken, and named.
+    import shutil
+
+    for name in PACKAGES:
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.onnx", "*.mp4"))
+    shutil.copy(REPO / "setup.cfg", tmp_path / "setup.cfg")
+    target = tmp_path / "models" / "spec.py"
+    target.write_text(target.read_text() + "\n\ndef _planted():\n    from pipeline import daemon  # noqa\n")
+    lint = pathlib.Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint), "--no-cache"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1 and "models.spec -> pipeline.daemon" in result.stdout, result.stdout[-3000:]

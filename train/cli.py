@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from core.extras import TRAINING_PYTHON, require_extra
+
 
 def register(commands) -> None:
     train = commands.add_parser("train", help="fine-tune YOLOv4 / YOLOv4-tiny (config documented in train/config.py)")
@@ -35,6 +37,7 @@ def register(commands) -> None:
 
 
 def _train(args) -> int:
+    require_extra("train", "train", ("mindspore", "pycocotools", "matplotlib", "tqdm"), TRAINING_PYTHON)
     from train.config import load_train_config
     from train.trainer import train
 
@@ -48,8 +51,9 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
+    require_extra("eval", "train", ("pycocotools", "matplotlib"))
     from models.runtime import open_session
-    from pipeline.config import ConfigError
+    from core.errors import ConfigError
     from models.spec import ModelSpec
     from train.datasets import load_dataset
     from train.evaluate import coco_evaluate, plot_pr, predict
@@ -73,6 +77,7 @@ def _eval(args) -> int:
 
 
 def _bench(args) -> int:
+    require_extra("train-bench", "train", ("mindspore",), TRAINING_PYTHON)
     from train.bench import format_rows, run
 
     rows = run(args.cfg or ["yolov4-tiny", "yolov4"], args.size, args.batch, args.steps)

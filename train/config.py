@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Literal
+from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from pipeline.config import ConfigError, format_validation_errors, read_yaml
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from core.configfile import Strict, format_validation_errors, read_yaml
+from core.errors import ConfigError
 
 
 class DataConfig(Strict):
@@ -20,7 +17,7 @@ class DataConfig(Strict):
         "voc", description="Annotation format: voc (folders with images/ and labels/ or Annotations/), coco (a "
                            "JSON file, or a folder holding one, images beside it), yolo (images/ + labels/*.txt).")
     classes: list[str] = Field(min_length=1, description="Class names, in the model's order.")
-    val_path: str | None = Field(None, description="Separate validation set; default: a split of `path`.")
+    val_path: Optional[str] = Field(None, description="Separate validation set; default: a split of `path`.")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="Held-out fraction when val_path is not given.")
     split_seed: int = Field(0, description="Seed of the train/validation split (by image, per folder).")
     label_fraction: dict[str, float] = Field(
@@ -63,15 +60,15 @@ class LossConfig(Strict):
 
 
 class TransferConfig(Strict):
-    weights: str | None = Field(None, description="Pretrained .weights (full or backbone-only) or .ckpt.")
-    name_map: str | None = Field(None, description="Name map for a checkpoint under another naming scheme.")
-    reinit_head: bool | None = Field(None, description="Re-initialise the class-dependent head convs after "
+    weights: Optional[str] = Field(None, description="Pretrained .weights (full or backbone-only) or .ckpt.")
+    name_map: Optional[str] = Field(None, description="Name map for a checkpoint under another naming scheme.")
+    reinit_head: Optional[bool] = Field(None, description="Re-initialise the class-dependent head convs after "
                                                        "loading. Default (null): only where their shape differs "
                                                        "(another class count); true for a new class list of the "
                                                        "same length (insulator -> defect).")
     freeze_layers: int = Field(0, ge=0, description="Freeze cfg layers 0..N-1 (BatchNorm statistics too).")
-    unfreeze_epoch: int | None = Field(None, ge=1, description="Epoch at which frozen layers start training.")
-    rifle_every: int | None = Field(None, ge=1, description="RIFLE: re-initialise the class-dependent head every "
+    unfreeze_epoch: Optional[int] = Field(None, ge=1, description="Epoch at which frozen layers start training.")
+    rifle_every: Optional[int] = Field(None, ge=1, description="RIFLE: re-initialise the class-dependent head every "
                                                             "K epochs.")
     rifle_final_fraction: float = Field(0.3, ge=0, lt=1, description="RIFLE stops in this final fraction of "
                                                                      "the epochs.")
@@ -89,14 +86,14 @@ class TrainConfig(Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     eval_every: int = Field(5, ge=1, description="Evaluate mAP on the held-out set every N epochs (and at the end).")
-    early_stop_patience: int | None = Field(None, ge=1, description="Stop after this many evaluations without a "
+    early_stop_patience: Optional[int] = Field(None, ge=1, description="Stop after this many evaluations without a "
                                                                     "better mAP@0.5.")
     out: str = Field("runs/train", description="Output directory: checkpoints, metrics, plots, export.")
     export_formats: list[Literal["onnx", "mindir"]] = Field(default_factory=lambda: ["onnx"],
                                                             description="Exported at the end from the best model.")
 
 
-def load_train_config(path: str | pathlib.Path, overrides: dict | None = None) -> TrainConfig:
+def load_train_config(path: Union[str, pathlib.Path], overrides: Optional[dict] = None) -> TrainConfig:
     path = pathlib.Path(path)
     data = read_yaml(path)
     if isinstance(data, dict) and overrides:
@@ -107,7 +104,7 @@ def load_train_config(path: str | pathlib.Path, overrides: dict | None = None) -
         raise ConfigError(format_validation_errors(str(path), exc)) from None
     base = path.parent.resolve()
 
-    def resolve(p: str | None) -> str | None:
+    def resolve(p: Optional[str]) -> Optional[str]:
         return p if p is None or pathlib.Path(p).is_absolute() else str((base / p).resolve())
 
     return config.model_copy(update={

@@ -1,7 +1,7 @@
 """COCO-style evaluation with pycocotools: mAP@0.5, mAP@0.5:0.95, per-class AP@0.5, precision-recall curves.
 
 Predictions go through the deployment path: letterbox (models/letterbox.py), the decoded network, the host's
-class-wise NMS (pipeline/postprocess.py) at a low score threshold, boxes mapped back to image pixels.
+class-wise NMS (models/detect.py, as the daemon) at a low score threshold, boxes mapped back to image pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from models.letterbox import preprocess_bgr as preprocess
 from models.spec import ModelSpec
-from pipeline.postprocess import detect
+from models.detect import detect
 from train.datasets import Dataset
 
 EVAL_SCORE = 0.001

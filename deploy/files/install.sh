@@ -2,14 +2,18 @@
 # Install (or upgrade to) the inspector release in this bundle directory on an Atlas edge box.
 #
 #   sudo ./install.sh [--root DIR] [--health-timeout SECONDS] [--no-deps]
+#                     [--cann-env FILE] [--mxvision-env FILE]
 #                     [--extra-site DIR] [--start-cmd CMD --stop-cmd CMD]
 #
-# Steps: verify every file against SHA256SUMS; install into <root>/opt/inspector/releases/<version> (a venv
-# with the bundled wheel and, unless --no-deps, the pinned requirements); run `inspector validate` and
-# `inspector doctor` from the new release; switch <root>/opt/inspector/current atomically, keeping `previous`;
-# restart the service; wait until the daemon reports healthy (`inspector health`); if it does not within the
-# timeout, switch back to the previous release and restart it. Installing the version already current is a
-# no-op. The root directory is a parameter so the whole procedure runs in a temporary root.
+# Steps: verify every file against SHA256SUMS; check this box's Python and machine are the bundle's target;
+# install into <root>/opt/inspector/releases/<version> (a venv with the bundled wheel and, unless --no-deps,
+# the bundled dependency wheels: offline, --no-index, hash-checked, no pip config read); write where CANN's
+# and mxVision's set_env.sh are (defaults under /usr/local/Ascend) to <root>/etc/inspector/ascend.env; run
+# `inspector validate` and `inspector doctor` from the new release (through bin/inspector-env, as the unit
+# does); switch <root>/opt/inspector/current atomically, keeping `previous`; restart the service; wait until
+# the daemon reports healthy (`inspector health`); if it does not within the timeout, switch back to the
+# previous release and restart it. Installing the version already current is a no-op. The root directory is
+# a parameter so the whole procedure runs in a temporary root.
 set -euo pipefail
 
 root="/"
@@ -18,6 +22,8 @@ with_deps=1
 extra_site=""
 start_cmd=""
 stop_cmd=""
+cann_env="/usr/local/Ascend/ascend-toolkit/set_env.sh"
+mxvision_env="/usr/local/Ascend/mxVision/set_env.sh"
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 say() { echo "install.sh: $*"; }
@@ -30,7 +36,9 @@ while [ $# -gt 0 ]; do
     --extra-site) extra_site="$2"; shift 2 ;;
     --start-cmd) start_cmd="$2"; shift 2 ;;
     --stop-cmd) stop_cmd="$2"; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --cann-env) cann_env="$2"; shift 2 ;;
+    --mxvision-env) mxvision_env="$2"; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -47,6 +55,13 @@ fi
 unlisted="$(find . -type f ! -name SHA256SUMS -printf '%P\n' | sort | comm -23 - <(awk '{print $2}' SHA256SUMS | sed 's/^\*//' | sort))"
 [ -z "$unlisted" ] || die "files not covered by SHA256SUMS: $unlisted"
 
+# 2. The target: the dependency wheels are built for one Python and one machine.
+want="$(python3 -c 'import json; t = json.load(open("bundle.json"))["target"]; print(t["python"], t["machine"])')"
+have="$(python3 -c 'import platform, sys; print("%d.%d" % sys.version_info[:2], platform.machine())')"
+if [ "$want" != "$have" ] && [ "$with_deps" -eq 1 ]; then
+  die "this bundle is for Python/machine '$want', this box has '$have' (python3): build it with inspector bundle --platform linux_${have#* } --python ${have% *}"
+fi
+
 version="$(cat VERSION)"
 [[ "$version" =~ ^[A-Za-z0-9._+-]+$ ]] || die "VERSION '$version' is not a plain version string"
 base="${root%/}/opt/inspector"
@@ -60,12 +75,12 @@ if [ "$previous_target" = "releases/$version" ]; then
   exit 0
 fi
 
-# 2. The release directory, built in place (a venv cannot be moved); `.complete` marks a finished build, so
+# 3. The release directory, built in place (a venv cannot be moved); `.complete` marks a finished build, so
 #    an operator can tell an interrupted install (it is rebuilt from scratch on the next run).
 mkdir -p "$base/releases"
 rm -rf "$release"
 mkdir -p "$release"
-cp -a model config wheels requirements.lock VERSION bundle.json SHA256SUMS "$release/"
+cp -a model config bin wheels requirements.lock VERSION bundle.json SHA256SUMS "$release/"
 [ -f README.md ] && cp -a README.md "$release/"
 # --system-site-packages: the MindX SDK's Python modules live in the system environment.
 python3 -m venv --system-site-packages "$release/venv"
@@ -73,19 +88,34 @@ if [ -n "$extra_site" ]; then
   site="$("$release/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   echo "$extra_site" > "$site/inspector-extra-site.pth"
 fi
-"$release/venv/bin/python" -m pip install --quiet --no-index --no-deps wheels/*.whl
+# Offline: no index, neither pip configuration files (PIP_CONFIG_FILE=/dev/null) nor PIP_* variables
+# (--isolated) of this machine, every dependency's hash checked against the lock.
+offline_pip() {
+  local command="$1"
+  shift
+  PIP_CONFIG_FILE=/dev/null "$release/venv/bin/python" -m pip --isolated --disable-pip-version-check \
+    "$command" --quiet --no-index "$@"
+}
 if [ "$with_deps" -eq 1 ]; then
-  "$release/venv/bin/python" -m pip install --quiet -r requirements.lock
+  offline_pip install --find-links "$release/wheels" --require-hashes -r requirements.lock
 fi
+offline_pip install --no-deps "$release"/wheels/inspector-*.whl
 chmod 640 "$release"/model/*.om 2>/dev/null || true
 touch "$release/.complete"
 
-# 3. Checks from the new release, before switching.
+# 4. Where the Ascend environment is (read by bin/inspector-env), then checks from the new release, before
+#    switching, with that environment.
+mkdir -p "${root%/}/etc/inspector"
+ascend_env="${root%/}/etc/inspector/ascend.env"
+printf '# Written by install.sh: the set_env.sh scripts bin/inspector-env sources before inspector starts.\nCANN_SET_ENV=%q\nMXVISION_SET_ENV=%q\n' \
+  "$cann_env" "$mxvision_env" > "$ascend_env"
+chmod 644 "$ascend_env"
+export INSPECTOR_ASCEND_ENV="$ascend_env"
 config="$release/config/daemon.yaml"
-"$release/venv/bin/inspector" validate --config "$config" || die "inspector validate refused $config; nothing was switched"
-"$release/venv/bin/inspector" doctor --config "$config" >/dev/null || die "inspector doctor: this box cannot run the configured device; nothing was switched"
+"$release/bin/inspector-env" validate --config "$config" || die "inspector validate refused $config; nothing was switched"
+"$release/bin/inspector-env" doctor --config "$config" >/dev/null || die "inspector doctor: this box cannot run the configured device; nothing was switched"
 
-# 4. Service files: the unit, and the secrets file (created empty once, never overwritten, mode 600).
+# 5. Service files: the unit, and the secrets file (created empty once, never overwritten, mode 600).
 unit_dir="${root%/}/etc/systemd/system"
 mkdir -p "$unit_dir" "${root%/}/etc/inspector" "${root%/}/var/lib/inspector"
 install -m 644 "$bundle/systemd/inspector.service" "$unit_dir/inspector.service"
@@ -130,7 +160,7 @@ healthy() {
   return 1
 }
 
-# 5. Switch, restart, and keep it only if it reports healthy.
+# 6. Switch, restart, and keep it only if it reports healthy.
 switch_to "releases/$version"
 [ -n "$previous_target" ] && ln -sfn "$previous_target" "$base/previous"
 restart

@@ -1,6 +1,7 @@
-"""The bundle from build to box: install into a temporary root, upgrade, a failed upgrade rolls back, and a
-tampered bundle is refused. The daemon runs for real (mock device) under start/stop hooks standing in for
-systemd; the unit itself is checked with systemd-analyze and the scripts with shellcheck."""
+"""The bundle from build to box: install into a temporary root, upgrade, a failed upgrade rolls back, a
+tampered bundle is refused, an offline install with no network at all, and an aarch64/Python 3.9 bundle for a
+real Atlas box. The daemon runs for real (mock device) under start/stop hooks standing in for systemd; the
+unit itself is checked with systemd-analyze and the scripts with shellcheck."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import tarfile
 import pytest
 import yaml
 
-from deploy.bundle import build_bundle
+from deploy.bundle import SOURCE_ROOT, Target, build_bundle, build_wheel, download_dependencies, runtime_requirements
 from deploy.convert import convert
 from tests.support.clips import DEMO_CLIP
 
@@ -33,19 +34,29 @@ def om_dir(tiny_model_dir, tmp_path_factory):
     return out
 
 
-def make_bundle(om_dir, tmp, root, version, camera_url):
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    """This machine's runtime dependency wheels, downloaded once (pip's cache makes it cheap after the install)
+    and handed to every test bundle as --find-links."""
+    directory = tmp_path_factory.mktemp("wheelhouse")
+    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
+    download_dependencies(runtime_requirements(wheel), Target.host(), directory)
+    return directory
+
+
+def make_bundle(om_dir, tmp, root, version, camera_url, wheelhouse):
     config = tmp / f"daemon-{version}.yaml"
     config.write_text(yaml.safe_dump({
         "cameras": [{"id": "cam", "url": str(camera_url), "loop": True}], "model": str(om_dir),
         "output": {"directory": str(root / "var/lib/inspector/out")}, "summary_interval_s": 2}))
-    archive = build_bundle(om_dir, config, tmp / "dist", version)
+    archive = build_bundle(om_dir, config, tmp / "dist", version, find_links=str(wheelhouse))
     extracted = tmp / f"x-{version}"
     with tarfile.open(archive) as tar:
         tar.extractall(extracted, filter="data")
     return extracted / f"inspector-{version}"
 
 
-def install(bundle, root, *extra, timeout=300):
+def install(bundle, root, *extra, timeout=300, offline=False):
     current = root / "opt/inspector/current"
     start = (f"nohup {current}/venv/bin/inspector run --config {current}/config/daemon.yaml > {root}/daemon.log 2>&1 &"
              f" echo $! > {root}/daemon.pid")
@@ -61,10 +72,10 @@ def current_version(root):
 
 
 @pytest.mark.slow
-def test_install_upgrade_and_rollback(om_dir, tmp_path):
+def test_install_upgrade_and_rollback(om_dir, tmp_path, wheelhouse):
     root = tmp_path / "root"
     try:
-        v1 = make_bundle(om_dir, tmp_path, root, "1.0.0", DEMO_CLIP)
+        v1 = make_bundle(om_dir, tmp_path, root, "1.0.0", DEMO_CLIP, wheelhouse)
         result = install(v1, root)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "installed 1.0.0" in result.stdout and current_version(root) == "releases/1.0.0"
@@ -77,21 +88,21 @@ def test_install_upgrade_and_rollback(om_dir, tmp_path):
         again = install(v1, root)  # idempotent
         assert again.returncode == 0 and "already installed" in again.stdout
 
-        v2 = make_bundle(om_dir, tmp_path, root, "2.0.0", DEMO_CLIP)
+        v2 = make_bundle(om_dir, tmp_path, root, "2.0.0", DEMO_CLIP, wheelhouse)
         result = install(v2, root)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "installed 2.0.0 (previous: 1.0.0)" in result.stdout
         assert os.readlink(root / "opt/inspector/previous") == "releases/1.0.0"
 
         # 3.0.0 names a camera file that does not exist: `inspector validate` refuses it, nothing is switched.
-        v3 = make_bundle(om_dir, tmp_path, root, "3.0.0", tmp_path / "no-such-clip.mp4")
+        v3 = make_bundle(om_dir, tmp_path, root, "3.0.0", tmp_path / "no-such-clip.mp4", wheelhouse)
         result = install(v3, root)
         assert result.returncode == 1 and "nothing was switched" in result.stderr
         assert "no-such-clip.mp4 is not a file" in result.stderr + result.stdout
         assert current_version(root) == "releases/2.0.0"
 
         # 4.0.0 validates but never gets a frame (its camera never answers): rolled back to 2.0.0.
-        v4 = make_bundle(om_dir, tmp_path, root, "4.0.0", "rtsp://127.0.0.1:9/never")
+        v4 = make_bundle(om_dir, tmp_path, root, "4.0.0", "rtsp://127.0.0.1:9/never", wheelhouse)
         result = install(v4, root)
         assert result.returncode == 1
         assert "did not report healthy" in result.stdout and "rolled back to 2.0.0 (healthy)" in result.stderr
@@ -105,9 +116,9 @@ def test_install_upgrade_and_rollback(om_dir, tmp_path):
             subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
 
 
-def test_tampered_bundle_is_refused(om_dir, tmp_path):
+def test_tampered_bundle_is_refused(om_dir, tmp_path, wheelhouse):
     root = tmp_path / "root"
-    bundle = make_bundle(om_dir, tmp_path, root, "1.0.0", DEMO_CLIP)
+    bundle = make_bundle(om_dir, tmp_path, root, "1.0.0", DEMO_CLIP, wheelhouse)
     config = bundle / "config" / "daemon.yaml"
     config.write_text(config.read_text().replace("summary_interval_s: 2", "summary_interval_s: 3"))
     result = install(bundle, root)
@@ -120,12 +131,19 @@ def test_tampered_bundle_is_refused(om_dir, tmp_path):
     assert result.returncode == 1 and "files not covered by SHA256SUMS: extra-file" in result.stderr
 
 
-def test_bundle_contents_and_no_secrets(om_dir, tmp_path, monkeypatch):
+def git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=SOURCE_ROOT, capture_output=True,
+                          text=True).stdout
+
+
+def test_bundle_contents_and_no_secrets(om_dir, tmp_path, monkeypatch, wheelhouse):
     monkeypatch.setenv("CAM_PASSWORD", "hunter2")
     config = tmp_path / "daemon.yaml"
     config.write_text(yaml.safe_dump({"cameras": [{"id": "c", "url": "rtsp://viewer:${CAM_PASSWORD}@10.0.0.7/s"}],
                                       "model": str(om_dir), "output": {"directory": "/var/lib/inspector/out"}}))
-    archive = build_bundle(om_dir, config, tmp_path / "dist", "9.9.9")
+    before = git_status()
+    archive = build_bundle(om_dir, config, tmp_path / "dist", "9.9.9", find_links=str(wheelhouse))
+    assert git_status() == before  # bundling writes nothing into the source tree (no build/, no egg-info)
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
         contents = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
@@ -136,22 +154,86 @@ def test_bundle_contents_and_no_secrets(om_dir, tmp_path, monkeypatch):
         assert base + name in names, name
     assert any(n.startswith(base + "wheels/inspector-") and n.endswith(".whl") for n in names)
     assert b"hunter2" not in contents and b"${CAM_PASSWORD}" in contents
-    assert b"mindspore==2.10.0" in contents  # the pinned dependency list
+    assert base + "bin/inspector-env" in names
+    wheels = {n.split("/")[-1].split("-")[0].lower() for n in names if n.startswith(base + "wheels/")}
+    assert {"numpy", "onnxruntime", "av", "pydantic", "paho_mqtt", "prometheus_client"} <= wheels
+    assert not wheels & {"mindspore", "pycocotools", "matplotlib", "onnx", "tqdm"}  # the box never trains
+    with tarfile.open(archive) as tar:
+        lock = tar.extractfile(base + "requirements.lock").read().decode()
+        bundle_json = json.loads(tar.extractfile(base + "bundle.json").read())
+    lines = lock.splitlines()
+    assert lines and all(" --hash=sha256:" in line for line in lines) and any(l.startswith("numpy==") for l in lines)
+    assert bundle_json["target"] == Target.host().to_dict()
 
 
 def test_unit_and_scripts_pass_the_linters(tmp_path):
     for tool in ("shellcheck", "systemd-analyze"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (tests/setup-system.sh installs it)")
-    result = subprocess.run(["shellcheck", "deploy/files/install.sh", "tests/setup-system.sh", ".ci/run"], cwd=REPO,
+    result = subprocess.run(["shellcheck", "deploy/files/install.sh", "deploy/files/inspector-env",
+                             "tests/setup-system.sh", ".ci/run"], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
     # systemd-analyze checks that the commands exist: verify a copy whose paths point into a fake install.
-    fake = tmp_path / "opt/inspector/current/venv/bin"
+    fake = tmp_path / "opt/inspector/current/bin"
     fake.mkdir(parents=True)
-    (fake / "inspector").write_text("#!/bin/sh\n")
-    (fake / "inspector").chmod(0o755)
+    (fake / "inspector-env").write_text("#!/bin/sh\n")
+    (fake / "inspector-env").chmod(0o755)
     unit = tmp_path / "inspector.service"
     unit.write_text((REPO / "deploy/files/inspector.service").read_text().replace("/opt/inspector", str(tmp_path / "opt/inspector")))
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout + result.stderr == "", result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_offline_install_with_no_network_at_all(om_dir, tmp_path, wheelhouse):
+    """The bundle's own wheels, installed in a network namespace without any network (no index, no pip
+    configuration, no PIP_* variables): the daemon starts from the new venv and reports healthy."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--net", "true"]).returncode != 0:
+        pytest.skip("cannot create a network namespace here (unshare --net)")
+    root = tmp_path / "root"
+    bundle = make_bundle(om_dir, tmp_path, root, "1.0.0", DEMO_CLIP, wheelhouse)
+    current = root / "opt/inspector/current"
+    start = (f"nohup {current}/bin/inspector-env run --config {current}/config/daemon.yaml > {root}/daemon.log 2>&1 &"
+             f" echo $! > {root}/daemon.pid")
+    stop = f"pid=$(cat {root}/daemon.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.2; done"
+    script = (f"ip link set lo up; exec bash {bundle / 'install.sh'} --root {root} --health-timeout 90 "
+              f"--cann-env {tmp_path / 'no-cann/set_env.sh'} --start-cmd '{start}' --stop-cmd '{stop}'")
+    try:
+        result = subprocess.run(["unshare", "--net", "bash", "-c", script], capture_output=True, text=True,
+                                timeout=600, env=dict(os.environ, PIP_INDEX_URL="http://127.0.0.1:9/simple"))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "installed 1.0.0" in result.stdout
+        venv = root / "opt/inspector/releases/1.0.0/venv"
+        listed = subprocess.run([str(venv / "bin/python"), "-m", "pip", "list", "--format=freeze"],
+                                capture_output=True, text=True).stdout.lower()
+        assert "onnxruntime==" in listed and "mindspore" not in listed
+        ascend_env = (root / "etc/inspector/ascend.env").read_text()
+        assert str(tmp_path / "no-cann/set_env.sh") in ascend_env and "/usr/local/Ascend/mxVision/set_env.sh" in ascend_env
+        log = (root / "daemon.log").read_text()
+        assert "no-cann/set_env.sh not found: the MindX SDK will not import" in log
+    finally:
+        pid = root / "daemon.pid"
+        if pid.exists():
+            subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
+
+
+@pytest.mark.slow
+def test_an_atlas_bundle_resolves_every_wheel_for_aarch64_and_python_39(tmp_path):
+    """What a real Atlas box needs: every runtime dependency as a binary wheel for aarch64, CPython 3.9,
+    manylinux2014 (downloaded from the package index)."""
+    target = Target.parse("linux_aarch64", "3.9", None)
+    wheel = build_wheel(tmp_path / "wheel")
+    wheels = tmp_path / "wheels"
+    download_dependencies(runtime_requirements(wheel), target, wheels)
+    names = sorted(p.name for p in wheels.glob("*.whl"))
+    project = {n.split("-")[0].lower() for n in names}
+    assert {"numpy", "opencv_python_headless", "av", "pyyaml", "pydantic", "pydantic_core", "paho_mqtt",
+            "prometheus_client", "onnxruntime"} <= project, names
+    for name in names:
+        tags = name[:-4].split("-")[-3:]  # python, abi, platform
+        assert tags[2] == "any" or "aarch64" in tags[2], name
+        assert tags[2] == "any" or tags[0] in ("cp39", "cp37", "cp38", "py3") or tags[1] == "abi3", name
+        if "manylinux" in tags[2]:
+            glibc = [tuple(int(v) for v in t.split("_")[1:3]) for t in tags[2].split(".") if t.startswith("manylinux_")]
+            assert not glibc or min(glibc) <= (2, 17), name

@@ -15,7 +15,7 @@ from deploy.export import output_contract
 from models.aipp import AippConfig
 from models.darknet_cfg import parse_cfg
 from models.spec import ModelSpec
-from pipeline.cli import main
+from inspector.cli import main
 
 GOLDEN = pathlib.Path(__file__).with_name("golden")
 

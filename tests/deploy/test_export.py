@@ -15,7 +15,7 @@ from models.darknet_cfg import parse_cfg
 from models.errors import WeightsError
 from models.runtime import open_session
 from models.spec import ModelSpec
-from pipeline.cli import main
+from inspector.cli import main
 
 NAMES = ["insulator", "defect"]
 

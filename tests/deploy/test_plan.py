@@ -3,7 +3,7 @@ import json
 import pytest
 
 from deploy.plan import gflops, plan
-from pipeline.cli import main
+from inspector.cli import main
 
 
 @pytest.mark.parametrize("cfg, size, darknet_bflops", [("yolov4", 608, 128.5), ("yolov4", 416, 60.1),

@@ -7,7 +7,7 @@ import pytest
 from models import verify as verify_module
 from models.darknet_cfg import parse_cfg
 from models.testing import synthetic_image
-from pipeline.cli import main
+from inspector.cli import main
 
 
 @pytest.mark.parametrize("cfg, size, batch", [

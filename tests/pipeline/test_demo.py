@@ -13,7 +13,7 @@ from pipeline.demo import DEMO_DIR
 def test_embedded_default_finds_insulators(tmp_path):
     if not (DEMO_DIR / "model" / "manifest.json").is_file():
         pytest.skip("no trained demo model is bundled yet (pipeline/demo/model)")
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--duration", "20", "--output", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "inspector", "run", "--duration", "20", "--output", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [json.loads(l) for l in (tmp_path / "detections.jsonl").read_text().splitlines()]

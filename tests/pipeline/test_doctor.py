@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from pipeline.cli import main
+from inspector.cli import main
 from pipeline.doctor import report
 
 SDK_HERE = importlib.util.find_spec("StreamManagerApi") is not None

@@ -6,7 +6,7 @@ import pytest
 from models.spec import ModelSpec
 from pipeline.config import parse_config
 from pipeline.graph import check_config_against_model, render_graph, validate_graph
-from pipeline.cli import main
+from inspector.cli import main
 
 
 @pytest.fixture()

@@ -41,7 +41,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 def start_daemon(config_path: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:
     env = {**os.environ, "MQ_USER": "box", "MQ_PASS": MQ_PASSWORD}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--config", str(config_path)],
+    return subprocess.Popen([sys.executable, "-m", "inspector", "run", "--config", str(config_path)],
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env)
 
 

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from pipeline.cli import main
+from inspector.cli import main
 from tests.support.clips import DEMO_CLIP, encode_audio_only
 
 

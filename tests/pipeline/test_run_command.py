@@ -24,7 +24,7 @@ def test_sigterm_drains_and_closes_outputs(tiny_model_dir, tmp_path):
         "cameras": [{"id": "a", "url": str(DEMO_CLIP), "loop": True},
                     {"id": "b", "url": str(DEMO_CLIP), "loop": True, "frame_skip": 1}],
         "model": str(tiny_model_dir), "output": {"directory": str(out)}, "summary_interval_s": 1}))
-    process = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "inspector", "run", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
     lines_file = out / "detections.jsonl"

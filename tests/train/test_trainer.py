@@ -7,7 +7,7 @@ import pytest
 
 from models.spec import ModelSpec
 from models.weights import network_parameters
-from pipeline.cli import main
+from inspector.cli import main
 from train import trainer as trainer_module
 from train.config import TrainConfig
 from train.testing import write_voc_dataset
@@ -131,7 +131,9 @@ def test_data_parallel_under_msrun(data_dir, tmp_path):
         "early_stop_patience": 1, "transfer": {"freeze_layers": 36}, "optim": {"lr": 1e-9, "warmup_epochs": 0},
         "data": {"path": str(data_dir), "classes": ["box", "disc"], "val_fraction": 0.25},
         "out": str(tmp_path / "run"), "export_formats": []}))
-    launch = pathlib.Path(trainer_module.__file__).with_name("launch.py")
+    import inspector.launch
+
+    launch = pathlib.Path(inspector.launch.__file__)
     result = subprocess.run(
         [str(msrun), "--worker_num=2", "--local_worker_num=2", "--master_port=8119", f"--log_dir={tmp_path / 'log'}",
          "--join=True", str(launch), "--config", str(config_path), "--no-progress"],

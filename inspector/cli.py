@@ -1,7 +1,8 @@
 """The `inspector` command line: one entry point, subcommands registered by each package.
 
-Each package's `cli.py` adds its subcommands and imports its heavy dependencies (MindSpore, ONNX Runtime,
-PyAV) only inside the command it runs, so `inspector --help` is instant.
+The top layer: it alone imports every package. Each package's `cli.py` (or `commands.py`) adds its
+subcommands and imports its heavy dependencies (MindSpore, ONNX Runtime, PyAV) only inside the command it
+runs, so `inspector --help` is instant and the daemon's commands run without the training stack installed.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import os
 import sqlite3
 import sys
 
+from core.errors import ConfigError
 from models.errors import ModelError
-from pipeline.config import ConfigError
 from pipeline.devices.base import DeviceError
 from pipeline.outputs.outbox import OutboxError
 
@@ -29,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     pipeline_commands.register(commands)
     train_cli.register(commands)
-    models_cli.register(commands)
+    model_actions = models_cli.register(commands)
     deploy_cli.register(commands)
+    deploy_cli.register_model_bench(model_actions)
     return parser
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from models.letterbox import letterbox_geometry
-from pipeline.postprocess import classwise_nms, detect, nms
+from models.detect import classwise_nms, detect, nms
 
 
 def brute_force_nms(boxes, scores, iou_threshold):
