@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import re
-from typing import Any
+from typing import Any, Optional, Union
 
 from models.errors import CfgError
 
@@ -136,10 +136,10 @@ def _read_sections(path: pathlib.Path) -> list[tuple[str, dict[str, str], int]]:
 
 
 def parse_cfg(
-    cfg: str | pathlib.Path,
-    classes: int | None = None,
-    height: int | None = None,
-    width: int | None = None,
+    cfg: Union[str, pathlib.Path],
+    classes: Optional[int] = None,
+    height: Optional[int] = None,
+    width: Optional[int] = None,
 ) -> DarknetCfg:
     """Parse and resolve a cfg. `classes`, `height`, `width` override the file's values."""
     path = resolve_cfg_path(cfg)
@@ -147,13 +147,14 @@ def parse_cfg(
     net = sections[0][1]
     height = int(height if height is not None else net.get("height", 416))
     width = int(width if width is not None else net.get("width", 416))
-    channels = int(net.get("channels", 3))
-    if (height, width) != (4096, 4096):
-        # Check the size against the deepest stride first, for a clear message instead of a route mismatch.
-        stride = max(head.stride for head in parse_cfg(path, classes, 4096, 4096).heads)
-        if height % stride or width % stride or height < stride or width < stride:
-            raise CfgError(f"{path}: input {height}x{width} is not a multiple of the deepest stride {stride}")
+    classes, anchors = _classes_and_anchors(path, sections, classes)
+    _check_input_size(path, sections[1:], height, width)
+    layers = _resolve_layers(path, sections[1:], int(net.get("channels", 3)), height, width, classes, anchors)
+    return DarknetCfg(path.stem, str(path), net, tuple(layers), height, width, classes, anchors)
 
+
+def _classes_and_anchors(path: pathlib.Path, sections, classes: Optional[int]):
+    """The class count (the override, else the [yolo] layers' common value) and the anchors, validated."""
     yolo_sections = [opts for kind, opts, _ in sections if kind == "yolo"]
     if not yolo_sections:
         raise CfgError(f"{path}: no [yolo] layer")
@@ -163,85 +164,137 @@ def parse_cfg(
     classes = int(classes if classes is not None else file_classes.pop())
     if classes < 1:
         raise CfgError(f"{path}: classes must be >= 1, got {classes}")
-    anchors_values = [float(v) for v in yolo_sections[0].get("anchors", "").split(",") if v.strip()]
-    if not anchors_values or len(anchors_values) % 2:
+    values = [float(v) for v in yolo_sections[0].get("anchors", "").split(",") if v.strip()]
+    if not values or len(values) % 2:
         raise CfgError(f"{path}: [yolo] anchors must be a non-empty list of w,h pairs")
-    anchors = tuple(zip(anchors_values[0::2], anchors_values[1::2]))
+    return classes, tuple(zip(values[0::2], values[1::2]))
 
+
+def _check_input_size(path: pathlib.Path, layer_sections, height: int, width: int) -> None:
+    """The input must be a multiple of the deepest head's stride: said plainly here, before it shows up as a
+    route between layers of different sizes. Strides follow the layers (conv and maxpool multiply, upsample
+    divides, route takes its first input's, the rest keep the previous one's)."""
+    strides: list[float] = []
+    for index, (kind, opts, line) in enumerate(layer_sections):
+        previous = strides[-1] if strides else 1.0
+        if kind in ("convolutional", "maxpool"):
+            stride = previous * int(opts.get("stride", 1))
+        elif kind == "upsample":
+            stride = previous / int(opts.get("stride", 2))
+        elif kind == "route":
+            first = int(opts.get("layers", "-1").split(",")[0])
+            reference = index + first if first < 0 else first
+            stride = strides[reference] if 0 <= reference < index else previous  # a bad reference: reported later
+        else:
+            stride = previous
+        strides.append(stride)
+    heads = [strides[i] for i, (kind, _, _) in enumerate(layer_sections) if kind == "yolo"]
+    deepest = int(max(heads)) if heads else 1
+    if height % deepest or width % deepest or height < deepest or width < deepest:
+        raise CfgError(f"{path}: input {height}x{width} is not a multiple of the deepest stride {deepest}")
+
+
+@dataclasses.dataclass
+class _Step:
+    """What resolving one layer needs: where it is, its options, the layers so far, the shape flowing in."""
+
+    where: str
+    index: int
+    options: dict
+    layers: list
+    following: list  # the sections after this one (a conv before a [yolo] takes its filters from the head)
+    channels: int
+    height: int
+    width: int
+    classes: int
+    anchors: tuple
+
+
+def _resolve_layers(path, layer_sections, channels, height, width, classes, anchors) -> list:
     layers: list[Layer] = []
-    prev_c, prev_h, prev_w = channels, height, width
-    for kind, opts, line in sections[1:]:
+    shape = (channels, height, width)
+    for position, (kind, opts, line) in enumerate(layer_sections):
         index = len(layers)
         where = f"{path}:{line}: layer {index} [{kind}]"
         if kind not in SUPPORTED:
             raise CfgError(f"{where}: unsupported layer type (supported: {', '.join(SUPPORTED)})")
-        opts = dict(opts)
-        inputs: tuple[int, ...] = ()
-        if kind == "convolutional":
-            size, stride = int(opts.get("size", 1)), int(opts.get("stride", 1))
-            pad = size // 2 if int(opts.get("pad", 0)) else int(opts.get("padding", 0))
-            groups = int(opts.get("groups", 1))
-            activation = opts.get("activation", "logistic")
-            if activation not in ACTIVATIONS:
-                raise CfgError(f"{where}: activation {activation!r} not supported ({', '.join(ACTIVATIONS)})")
-            if prev_c % groups:
-                raise CfgError(f"{where}: {prev_c} input channels are not divisible by groups={groups}")
-            next_kind = sections[index + 2][0] if index + 2 < len(sections) else None
-            if next_kind == "yolo":
-                mask = [int(v) for v in sections[index + 2][1].get("mask", "").split(",") if v.strip()]
-                opts["filters"] = str((5 + classes) * len(mask))
-                opts["classes"] = str(classes)
-            filters = int(opts["filters"]) if "filters" in opts else None
-            if not filters:
-                raise CfgError(f"{where}: filters missing or zero")
-            out_h = (prev_h + 2 * pad - size) // stride + 1
-            out_w = (prev_w + 2 * pad - size) // stride + 1
-            out_c = filters
-        elif kind == "maxpool":
-            # Darknet's defaults: stride 1, size = stride, padding = size - 1 (split as floor/ceil).
-            stride = int(opts.get("stride", 1))
-            size = int(opts.get("size", stride))
-            padding = int(opts.get("padding", size - 1))
-            out_h = (prev_h + padding - size) // stride + 1
-            out_w = (prev_w + padding - size) // stride + 1
-            out_c = prev_c
-        elif kind == "upsample":
-            stride = int(opts.get("stride", 2))
-            out_c, out_h, out_w = prev_c, prev_h * stride, prev_w * stride
-        elif kind == "shortcut":
-            source = _absolute(int(opts["from"]), index, where)
-            src = layers[source]
-            if (src.out_channels, src.out_height, src.out_width) != (prev_c, prev_h, prev_w):
-                raise CfgError(f"{where}: shortcut from layer {source} has another shape")
-            if opts.get("activation", "linear") != "linear":
-                raise CfgError(f"{where}: only linear shortcut activation is supported")
-            inputs = (index - 1, source)
-            out_c, out_h, out_w = prev_c, prev_h, prev_w
-        elif kind == "route":
-            inputs = tuple(_absolute(int(v), index, where) for v in opts["layers"].split(",") if v.strip())
-            shapes = {(layers[i].out_height, layers[i].out_width) for i in inputs}
-            if len(shapes) != 1:
-                raise CfgError(f"{where}: routed layers {inputs} have different spatial sizes {sorted(shapes)}")
-            groups, group_id = int(opts.get("groups", 1)), int(opts.get("group_id", 0))
-            total = sum(layers[i].out_channels for i in inputs)
-            if total % groups or not 0 <= group_id < groups:
-                raise CfgError(f"{where}: groups={groups} group_id={group_id} do not split {total} channels")
-            out_h, out_w = shapes.pop()
-            out_c = total // groups
-        else:  # yolo
-            mask = [int(v) for v in opts.get("mask", "").split(",") if v.strip()]
-            if not mask or max(mask) >= len(anchors):
-                raise CfgError(f"{where}: mask {mask} does not index the {len(anchors)} anchors")
-            if prev_c != (5 + classes) * len(mask):
-                raise CfgError(f"{where}: expects {(5 + classes) * len(mask)} channels, gets {prev_c}")
-            opts["classes"] = str(classes)
-            out_c, out_h, out_w = prev_c, prev_h, prev_w
-        if out_h < 1 or out_w < 1:
-            raise CfgError(f"{where}: input {height}x{width} is too small (output {out_h}x{out_w})")
-        layers.append(Layer(index, kind, opts, out_c, out_h, out_w, inputs))
-        prev_c, prev_h, prev_w = out_c, out_h, out_w
+        step = _Step(where, index, dict(opts), layers, layer_sections[position + 1:], *shape, classes, anchors)
+        inputs, shape = _RESOLVERS[kind](step)
+        if shape[1] < 1 or shape[2] < 1:
+            raise CfgError(f"{where}: input {height}x{width} is too small (output {shape[1]}x{shape[2]})")
+        layers.append(Layer(index, kind, step.options, shape[0], shape[1], shape[2], inputs))
+    return layers
 
-    return DarknetCfg(path.stem, str(path), net, tuple(layers), height, width, classes, anchors)
+
+def _convolutional(step: _Step):
+    opts = step.options
+    size, stride = int(opts.get("size", 1)), int(opts.get("stride", 1))
+    pad = size // 2 if int(opts.get("pad", 0)) else int(opts.get("padding", 0))
+    groups = int(opts.get("groups", 1))
+    activation = opts.get("activation", "logistic")
+    if activation not in ACTIVATIONS:
+        raise CfgError(f"{step.where}: activation {activation!r} not supported ({', '.join(ACTIVATIONS)})")
+    if step.channels % groups:
+        raise CfgError(f"{step.where}: {step.channels} input channels are not divisible by groups={groups}")
+    if step.following and step.following[0][0] == "yolo":  # a head conv: its filters follow the class count
+        mask = [int(v) for v in step.following[0][1].get("mask", "").split(",") if v.strip()]
+        opts["filters"] = str((5 + step.classes) * len(mask))
+        opts["classes"] = str(step.classes)
+    filters = int(opts["filters"]) if "filters" in opts else None
+    if not filters:
+        raise CfgError(f"{step.where}: filters missing or zero")
+    return (), (filters, (step.height + 2 * pad - size) // stride + 1, (step.width + 2 * pad - size) // stride + 1)
+
+
+def _maxpool(step: _Step):
+    # Darknet's defaults: stride 1, size = stride, padding = size - 1 (split as floor/ceil).
+    stride = int(step.options.get("stride", 1))
+    size = int(step.options.get("size", stride))
+    padding = int(step.options.get("padding", size - 1))
+    return (), (step.channels, (step.height + padding - size) // stride + 1, (step.width + padding - size) // stride + 1)
+
+
+def _upsample(step: _Step):
+    stride = int(step.options.get("stride", 2))
+    return (), (step.channels, step.height * stride, step.width * stride)
+
+
+def _shortcut(step: _Step):
+    source = _absolute(int(step.options["from"]), step.index, step.where)
+    src = step.layers[source]
+    if (src.out_channels, src.out_height, src.out_width) != (step.channels, step.height, step.width):
+        raise CfgError(f"{step.where}: shortcut from layer {source} has another shape")
+    if step.options.get("activation", "linear") != "linear":
+        raise CfgError(f"{step.where}: only linear shortcut activation is supported")
+    return (step.index - 1, source), (step.channels, step.height, step.width)
+
+
+def _route(step: _Step):
+    layers = step.layers
+    inputs = tuple(_absolute(int(v), step.index, step.where) for v in step.options["layers"].split(",") if v.strip())
+    shapes = {(layers[i].out_height, layers[i].out_width) for i in inputs}
+    if len(shapes) != 1:
+        raise CfgError(f"{step.where}: routed layers {inputs} have different spatial sizes {sorted(shapes)}")
+    groups, group_id = int(step.options.get("groups", 1)), int(step.options.get("group_id", 0))
+    total = sum(layers[i].out_channels for i in inputs)
+    if total % groups or not 0 <= group_id < groups:
+        raise CfgError(f"{step.where}: groups={groups} group_id={group_id} do not split {total} channels")
+    out_h, out_w = shapes.pop()
+    return inputs, (total // groups, out_h, out_w)
+
+
+def _yolo(step: _Step):
+    mask = [int(v) for v in step.options.get("mask", "").split(",") if v.strip()]
+    if not mask or max(mask) >= len(step.anchors):
+        raise CfgError(f"{step.where}: mask {mask} does not index the {len(step.anchors)} anchors")
+    if step.channels != (5 + step.classes) * len(mask):
+        raise CfgError(f"{step.where}: expects {(5 + step.classes) * len(mask)} channels, gets {step.channels}")
+    step.options["classes"] = str(step.classes)
+    return (), (step.channels, step.height, step.width)
+
+
+_RESOLVERS = {"convolutional": _convolutional, "maxpool": _maxpool, "upsample": _upsample, "shortcut": _shortcut,
+              "route": _route, "yolo": _yolo}
 
 
 def _absolute(ref: int, index: int, where: str) -> int:

@@ -9,6 +9,7 @@ Each transfer-learning strategy is a config switch and is logged at start.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ import time
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from models import msenv  # noqa: F401
 import mindspore as ms
@@ -262,17 +264,67 @@ def distributed_context() -> tuple[int, int]:
     return get_rank(), get_group_size()
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    from tqdm import tqdm
+@dataclasses.dataclass
+class Run:
+    """One training run's state, shared by its steps."""
 
+    config: TrainConfig
+    out: pathlib.Path
+    rank: int
+    world: int
+    progress: bool
+    train_set: Dataset
+    val_set: Dataset
+    cfg: object  # DarknetCfg
+    spec: ModelSpec
+    network: DarknetYolo
+    loader: "BatchLoader" = None
+    lrs: np.ndarray = None
+    loss_cell: YoloLoss = None
+    best: float = -1.0  # best held-out mAP@0.5 so far
+    stale: int = 0  # evaluations since it improved
+    history: list = dataclasses.field(default_factory=list)
+    head: str = "new"  # what happened to the class-dependent head (logged with the strategies)
+
+    @property
+    def main_rank(self) -> bool:  # only rank 0 evaluates, writes checkpoints, metrics and exports
+        return self.rank == 0
+
+    @property
+    def last_path(self) -> pathlib.Path:
+        return self.out / "last.ckpt"
+
+    @property
+    def best_path(self) -> pathlib.Path:
+        return self.out / "best.ckpt"
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    """Prepare, load pretrained weights (or resume), run the epochs, export the best model."""
+    run = prepare_run(config, progress)
+    resuming = resume and run.last_path.is_file()  # the checkpoint replaces the pretrained weights
+    if resuming:
+        run.head = "as in last.ckpt"
+    else:
+        load_pretrained(run)
+    log_strategies(run)
+    prepare_schedule(run)
+    start_epoch, resume_state = resume_from_checkpoint(run) if resuming else (0, None)
+    run_epochs(run, start_epoch, resume_state)
+    if not run.main_rank:
+        return {"rank": run.rank, "world": run.world}
+    return export_best(run)
+
+
+def prepare_run(config: TrainConfig, progress: bool) -> Run:
+    """Output directory, execution mode, distributed context, seeds, data, network."""
     out = pathlib.Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     ms.set_context(mode=ms.GRAPH_MODE)
     rank, world = distributed_context()
-    main_rank = rank == 0  # only rank 0 evaluates, writes checkpoints, metrics and exports
     if world > 1:
         logger.info("data parallel: rank %d of %d", rank, world)
-        progress = progress and main_rank
+        progress = progress and rank == 0
     ms.set_seed(config.seed)
     np.random.seed(config.seed)
     train_set, val_set = prepare_data(config)
@@ -281,115 +333,146 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     (out / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
     logger.info("data: %d training images %s, %d held out %s", len(train_set.samples), train_set.counts(),
                 len(val_set.samples), val_set.counts())
+    return Run(config, out, rank, world, progress, train_set, val_set, cfg, spec, DarknetYolo(cfg))
 
-    network = DarknetYolo(cfg)
-    t = config.transfer
-    last_path, best_path = out / "last.ckpt", out / "best.ckpt"
-    resuming = resume and last_path.is_file()  # the checkpoint replaces the pretrained weights
-    head = "new"
-    if t.weights and not resuming:
-        report = load_weights(network, t.weights, strict=True, name_map=t.name_map)
-        logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
-        head_layers = set(network.cfg.class_dependent_convs)
-        if t.reinit_head:
-            reinitialise_head(network, config.seed)
-            head = f"re-initialised for {list(config.data.classes)} (transfer.reinit_head)"
-        elif head_layers <= set(report.uninitialised_layers):
-            head = f"re-initialised for {list(config.data.classes)} (shape differs from the pretrained head)"
-        else:
-            head = "pretrained (same shape; set transfer.reinit_head: true for a new class list)"
-    strategies = {"pretrained": t.weights or "none (from scratch)", "head": head, "freeze_layers": t.freeze_layers,
-                  "unfreeze_epoch": t.unfreeze_epoch, "backbone_lr_scale": config.optim.backbone_lr_scale,
-                  "rifle_every": t.rifle_every}
+
+def load_pretrained(run: Run) -> None:
+    """transfer.weights into the network; the class-dependent head re-initialised where asked or where its
+    shape differs. What happened to the head is logged with the strategies."""
+    t = run.config.transfer
+    if not t.weights:
+        return
+    report = load_weights(run.network, t.weights, strict=True, name_map=t.name_map)
+    logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
+    classes = list(run.config.data.classes)
+    if t.reinit_head:
+        reinitialise_head(run.network, run.config.seed)
+        run.head = f"re-initialised for {classes} (transfer.reinit_head)"
+    elif set(run.network.cfg.class_dependent_convs) <= set(report.uninitialised_layers):
+        run.head = f"re-initialised for {classes} (shape differs from the pretrained head)"
+    else:
+        run.head = "pretrained (same shape; set transfer.reinit_head: true for a new class list)"
+
+
+def log_strategies(run: Run) -> None:
+    t, config = run.config.transfer, run.config
+    strategies = {"pretrained": t.weights or "none (from scratch)", "head": run.head,
+                  "freeze_layers": t.freeze_layers, "unfreeze_epoch": t.unfreeze_epoch,
+                  "backbone_lr_scale": config.optim.backbone_lr_scale, "rifle_every": t.rifle_every}
     logger.info("transfer strategies: %s", json.dumps(strategies))
 
-    loader = BatchLoader(train_set, spec, config, augment=True, seed=config.seed, rank=rank, world=world)
-    if loader.steps == 0:
-        raise ValueError(f"{len(train_set.samples)} training images are fewer than batch_size {config.batch_size}")
-    lrs = lr_schedule(config, loader.steps)
-    loss_cell = YoloLoss(network, config.loss.ignore_iou, config.loss.box, config.loss.obj, config.loss.cls)
 
-    start_epoch, best, history, stale = 0, -1.0, [], 0
-    metrics_path = out / "metrics.jsonl"
-    resume_state = None
-    if resuming:
-        resume_state = ms.load_checkpoint(str(last_path))
-        start_epoch = int(resume_state["epoch"].asnumpy()) + 1
-        best = float(resume_state["best_map50"].asnumpy())
-        stale = int(resume_state["stale"].asnumpy())
-        load_weights(network, last_path, strict=True, expected_new_layers=())
-        history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
-        logger.info("resumed from %s at epoch %d (best mAP50 %.4f)", last_path, start_epoch, best)
-    frozen = t.freeze_layers and (t.unfreeze_epoch is None or start_epoch < t.unfreeze_epoch)
+def prepare_schedule(run: Run) -> None:
+    """The batch loader (this rank's shard), the learning-rate schedule and the loss."""
+    config = run.config
+    run.loader = BatchLoader(run.train_set, run.spec, config, augment=True, seed=config.seed, rank=run.rank,
+                             world=run.world)
+    if run.loader.steps == 0:
+        raise ValueError(f"{len(run.train_set.samples)} training images are fewer than batch_size {config.batch_size}")
+    run.lrs = lr_schedule(config, run.loader.steps)
+    run.loss_cell = YoloLoss(run.network, config.loss.ignore_iou, config.loss.box, config.loss.obj, config.loss.cls)
 
-    def build_step(epoch: int):
-        if t.freeze_layers:
-            count = freeze(network, t.freeze_layers, bool(frozen))
-            logger.info("layers 0..%d %s (%d tensors)", t.freeze_layers - 1, "frozen" if frozen else "trainable",
-                        count)
-        optimizer = make_optimizer(network, config, lrs, epoch * loader.steps)
-        step = nn.TrainOneStepCell(loss_cell, optimizer)
-        step.set_train(True)
-        if frozen:
-            set_frozen_bn_eval(network, t.freeze_layers)
-        return step, optimizer
 
-    train_step, optimizer = build_step(start_epoch)
+def resume_from_checkpoint(run: Run):
+    """Weights, best score and patience from last.ckpt; the metrics so far. Returns (first epoch to run, the
+    checkpoint's tensors, whose optimiser state is loaded once the optimiser exists)."""
+    state = ms.load_checkpoint(str(run.last_path))
+    start_epoch = int(state["epoch"].asnumpy()) + 1
+    run.best = float(state["best_map50"].asnumpy())
+    run.stale = int(state["stale"].asnumpy())
+    load_weights(run.network, run.last_path, strict=True, expected_new_layers=())
+    metrics_path = run.out / "metrics.jsonl"
+    run.history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    logger.info("resumed from %s at epoch %d (best mAP50 %.4f)", run.last_path, start_epoch, run.best)
+    return start_epoch, state
+
+
+def build_step(run: Run, epoch: int, frozen: bool):
+    """The training step (and its optimiser) for the current freezing state, lr schedule from `epoch` on."""
+    t = run.config.transfer
+    if t.freeze_layers:
+        count = freeze(run.network, t.freeze_layers, frozen)
+        logger.info("layers 0..%d %s (%d tensors)", t.freeze_layers - 1, "frozen" if frozen else "trainable", count)
+    optimizer = make_optimizer(run.network, run.config, run.lrs, epoch * run.loader.steps)
+    step = nn.TrainOneStepCell(run.loss_cell, optimizer)
+    step.set_train(True)
+    if frozen:
+        set_frozen_bn_eval(run.network, t.freeze_layers)
+    return step, optimizer
+
+
+def load_optimizer_state(run: Run, optimizer, state: dict) -> None:
+    """Optimiser state (momentum buffers...) under the names this optimiser gives them."""
+    own = {p.name for p in optimizer.get_parameters()} | set(optimizer.parameters_dict())
+    moments = {k: v for k, v in state.items() if k in own and k not in network_parameters(run.network)
+               and not k.startswith("learning_rate")}  # the schedule is rebuilt from the config
+    ms.load_param_into_net(optimizer, moments)
+    logger.info("resumed %d optimiser state tensors", len(moments))
+
+
+def train_epoch(run: Run, train_step, epoch: int) -> dict:
+    """One pass over this rank's shard; the epoch's record (loss, lr, time, throughput)."""
+    config, loader = run.config, run.loader
+    started = time.monotonic()
+    losses = []
+    bar = tqdm(loader.epoch(), total=loader.steps, desc=f"epoch {epoch + 1}/{config.epochs}",
+               disable=not run.progress, unit="batch", dynamic_ncols=True)
+    for images, gts, heads in bar:
+        loss = float(train_step(ms.Tensor(images), ms.Tensor(gts), *[ms.Tensor(h) for h in heads]).asnumpy())
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: loss became {loss}; lower optim.lr")
+        losses.append(loss)
+        rate = len(losses) * config.batch_size / (time.monotonic() - started)
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", img_s=f"{rate:.1f}")
+    seconds = time.monotonic() - started
+    last_step = min((epoch + 1) * loader.steps - 1, len(run.lrs) - 1)
+    return {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(run.lrs[last_step]),
+            "seconds": round(seconds, 1), "images_per_s": round(loader.steps * config.batch_size / seconds, 2)}
+
+
+def run_epochs(run: Run, start_epoch: int, resume_state) -> None:
+    """The epoch loop with the schedule's events: unfreezing, RIFLE re-initialisation, evaluation, early stop."""
+    config, t = run.config, run.config.transfer
+    frozen = bool(t.freeze_layers) and (t.unfreeze_epoch is None or start_epoch < t.unfreeze_epoch)
+    train_step, optimizer = build_step(run, start_epoch, frozen)
     if resume_state is not None:
-        # Optimiser state (momentum buffers...) under the names this optimiser gives them.
-        own = {p.name for p in optimizer.get_parameters()} | set(optimizer.parameters_dict())
-        moments = {k: v for k, v in resume_state.items() if k in own and k not in network_parameters(network)
-                   and not k.startswith("learning_rate")}  # the schedule is rebuilt from the config
-        ms.load_param_into_net(optimizer, moments)
-        logger.info("resumed %d optimiser state tensors", len(moments))
+        load_optimizer_state(run, optimizer, resume_state)
     rifle_until = int(config.epochs * (1 - t.rifle_final_fraction))
     for epoch in range(start_epoch, config.epochs):
         if t.unfreeze_epoch is not None and frozen and epoch >= t.unfreeze_epoch:
             frozen = False
-            train_step, optimizer = build_step(epoch)
+            train_step, optimizer = build_step(run, epoch, frozen)
         if t.rifle_every and epoch > 0 and epoch % t.rifle_every == 0 and epoch < rifle_until:
-            reinitialise_head(network, config.seed + epoch)
+            reinitialise_head(run.network, config.seed + epoch)
             logger.info("RIFLE: class-dependent head re-initialised at epoch %d", epoch)
-        started = time.monotonic()
-        losses = []
-        bar = tqdm(loader.epoch(), total=loader.steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
-                   unit="batch", dynamic_ncols=True)
-        for images, gts, heads in bar:
-            loss = float(train_step(ms.Tensor(images), ms.Tensor(gts), *[ms.Tensor(h) for h in heads]).asnumpy())
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"epoch {epoch + 1}: loss became {loss}; lower optim.lr")
-            losses.append(loss)
-            rate = len(losses) * config.batch_size / (time.monotonic() - started)
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", img_s=f"{rate:.1f}")
-        seconds = time.monotonic() - started
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(lrs[min((epoch + 1) * loader.steps - 1,
-                                                                                         len(lrs) - 1)]),
-                  "seconds": round(seconds, 1), "images_per_s": round(loader.steps * config.batch_size / seconds, 2)}
+        record = train_epoch(run, train_step, epoch)
         stop = False
-        if main_rank:
-            best, stale = _evaluate_and_record(network, val_set, spec, config, epoch, record, best, stale, history,
-                                               out, train_step)
-            stop = bool(config.early_stop_patience and stale >= config.early_stop_patience)
+        if run.main_rank:
+            run.best, run.stale = _evaluate_and_record(run.network, run.val_set, run.spec, config, epoch, record,
+                                                       run.best, run.stale, run.history, run.out, train_step)
+            stop = bool(config.early_stop_patience and run.stale >= config.early_stop_patience)
             if stop:
-                logger.info("early stop: %d evaluations without a better mAP50", stale)
+                logger.info("early stop: %d evaluations without a better mAP50", run.stale)
         # Every rank leaves the epoch loop together: a rank still in the next epoch's gradient all-reduce
         # would wait for the others for ever.
-        if agree_to_stop(stop, world):
+        if agree_to_stop(stop, run.world):
             break
 
-    if not main_rank:
-        return {"rank": rank, "world": world}
-    if not best_path.is_file():
-        save_checkpoint(network, best_path, {"epoch": config.epochs - 1})
+
+def export_best(run: Run) -> dict:
+    """best.ckpt (the last weights when no evaluation ever ran) in every export format; the run's summary."""
+    config = run.config
+    if not run.best_path.is_file():
+        save_checkpoint(run.network, run.best_path, {"epoch": config.epochs - 1})
     exports = {}
     from deploy.export import export_model
 
     for fmt in config.export_formats:
-        result = export_model(cfg.source, best_path, list(config.data.classes), fmt, out / f"export-{fmt}",
+        result = export_model(run.cfg.source, run.best_path, list(config.data.classes), fmt, run.out / f"export-{fmt}",
                               size=(config.input_size, config.input_size))
         exports[fmt] = result.directory
-    summary = {"best_mAP50": best, "epochs_run": len(history), "exports": exports, "out": str(out)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary = {"best_mAP50": run.best, "epochs_run": len(run.history), "exports": exports, "out": str(run.out)}
+    (run.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 
 
