@@ -58,6 +58,8 @@ def register(commands) -> None:
     plan.add_argument("--batch", type=int, default=4, help="batch size (a dynamic-batch gear)")
     plan.add_argument("--npu-fps", type=float, help="measured NPU inferences/s of the model at this batch "
                                                     "(default: estimated from its computation)")
+    plan.add_argument("--host-ms", type=float, help="measured host time per frame on one box core, in ms (default: "
+                                                    "this machine's figure x an ARM factor, an estimate)")
     plan.add_argument("--json", action="store_true", help="print JSON instead of the table")
     plan.set_defaults(handler=_plan)
 
@@ -113,7 +115,7 @@ def _plan(args) -> int:
     except ValueError:
         print(f"inspector plan: --camera {args.camera!r}: expected WxH", file=__import__("sys").stderr)
         return 2
-    plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps)
+    plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps, args.host_ms)
              for cfg in (args.cfg or ["yolov4", "yolov4-tiny"]) for size in args.sizes for skip in args.frame_skip]
     print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else format_plans(plans))
     return 0

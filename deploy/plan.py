@@ -4,25 +4,41 @@ Budget of one chip (../shared/reference/README.md, "Ascend 310 budget"):
 - VDEC: 1080p at 480 fps in total (16 channels x 30 fps), 4K at 120 fps: a pixel rate of ~995 Mpx/s, and at
   most 16 channels. Every camera frame is decoded, also the ones frame skip drops afterwards.
 - VPC (resize): 1080p at about 1000 fps in practice (1440 fps raw; host-device copies cap it): ~2074 Mpx/s
-  of input pixels. Only frames that pass frame skip are resized.
+  of input pixels, and at most 1440 operations/s however small the picture. Only frames that pass frame skip
+  are resized. The letterbox is TWO operations on an Ascend 310 (MxpiImageResize.cpp DvppResizeAndCrop: a
+  VpcResize of the camera frame, then a VpcCropAndPaste of the resized picture into the padded model input).
 - NPU: the model's inference rate at the batch size used. Given (`--npu-fps`, measured on a box with
-  `msame` or the daemon) or estimated by scaling a published anchor point by the model's computation: a
-  MindSpore YOLOv4-608 batch-1 CI threshold implies at least ~14 fps per chip (the conservative anchor; one
-  YOLOv4-608 sample keeps up with a 1080p25 camera, 24.9 fps). Batching is assumed to add 30% throughput at
-  batch 4 or more (a typical gain for dynamic-batch OMs; measure it). Estimates are labelled as such.
+  `msame` or the daemon) or estimated as the RANGE the published anchors give, each scaled by the model's
+  computation: a MindSpore YOLOv4-608 batch-1 CI threshold (14 fps, a lower bound), a YOLOv4-608 sample
+  keeping up with a 1080p25 camera (24.9 fps), a TensorFlow YOLOv3-416 sample (81.7 fps; 65.9 GFLOPs by
+  Darknet's count). Batching is assumed to add 30% throughput at batch 4 or more (a typical gain for
+  dynamic-batch OMs; measure it). The camera count uses the low end; estimates are labelled as such.
+- Host: what is left on the box's ARM cores (fetching and parsing results, NMS, zones and rules, the outbox,
+  the outputs), one core for the daemon's main loop: the per-frame host time measured on this machine
+  (docs/performance.md: ~1.2 ms per frame for the daemon's main thread, 2026-11-23) times ARM_FACTOR, an
+  estimate of how much slower one Atlas 200/500 Cortex-A55 core is than one core here. `--host-ms` gives a
+  measured figure instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 from models.darknet_cfg import parse_cfg
 
 VDEC_PIXEL_RATE = 1920 * 1080 * 480.0
 VDEC_CHANNELS = 16
 VPC_PIXEL_RATE = 1920 * 1080 * 1000.0
-ANCHOR = ("yolov4", 608, 14.0)  # (cfg, size, fps at batch 1): conservative published lower bound
+VPC_OPERATIONS = 1440.0  # per second, the raw 1080p rate: a small picture costs at least this
+LETTERBOX_OPERATIONS = 2
+# (what, GFLOPs of the network it ran, fps at batch 1) from ../shared/reference/README.md "Ascend 310 budget".
+ANCHORS = (("MindSpore YOLOv4-608 CI threshold", ("yolov4", 608), 14.0),
+           ("YOLOv4-608 sample at 1080p25", ("yolov4", 608), 24.9),
+           ("TensorFlow YOLOv3-416 sample", 65.9, 81.7))
 BATCH_GAIN = {1: 1.0, 2: 1.15, 4: 1.3, 8: 1.3}
+HOST_MS_HERE = 1.2  # the daemon's main thread per frame on this machine (docs/performance.md)
+ARM_FACTOR = 4.0  # estimate: one box core vs one core here
 
 
 def gflops(cfg_name: str, size: int, classes: int = 80) -> float:
@@ -38,10 +54,21 @@ def gflops(cfg_name: str, size: int, classes: int = 80) -> float:
     return total / 1e9
 
 
-def estimated_npu_fps(cfg_name: str, size: int, batch: int) -> float:
-    anchor_cfg, anchor_size, anchor_fps = ANCHOR
-    fps = anchor_fps * gflops(anchor_cfg, anchor_size) / gflops(cfg_name, size)
-    return fps * BATCH_GAIN.get(batch, 1.3)
+def estimated_npu_fps(cfg_name: str, size: int, batch: int) -> tuple:
+    """(low, high) inferences/s: every anchor scaled by the computation, at this batch."""
+    own = gflops(cfg_name, size)
+    rates = []
+    for _, network, fps in ANCHORS:
+        anchor_gflops = gflops(*network) if isinstance(network, tuple) else network
+        rates.append(fps * anchor_gflops / own * BATCH_GAIN.get(batch, 1.3))
+    return min(rates), max(rates)
+
+
+def vpc_seconds_per_frame(width: int, height: int, model_size: int) -> float:
+    """The two operations of a letterbox: the camera frame's resize, then the paste of the resized picture."""
+    def operation(pixels: float) -> float:
+        return max(pixels / VPC_PIXEL_RATE, 1.0 / VPC_OPERATIONS)
+    return operation(width * height) + operation(model_size * model_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +79,10 @@ class Plan:
     camera: str
     camera_fps: float
     frame_skip: int
-    npu_fps: float
+    npu_fps: float  # the rate the camera count uses (the low end of an estimate)
+    npu_fps_high: float
     npu_fps_source: str
+    host_ms: float
     limits: dict
     cameras: int
     bottleneck: str
@@ -63,30 +92,38 @@ class Plan:
 
 
 def plan(cfg_name: str, size: int, width: int, height: int, camera_fps: float, frame_skip: int = 0, batch: int = 4,
-         npu_fps: float | None = None) -> Plan:
+         npu_fps: Optional[float] = None, host_ms: Optional[float] = None) -> Plan:
     inferred_fps = camera_fps / (frame_skip + 1)
     pixels = width * height
     if npu_fps is None:
-        npu_fps, source = estimated_npu_fps(cfg_name, size, batch), "estimated (scaled from YOLOv4-608 at 14 fps)"
+        npu_fps, npu_high = estimated_npu_fps(cfg_name, size, batch)
+        source = "estimated from published anchors (range; the low end counts)"
     else:
-        source = "given"
+        npu_high, source = npu_fps, "given"
+    host_ms = host_ms if host_ms is not None else HOST_MS_HERE * ARM_FACTOR
     limits = {
         "VDEC": VDEC_PIXEL_RATE / (pixels * camera_fps),
         "VDEC channels": float(VDEC_CHANNELS),
-        "VPC": VPC_PIXEL_RATE / (pixels * inferred_fps),
+        "VPC": 1.0 / (vpc_seconds_per_frame(width, height, size) * inferred_fps),
         "NPU": npu_fps / inferred_fps,
+        "host": 1000.0 / (host_ms * inferred_fps),
     }
     bottleneck = min(limits, key=limits.get)
-    return Plan(cfg_name, size, batch, f"{width}x{height}", camera_fps, frame_skip, round(npu_fps, 1), source,
-                {k: round(v, 1) for k, v in limits.items()}, int(limits[bottleneck]), bottleneck)
+    return Plan(cfg_name, size, batch, f"{width}x{height}", camera_fps, frame_skip, round(npu_fps, 1),
+                round(npu_high, 1), source, round(host_ms, 2), {k: round(v, 1) for k, v in limits.items()},
+                int(limits[bottleneck]), bottleneck)
 
 
 def format_plans(plans: list[Plan]) -> str:
-    header = (f"{'network':<12} {'size':>4} {'batch':>5} {'camera':>10} {'fps':>5} {'skip':>4} {'NPU fps':>8} "
-              f"{'VDEC':>6} {'VPC':>6} {'NPU':>6} {'cameras':>7}  bottleneck")
+    header = (f"{'network':<12} {'size':>4} {'batch':>5} {'camera':>10} {'fps':>5} {'skip':>4} {'NPU fps':>11} "
+              f"{'VDEC':>6} {'VPC':>6} {'NPU':>6} {'host':>6} {'cameras':>7}  bottleneck")
     lines = [header, "-" * len(header)]
     for p in plans:
+        rate = f"{p.npu_fps:.0f}-{p.npu_fps_high:.0f}" if p.npu_fps_high != p.npu_fps else f"{p.npu_fps:.1f}"
         lines.append(f"{p.cfg:<12} {p.size:>4} {p.batch:>5} {p.camera:>10} {p.camera_fps:>5g} {p.frame_skip:>4} "
-                     f"{p.npu_fps:>8.1f} {p.limits['VDEC']:>6.1f} {p.limits['VPC']:>6.1f} {p.limits['NPU']:>6.1f} "
-                     f"{p.cameras:>7}  {p.bottleneck}")
+                     f"{rate:>11} {p.limits['VDEC']:>6.1f} {p.limits['VPC']:>6.1f} {p.limits['NPU']:>6.1f} "
+                     f"{p.limits['host']:>6.1f} {p.cameras:>7}  {p.bottleneck}")
+    lines.append(f"host: {plans[0].host_ms if plans else 0:.1f} ms per frame on one box core (measured here x "
+                 f"{ARM_FACTOR:g}, an estimate; --host-ms to give a measured figure); VPC: a letterbox is "
+                 f"{LETTERBOX_OPERATIONS} operations")
     return "\n".join(lines)

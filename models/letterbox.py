@@ -1,12 +1,15 @@
 """Letterbox geometry shared by training, the mock device and the host side, so the three cannot drift.
 
 Placement follows the ModelSpec (`top-left` by default, what DVPP's Resizer_KeepAspectRatio_Fit produces).
-The scaled size is rounded down to even numbers because NV12 chroma is subsampled 2x2 (and DVPP requires it).
+The scaled size is DVPP's (MxpiImageResize.cpp GetResizedOriginalSize, Ascend/VisionSDK f156edc): the longer
+side fills the model input, the other is `lround(side * model / longer)` aligned UP to an even number (NV12
+chroma is subsampled 2x2), never past the model input.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -37,11 +40,23 @@ class LetterboxGeometry:
         return boxes
 
 
+def _lround(value: float) -> int:
+    """C's lround: halves away from zero (Python's round goes to even)."""
+    return int(math.floor(value + 0.5)) if value >= 0 else -int(math.floor(-value + 0.5))
+
+
+def _even_up(value: int) -> int:
+    return (value + 1) // 2 * 2
+
+
 def letterbox_geometry(width: int, height: int, model_width: int, model_height: int,
                        placement: str = "top-left") -> LetterboxGeometry:
-    scale = min(model_width / width, model_height / height)
-    resized_w = max(2, min(model_width, int(width * scale)) // 2 * 2)
-    resized_h = max(2, min(model_height, int(height * scale)) // 2 * 2)
+    if model_height * width > height * model_width:  # the width fills the model input
+        resized_w, resized_h = model_width, _lround(height * model_width / width)
+    else:
+        resized_w, resized_h = _lround(width * model_height / height), model_height
+    resized_w = max(2, min(model_width, _even_up(resized_w)))
+    resized_h = max(2, min(model_height, _even_up(resized_h)))
     if placement == "center":
         pad_x, pad_y = (model_width - resized_w) // 4 * 2, (model_height - resized_h) // 4 * 2
     else:

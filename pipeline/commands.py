@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import threading
+from typing import List
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,9 @@ def register(commands) -> None:
     validate.add_argument("--config", help="daemon config (YAML)")
     validate.add_argument("--graph", help="pipeline.json to check (against --config when given)")
     validate.add_argument("--mock", action="store_true", help="also refuse plugins the mock device cannot run")
+    validate.add_argument("--device", choices=("mock", "ascend"),
+                          help="check for this device (default: the config's): ascend runs the Ascend device's own "
+                               "start-up checks on the graph (one mxpi_tensorinfer, no file sources, an appsink)")
     validate.set_defaults(handler=_validate)
 
     doctor = commands.add_parser("doctor", help="what this machine has and which device the daemon would use")
@@ -62,6 +66,8 @@ def register(commands) -> None:
     render = commands.add_parser("render", help="render the MindX pipeline.json for a config")
     render.add_argument("--config", required=True)
     render.add_argument("--out", help="write here instead of standard output")
+    render.add_argument("--relative-to", help="write paths under this directory relative to it (the repository's "
+                                              "pipeline.json: `--config pipeline/demo/demo.yaml --relative-to .`)")
     render.set_defaults(handler=_render)
 
 
@@ -120,27 +126,38 @@ def _run(args) -> int:
 def _validate(args) -> int:
     from pipeline.config import ConfigError, load_config
     from pipeline.daemon import load_spec
-    from pipeline.graph import load_graph, render_graph, validate_graph
+    from pipeline.graph import graph_warnings, load_graph, render_graph, validate_graph
     from pipeline.preflight import preflight
 
     if not args.config and not args.graph:
         print("inspector validate: give --config, --graph or both", file=sys.stderr)
         return 2
-    problems: list[str] = []
+    problems: List[str] = []
+    warnings: List[str] = []
     config = spec = None
     try:
         if args.config:
             config = load_config(args.config)
+            if args.device:
+                config = config.model_copy(update={"device": args.device})
             spec = load_spec(config, args.config)
             problems += preflight(config, spec, args.config)
+        device = args.device or (config.device if config is not None else None)
         if args.graph:
-            graph = load_graph(args.graph)
-            problems += validate_graph(graph, args.graph, spec=spec, config=config, for_mock=args.mock)
+            graph, where = load_graph(args.graph), args.graph
         elif config is not None:
-            problems += validate_graph(render_graph(config, spec), "rendered graph", spec=spec, config=config,
-                                       for_mock=args.mock or config.device == "mock")
+            graph, where = render_graph(config, spec), "rendered graph"
+        else:
+            graph = None
+        if graph is not None:
+            problems += validate_graph(graph, where, spec=spec, config=config,
+                                       for_mock=args.mock or device == "mock" and config is not None,
+                                       device=device)
+            warnings += graph_warnings(graph, where)
     except ConfigError as exc:
         problems.append(str(exc))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for problem in problems:
         print(problem, file=sys.stderr)
     if not problems:
@@ -155,6 +172,8 @@ def _render(args) -> int:
 
     config = load_config(args.config)
     text = graph_json(render_graph(config, load_spec(config, args.config)))
+    if args.relative_to:
+        text = text.replace(str(pathlib.Path(args.relative_to).resolve()) + "/", "")
     if args.out:
         pathlib.Path(args.out).write_text(text, encoding="utf-8")
     else:

@@ -104,8 +104,9 @@ class CameraConfig(Strict):
 
 class BatchingConfig(Strict):
     max_batch: int = Field(4, ge=1, description="Largest batch; must be one of the model's dynamic-batch gears.")
-    waiting_time_ms: int = Field(40, ge=0, le=5000, description="How long a partial batch waits for more frames "
-                                                                "(mxpi_tensorinfer waitingTime).")
+    waiting_time_ms: int = Field(40, ge=1, le=5000, description="How long a partial batch waits for more frames "
+                                                                "(mxpi_tensorinfer waitingTime, which the SDK "
+                                                                "takes from 1 ms).")
     dynamic_strategy: Literal["Nearest", "Upper", "Lower"] = Field(
         "Upper", description="Gear for a partial batch: Upper pads up to the next gear (no frame waits again), "
                              "Lower runs the largest gear that fits and keeps the rest, Nearest the closest.")

@@ -99,7 +99,7 @@ class Daemon:
         if problems:
             raise ConfigError("\n".join(problems))
         self.graph = graph if graph is not None else render_graph(config, self.spec)
-        problems = validate_graph(self.graph, spec=self.spec, config=config)
+        problems = validate_graph(self.graph, spec=self.spec, config=config, device=config.device)
         if problems:
             raise ConfigError("\n".join(problems))
         _warn_unfillable_batches(config)
@@ -254,8 +254,9 @@ class Daemon:
             previous_processed, previous_detections = last.get(stats.camera_id, (0, 0))
             detections = self.frames.detection_counts.get(stats.camera_id, 0)
             fps = (stats.processed - previous_processed) / max(seconds, 1e-6)
-            logger.info("camera %s: %s, in %d, processed %d, dropped %d, %.1f fps, detections %d (+%d)%s",
-                        stats.camera_id, stats.state, stats.frames_in, stats.processed, stats.dropped, fps,
+            logger.info("camera %s: %s, in %d, processed %d, dropped %s, %.1f fps, detections %d (+%d)%s",
+                        stats.camera_id, stats.state, stats.frames_in, stats.processed,
+                        "?" if stats.value("dropped") is None else stats.dropped, fps,
                         detections, detections - previous_detections,
                         f", last error: {stats.last_error}" if stats.state in ("reconnecting", "failed") else "")
             current[stats.camera_id] = (stats.processed, detections)

@@ -39,14 +39,14 @@ class FrameHandler:
         now = time.monotonic()
         self.detection_counts[camera] += len(detections)
         self.last_result[camera] = now
-        latency_s = now - info.monotonic_time
+        latency_s = None if info.monotonic_time is None else now - info.monotonic_time
         line = {
             "camera": camera,
             "frame": info.frame_id,
             "pts": info.pts_s,
             "time": datetime.datetime.fromtimestamp(info.wall_time, datetime.timezone.utc).isoformat(
                 timespec="milliseconds"),
-            "latency_ms": round(latency_s * 1000.0, 1),
+            "latency_ms": None if latency_s is None else round(latency_s * 1000.0, 1),
             "width": info.width,
             "height": info.height,
             "detections": detections.to_json(self.spec.class_names),
@@ -74,5 +74,7 @@ class FrameHandler:
             self.metrics.decode.labels(camera).observe(result.info.decode_ms / 1000.0)
         if result.infer_ms is not None:
             self.metrics.inference.labels(camera).observe(result.infer_ms / 1000.0)
-        self.metrics.latency.labels(camera).observe(latency_s)
-        self.metrics.batch_fill.observe(result.batch_size / self.config.batching.max_batch)
+        if latency_s is not None:
+            self.metrics.latency.labels(camera).observe(latency_s)
+        if result.batch_size is not None:
+            self.metrics.batch_fill.observe(result.batch_size / self.config.batching.max_batch)

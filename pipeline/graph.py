@@ -1,9 +1,17 @@
-"""The MindX SDK stream graph (`pipeline.json`): rendered from the daemon config, validated before it runs.
+"""The MindX SDK stream graph (`pipeline.json`): rendered from the daemon config, read once into a plan that both
+devices and `inspector validate` use, and checked against what the SDK accepts (pipeline/sdk.py).
 
-Per camera i: `mxpi_rtspsrc{i}` (or `filesrc{i}` for a local file) -> `queue{i}` -> `mxpi_videodecoder{i}`
--> optional `mxpi_skipframe{i}` -> `mxpi_parallel2serial0:{i}`; then one `mxpi_imageresize0` (letterbox to the
-model input) -> `mxpi_tensorinfer0` -> `mxpi_dataserialize0` -> `appsink0`.
-
+Rendered, per camera i: `mxpi_rtspsrc{i}` (or, on the mock device only, `filesrc{i}` for a local file) ->
+`mxpi_videodecoder{i}` -> `queue{i}` -> optional `mxpi_skipframe{i}` -> `mxpi_parallel2serial0:{i}`; then one
+`mxpi_imageresize0` (letterbox to the model input) -> `mxpi_tensorinfer0` -> `appsink0`. Facts of the SDK the
+shape follows (Ascend/VisionSDK source):
+- mxpi_parallel2serial's `dataSource` names, per input port, the element whose metadata it re-publishes under
+  its own name (MxpiParallel2Serial.cpp SpecialUse: a key with no metadata forwards the buffer untouched):
+  the decoders, since mxpi_skipframe adds none; the resize reads `mxpi_parallel2serial0` explicitly.
+- the queue sits after the decoder and drops the oldest decoded frame when full (`leaky: 2`, plugins.md
+  "queue") for a live camera, as the mock's live queue does: dropping H.264 packets before the decoder would
+  corrupt pictures, and a decoder held back by a full queue cannot recover (plugins.md "mxpi_videodecoder").
+- tensorinfer's results go straight to the appsink; the host asks for them by key with GetResult.
 `modelPath` names the OM (`<model dir>/model.om`) so the same file runs on an Atlas box; the CPU mock device
 reads the manifest beside it and runs the exported ONNX/MINDIR instead. RTSP URLs keep their `${VAR}`
 placeholders: the device expands them when it opens the stream, so the file never holds a secret.
@@ -11,27 +19,22 @@ placeholders: the device expands them when it opens the stream, so the file neve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import re
+from typing import Dict, List, Optional, Tuple
 
 from models.spec import ModelSpec
 from pipeline.config import ConfigError, DaemonConfig, inline_password
+from pipeline.sdk import DOCUMENTED, ELEMENT_KEYS, check_properties
 
 STREAM_NAME = "inspector"
-SOURCE_FACTORIES = ("mxpi_rtspsrc", "filesrc")
-KNOWN_FACTORIES = {
-    "mxpi_rtspsrc", "filesrc", "queue", "mxpi_videodecoder", "mxpi_skipframe", "mxpi_parallel2serial",
-    "mxpi_imageresize", "mxpi_tensorinfer", "mxpi_dataserialize", "appsink",
-    # Known MindX plugins the mock does not emulate (the graph is valid MindX, but refused by the mock).
-    "mxpi_modelinfer", "mxpi_objectpostprocessor", "mxpi_selectobject", "mxpi_motsimplesortV2", "tee",
-    "mxpi_object2osdinstances", "mxpi_opencvosd", "mxpi_videoencoder", "mxpi_imagedecoder", "appsrc",
-    "mxpi_distributor", "mxpi_imagecrop", "mxpi_classpostprocessor", "fakesink", "mxpi_channelselector",
-    "mxpi_synchronize", "mxpi_passengerflowestimation",
-}
+SOURCE_FACTORIES = ("mxpi_rtspsrc", "filesrc", "appsrc")
 MOCK_FACTORIES = {"mxpi_rtspsrc", "filesrc", "queue", "mxpi_videodecoder", "mxpi_skipframe",
                   "mxpi_parallel2serial", "mxpi_imageresize", "mxpi_tensorinfer", "mxpi_dataserialize", "appsink"}
 LETTERBOX = "Resizer_KeepAspectRatio_Fit"
+PORT = re.compile(r"^(?P<name>[^:]+)(?::(?P<port>\d+))?$")
 
 
 def model_path_for(config: DaemonConfig) -> str:
@@ -40,143 +43,388 @@ def model_path_for(config: DaemonConfig) -> str:
 
 def render_graph(config: DaemonConfig, spec: ModelSpec) -> dict:
     device = str(config.device_id)
-    elements: dict[str, dict] = {"stream_config": {"deviceId": device}}
+    elements: Dict[str, dict] = {"stream_config": {"deviceId": device}}
+    decoders = []
     for index, camera in enumerate(config.cameras):
-        src, queue, decoder = f"{'mxpi_rtspsrc' if camera.is_rtsp else 'filesrc'}{index}", f"queue{index}", \
-            f"mxpi_videodecoder{index}"
+        src, decoder, queue = f"{'mxpi_rtspsrc' if camera.is_rtsp else 'filesrc'}{index}", \
+            f"mxpi_videodecoder{index}", f"queue{index}"
         if camera.is_rtsp:
             elements[src] = {"factory": "mxpi_rtspsrc", "props": {"rtspUrl": camera.url, "channelId": str(index)},
-                             "next": queue}
+                             "next": decoder}
         else:
-            elements[src] = {"factory": "filesrc", "props": {"location": camera.url}, "next": queue}
-        elements[queue] = {"factory": "queue", "props": {"max-size-buffers": "50"}, "next": decoder}
-        merge = f"mxpi_parallel2serial0:{index}"
+            elements[src] = {"factory": "filesrc", "props": {"location": camera.url}, "next": decoder}
         elements[decoder] = {"factory": "mxpi_videodecoder",
                              "props": {"inputVideoFormat": "H264", "outputImageFormat": "YUV420SP_NV12",
                                        "vdecChannelId": str(index), "deviceId": device},
-                             "next": merge}
+                             "next": queue}
+        live = camera.effective_mode == "live"
+        elements[queue] = {"factory": "queue",
+                           "props": {"max-size-buffers": str(config.effective_live_queue if live else 8),
+                                     "leaky": "2" if live else "0"}}
+        merge = f"mxpi_parallel2serial0:{index}"
         if camera.frame_skip:
             skip = f"mxpi_skipframe{index}"
-            elements[decoder]["next"] = skip
+            elements[queue]["next"] = skip
             elements[skip] = {"factory": "mxpi_skipframe", "props": {"frameNum": str(camera.frame_skip)},
                               "next": merge}
-    elements["mxpi_parallel2serial0"] = {"factory": "mxpi_parallel2serial",
-                                         "props": {"dataSource": ",".join(
-                                             _last_before_merge(elements, i) for i in range(len(config.cameras)))},
+        else:
+            elements[queue]["next"] = merge
+        decoders.append(decoder)
+    elements["mxpi_parallel2serial0"] = {"factory": "mxpi_parallel2serial", "props": {"dataSource": ",".join(decoders)},
                                          "next": "mxpi_imageresize0"}
     elements["mxpi_imageresize0"] = {"factory": "mxpi_imageresize",
-                                     "props": {"resizeHeight": str(spec.input_height),
+                                     "props": {"dataSource": "mxpi_parallel2serial0",
+                                               "resizeHeight": str(spec.input_height),
                                                "resizeWidth": str(spec.input_width), "resizeType": LETTERBOX,
-                                               "deviceId": device},
+                                               # The padding's colour: DVPP's zeros would be dark green after
+                                               # AIPP; this is the letterbox training used (black by default).
+                                               "RGBValue": padding_rgb(spec), "deviceId": device},
                                      "next": "mxpi_tensorinfer0"}
     elements["mxpi_tensorinfer0"] = {"factory": "mxpi_tensorinfer",
                                      "props": {"dataSource": "mxpi_imageresize0", "modelPath": model_path_for(config),
                                                "waitingTime": str(config.batching.waiting_time_ms),
                                                "dynamicStrategy": config.batching.dynamic_strategy,
                                                "outputDeviceId": "-1", "deviceId": device},
-                                     "next": "mxpi_dataserialize0"}
-    elements["mxpi_dataserialize0"] = {"factory": "mxpi_dataserialize",
-                                       "props": {"outputDataKeys": "mxpi_tensorinfer0"}, "next": "appsink0"}
+                                     "next": "appsink0"}
     elements["appsink0"] = {"factory": "appsink"}
     return {STREAM_NAME: elements}
 
 
-def _last_before_merge(elements: dict, index: int) -> str:
-    return f"mxpi_skipframe{index}" if f"mxpi_skipframe{index}" in elements else f"mxpi_videodecoder{index}"
+def padding_rgb(spec: ModelSpec) -> str:
+    value = spec.letterbox.pad_value
+    return f"{value},{value},{value}"
 
 
 def graph_json(graph: dict) -> str:
     return json.dumps(graph, indent=4) + "\n"
 
 
-def _targets(next_value) -> list[str]:
+# --- the one reading of a graph ---------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CameraChain:
+    """One camera's elements, from its source to the merge (or the model), as the graph names them."""
+
+    source: str
+    factory: str
+    url: Optional[str]  # rtspUrl or location; None for appsrc
+    decoder: Optional[str]
+    queue: Optional[str]
+    skip: Optional[str]
+    frame_skip: int
+    queue_props: Dict[str, str]
+    decoder_props: Dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphPlan:
+    """What a device needs from a graph: its stream, the cameras in merge-port order, the resize, the model
+    and the output element, read once (`plan_graph`) for the mock device, the Ascend device and `validate`."""
+
+    stream: str
+    device_id: str
+    elements: Dict[str, dict]
+    cameras: Tuple[CameraChain, ...]
+    resize: Optional[str]
+    infer: Optional[str]
+    sink: Optional[str]
+    sink_index: int  # the appsink's number among the stream's appsinks (GetProtobuf's outPluginId)
+
+    def props(self, name: Optional[str]) -> Dict[str, str]:
+        return dict(self.elements.get(name, {}).get("props", {})) if name else {}
+
+    @property
+    def model_path(self) -> Optional[str]:
+        return self.props(self.infer).get("modelPath")
+
+
+def _targets(next_value) -> List[str]:
     if next_value is None:
         return []
     values = next_value if isinstance(next_value, list) else [next_value]
     return [str(v) for v in values]
 
 
-def validate_graph(graph: object, source: str = "pipeline.json", spec: ModelSpec | None = None,
-                   config: DaemonConfig | None = None, for_mock: bool = False) -> list[str]:
-    """Every problem found, one message each (empty: valid). With `spec`/`config`, also cross-checks the
-    resize size against the model and the camera count against the config; `for_mock` refuses plugins the
-    CPU mock cannot emulate."""
-    problems: list[str] = []
+def _base(target: str) -> str:
+    return target.split(":", 1)[0]
+
+
+def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[GraphPlan], List[str]]:
+    """The plan of a one-stream graph, and every structural problem found (never an exception)."""
+    problems: List[str] = []
     if not isinstance(graph, dict) or not graph:
-        return [f"{source}: expected a JSON object of streams"]
-    for stream_name, stream in graph.items():
-        where = f"{source}: stream {stream_name!r}"
-        if not isinstance(stream, dict):
-            problems.append(f"{where}: expected an object of elements")
+        return None, [f"{source}: expected a JSON object of streams"]
+    if len(graph) != 1:
+        return None, [f"{source}: the daemon runs one stream, the graph has {len(graph)} ({', '.join(map(str, graph))})"]
+    stream_name, stream = next(iter(graph.items()))
+    where = f"{source}: stream {stream_name!r}"
+    if not isinstance(stream, dict):
+        return None, [f"{where}: expected an object of elements"]
+    config = stream.get("stream_config", {})
+    device_id = str(config.get("deviceId", "0")) if isinstance(config, dict) else "0"
+    elements = {k: v for k, v in stream.items() if k != "stream_config"}
+    for name, element in elements.items():
+        if not isinstance(element, dict) or not isinstance(element.get("factory"), str):
+            problems.append(f"{where}: element {name!r} has no 'factory'")
+        elif not isinstance(element.get("props", {}), dict) or \
+                not all(isinstance(v, str) for v in element.get("props", {}).values()):
+            problems.append(f"{where}: element {name!r}: props must be an object of string values")
+        else:
+            for key in ("next", "nextMeta"):
+                value = element.get(key)
+                if value is not None and not (isinstance(value, str) or
+                                              (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+                    problems.append(f"{where}: element {name!r}: {key} must be a name or a list of names")
+    if problems:
+        return None, problems
+    factory = {name: element["factory"] for name, element in elements.items()}
+    sources = [n for n, f in factory.items() if f in SOURCE_FACTORIES]
+    cameras = []
+    for name in sources:
+        chain = _follow_camera(elements, name)
+        if isinstance(chain, str):
+            problems.append(f"{where}: {chain}")
+        else:
+            cameras.append(chain)
+    infer = [n for n, f in factory.items() if f == "mxpi_tensorinfer"]
+    resize = [n for n, f in factory.items() if f == "mxpi_imageresize"]
+    sinks = [n for n, f in factory.items() if f == "appsink"]
+    sink = next((s for s in sinks if infer and _reaches(elements, infer[0], s)), sinks[0] if sinks else None)
+    plan = GraphPlan(str(stream_name), device_id, elements, tuple(_in_merge_order(elements, cameras)),
+                     resize[0] if len(resize) == 1 else None, infer[0] if len(infer) == 1 else None, sink,
+                     sinks.index(sink) if sink else 0)
+    return plan, problems
+
+
+def _follow_camera(elements: dict, source: str):
+    """The chain from a source along `next` until the merge or the resize; a string explains what is wrong."""
+    chain = {"source": source, "decoder": None, "queue": None, "skip": None}
+    name, seen = source, set()
+    while True:
+        if name in seen:
+            return f"element {name!r}: the camera chain of {source!r} loops back on itself"
+        seen.add(name)
+        targets = _targets(elements[name].get("next"))
+        if len(targets) != 1:
+            if not targets:
+                break
+            return f"element {name!r}: a camera chain cannot branch (next {targets})"
+        following = _base(targets[0])
+        if following not in elements:
+            break  # reported by the reference check
+        kind = elements[following]["factory"]
+        if kind == "mxpi_videodecoder" and chain["decoder"] is None:
+            chain["decoder"] = following
+        elif kind == "queue" and chain["queue"] is None:
+            chain["queue"] = following
+        elif kind == "mxpi_skipframe" and chain["skip"] is None:
+            chain["skip"] = following
+        else:
+            break
+        name = following
+    props = dict(elements[source].get("props", {}))
+    url = props.get("rtspUrl") if elements[source]["factory"] == "mxpi_rtspsrc" else props.get("location")
+    skip_props = elements[chain["skip"]].get("props", {}) if chain["skip"] else {}
+    try:
+        frame_skip = int(skip_props.get("frameNum", "0"))
+    except ValueError:
+        frame_skip = 0  # reported by the property check
+    return CameraChain(source, elements[source]["factory"], url, chain["decoder"], chain["queue"], chain["skip"],
+                       frame_skip, dict(elements[chain["queue"]].get("props", {})) if chain["queue"] else {},
+                       dict(elements[chain["decoder"]].get("props", {})) if chain["decoder"] else {})
+
+
+def _last_of(chain: CameraChain) -> str:
+    return chain.skip or chain.queue or chain.decoder or chain.source
+
+
+def _in_merge_order(elements: dict, cameras: List[CameraChain]) -> List[CameraChain]:
+    """Cameras ordered by the merge port their chain ends at (`mxpi_parallel2serial0:<i>`), else as written."""
+    def port(chain: CameraChain) -> int:
+        targets = _targets(elements[_last_of(chain)].get("next"))
+        match = PORT.match(targets[0]) if targets else None
+        return int(match["port"]) if match and match["port"] else 0
+    return sorted(cameras, key=port)
+
+
+def _reaches(elements: dict, start: str, goal: str) -> bool:
+    pending, seen = [start], set()
+    while pending:
+        name = pending.pop()
+        if name == goal:
+            return True
+        if name in seen or name not in elements:
             continue
-        elements = {k: v for k, v in stream.items() if k != "stream_config"}
-        for name, element in elements.items():
-            if not isinstance(element, dict) or "factory" not in element:
-                problems.append(f"{where}: element {name!r} has no 'factory'")
-                continue
-            factory = element["factory"]
-            extra = set(element) - {"factory", "props", "next"}
-            if extra:
-                problems.append(f"{where}: element {name!r}: unknown keys {sorted(extra)}")
-            if factory not in KNOWN_FACTORIES:
-                problems.append(f"{where}: element {name!r}: unknown factory {factory!r}")
-            elif for_mock and factory not in MOCK_FACTORIES:
-                problems.append(f"{where}: element {name!r}: factory {factory!r} is not emulated by the mock "
-                                f"device (emulated: {', '.join(sorted(MOCK_FACTORIES))})")
-            props = element.get("props", {})
-            if not isinstance(props, dict) or not all(isinstance(v, str) for v in props.values()):
-                problems.append(f"{where}: element {name!r}: props must be an object of string values")
-                props = {}
-            for target in _targets(element.get("next")):
-                base = target.split(":", 1)[0]
-                if base not in elements:
-                    problems.append(f"{where}: element {name!r}: next {target!r} names no element")
-                elif ":" in target and not re.fullmatch(r"\d+", target.split(":", 1)[1]):
-                    problems.append(f"{where}: element {name!r}: next {target!r} has a bad port")
-            for key in ("dataSource",):
-                if key in props:
-                    for ref in props[key].split(","):
-                        if ref.strip() and ref.strip() not in elements:
-                            problems.append(f"{where}: element {name!r}: {key} {ref.strip()!r} names no element")
-            if factory == "mxpi_imageresize" and spec is not None:
-                size = (props.get("resizeHeight"), props.get("resizeWidth"))
-                if size != (str(spec.input_height), str(spec.input_width)):
-                    problems.append(f"{where}: element {name!r}: resize {size[0]}x{size[1]} differs from the "
-                                    f"model input {spec.input_height}x{spec.input_width} (manifest.json)")
-            if factory == "mxpi_tensorinfer" and "modelPath" not in props:
-                problems.append(f"{where}: element {name!r}: no modelPath")
-            if factory == "mxpi_rtspsrc" and "rtspUrl" not in props:
-                problems.append(f"{where}: element {name!r}: no rtspUrl")
-            elif factory == "mxpi_rtspsrc" and inline_password(props["rtspUrl"]):
-                # Never echoed: the graph is copied into the output directory and read by whoever can.
-                problems.append(f"{where}: element {name!r}: rtspUrl holds a password: put it in the environment "
-                                f"and write ${{VAR}} instead")
-        sources = [n for n, e in elements.items() if isinstance(e, dict) and e.get("factory") in SOURCE_FACTORIES]
-        if not sources:
-            problems.append(f"{where}: no source element ({' or '.join(SOURCE_FACTORIES)})")
-        if config is not None and len(sources) != len(config.cameras):
-            problems.append(f"{where}: {len(sources)} camera sources, the config has {len(config.cameras)} cameras")
-        problems += _check_reachability(elements, where)
+        seen.add(name)
+        pending += [_base(t) for t in _targets(elements[name].get("next"))]
+    return False
+
+
+# --- validation -------------------------------------------------------------------------------------------------
+def validate_graph(graph: object, source: str = "pipeline.json", spec: Optional[ModelSpec] = None,
+                   config: Optional[DaemonConfig] = None, for_mock: bool = False,
+                   device: Optional[str] = None) -> List[str]:
+    """Every problem found, one message each (empty: valid). With `spec`/`config`, also cross-checks the graph
+    against the model and the config; `for_mock` refuses plugins the CPU mock cannot emulate, `device="ascend"`
+    what the Ascend device refuses at start (a file source, not exactly one tensorinfer)."""
+    plan, problems = plan_graph(graph, source)
+    if plan is None:
+        return problems
+    where = f"{source}: stream {plan.stream!r}"
+    elements = plan.elements
+    for name, element in elements.items():
+        kind = element["factory"]
+        extra = set(element) - ELEMENT_KEYS
+        if extra:
+            problems.append(f"{where}: element {name!r}: unknown keys {sorted(extra)}")
+        if for_mock and kind not in MOCK_FACTORIES:
+            problems.append(f"{where}: element {name!r}: factory {kind!r} is not emulated by the mock device "
+                            f"(emulated: {', '.join(sorted(MOCK_FACTORIES))})")
+        props = element.get("props", {})
+        problems += [f"{where}: {p}" for p in check_properties(name, kind, props)]
+        for key in ("next", "nextMeta"):
+            for target in _targets(element.get(key)):
+                match = PORT.match(target)
+                if not match:
+                    problems.append(f"{where}: element {name!r}: {key} {target!r} has a bad port")
+                elif match["name"] not in elements:
+                    problems.append(f"{where}: element {name!r}: {key} {target!r} names no element")
+        for ref in (props.get("dataSource") or "").split(","):
+            ref = ref.strip()
+            if ref and ref != "auto" and not _names_output(elements, ref):
+                problems.append(f"{where}: element {name!r}: dataSource {ref!r} names no element")
+        if kind == "mxpi_rtspsrc" and "rtspUrl" in props and inline_password(props["rtspUrl"]):
+            # Never echoed: the graph is copied into the output directory and read by whoever can.
+            problems.append(f"{where}: element {name!r}: rtspUrl holds a password: put it in the environment "
+                            f"and write ${{VAR}} instead")
+    problems += _check_flow(plan, where)
+    if spec is not None and plan.resize:
+        props = plan.props(plan.resize)
+        size = (props.get("resizeHeight"), props.get("resizeWidth"))
+        if size != (str(spec.input_height), str(spec.input_width)):
+            problems.append(f"{where}: element {plan.resize!r}: resize {size[0]}x{size[1]} differs from the "
+                            f"model input {spec.input_height}x{spec.input_width} (manifest.json)")
+    if config is not None:
+        problems += _check_against_config(plan, config, where)
+    if device == "ascend":
+        problems += ascend_problems(plan, where)
     return problems
 
 
-def _check_reachability(elements: dict, where: str) -> list[str]:
+def _names_output(elements: dict, ref: str) -> bool:
+    """A dataSource names an element, an element's numbered output (`<element>_<N>`), or the frame info."""
+    if ref in elements or ref == "ReservedFrameInfo":
+        return True
+    match = re.fullmatch(r"(?P<name>.+)_\d+", ref)
+    return bool(match and match["name"] in elements)
+
+
+def _check_flow(plan: GraphPlan, where: str) -> List[str]:
+    problems = []
+    elements = plan.elements
     incoming = {name: 0 for name in elements}
     for element in elements.values():
-        if isinstance(element, dict):
-            for target in _targets(element.get("next")):
-                base = target.split(":", 1)[0]
-                if base in incoming:
-                    incoming[base] += 1
-    problems = []
+        for target in _targets(element.get("next")):
+            if _base(target) in incoming:
+                incoming[_base(target)] += 1
     for name, count in incoming.items():
-        element = elements[name]
-        if isinstance(element, dict) and count == 0 and element.get("factory") not in SOURCE_FACTORIES:
+        if count == 0 and elements[name]["factory"] not in SOURCE_FACTORIES:
             problems.append(f"{where}: element {name!r} is never reached (no element's next names it)")
+    cycle = _find_cycle(elements)
+    if cycle:
+        problems.append(f"{where}: elements form a cycle: {' -> '.join(cycle)}")
+    if not plan.cameras:
+        problems.append(f"{where}: no source element ({' or '.join(SOURCE_FACTORIES)})")
+    for chain in plan.cameras:
+        if chain.factory != "appsrc" and chain.decoder is None:
+            problems.append(f"{where}: element {chain.source!r}: no mxpi_videodecoder follows the source")
+    merges = [n for n, e in elements.items() if e["factory"] == "mxpi_parallel2serial"]
+    for merge in merges:
+        sources = [s.strip() for s in plan.props(merge).get("dataSource", "").split(",") if s.strip()]
+        skips = [s for s in sources if elements.get(s, {}).get("factory") == "mxpi_skipframe"]
+        if skips:
+            problems.append(f"{where}: element {merge!r}: dataSource names {', '.join(skips)}: mxpi_skipframe adds "
+                            f"no metadata, so nothing is forwarded under {merge!r} and the resize passes the frame "
+                            f"unresized (MxpiParallel2Serial.cpp); name the decoders")
+    if plan.resize and merges:
+        data_source = plan.props(plan.resize).get("dataSource", "auto")
+        if data_source == "auto":
+            problems.append(f"{where}: element {plan.resize!r}: no dataSource; after {merges[0]!r} it must read "
+                            f"{merges[0]!r} explicitly")
     return problems
 
 
-def load_graph(path: str | pathlib.Path) -> dict:
+def _find_cycle(elements: dict) -> Optional[List[str]]:
+    state: Dict[str, int] = {}
+
+    def visit(name: str, path: List[str]) -> Optional[List[str]]:
+        state[name] = 1
+        for target in _targets(elements[name].get("next")):
+            following = _base(target)
+            if following not in elements:
+                continue
+            if state.get(following) == 1:
+                return path[path.index(following):] + [following] if following in path else [name, following]
+            if following not in state:
+                found = visit(following, path + [following])
+                if found:
+                    return found
+        state[name] = 2
+        return None
+
+    for name in elements:
+        if name not in state:
+            found = visit(name, [name])
+            if found:
+                return found
+    return None
+
+
+def _check_against_config(plan: GraphPlan, config: DaemonConfig, where: str) -> List[str]:
+    problems = []
+    if len(plan.cameras) != len(config.cameras):
+        problems.append(f"{where}: {len(plan.cameras)} camera sources, the config has {len(config.cameras)} cameras")
+    else:
+        for chain, camera in zip(plan.cameras, config.cameras):
+            if chain.url is not None and chain.url != camera.url:
+                problems.append(f"{where}: element {chain.source!r}: its URL differs from camera {camera.id!r}'s in "
+                                f"the config (graph sources follow the config's cameras, in order)")
+            if chain.frame_skip != camera.frame_skip:
+                problems.append(f"{where}: camera {camera.id!r}: frame skip {chain.frame_skip} in the graph, "
+                                f"{camera.frame_skip} in the config")
+    if plan.model_path is not None and pathlib.Path(plan.model_path).parent != pathlib.Path(config.model):
+        problems.append(f"{where}: element {plan.infer!r}: modelPath {plan.model_path} is not in the config's "
+                        f"model directory {config.model}")
+    return problems
+
+
+def ascend_problems(plan: GraphPlan, where: str = "graph") -> List[str]:
+    """What the Ascend device refuses before it creates the stream."""
+    problems = []
+    infers = [n for n, e in plan.elements.items() if e["factory"] == "mxpi_tensorinfer"]
+    if len(infers) != 1:
+        problems.append(f"{where}: the Ascend device needs exactly one mxpi_tensorinfer, the graph has {len(infers)}")
+    if plan.sink is None:
+        problems.append(f"{where}: no appsink: the host cannot fetch the results")
+    for chain in plan.cameras:
+        if chain.factory == "filesrc":
+            problems.append(f"{where}: element {chain.source!r}: a file source does not decode on the device "
+                            f"(mxpi_videodecoder needs the frame metadata mxpi_rtspsrc attaches): serve the file "
+                            f"over RTSP (e.g. GStreamer's rtsp server, tests/support/rtsp_server.py) and use its "
+                            f"rtsp:// URL, or run it on the mock device")
+    return problems
+
+
+def graph_warnings(graph: object, source: str = "pipeline.json") -> List[str]:
+    """What is allowed but worth saying: plugins this project does not know (a customer's own, or a newer SDK's)."""
+    plan, _ = plan_graph(graph, source)
+    if plan is None:
+        return []
+    return [f"{source}: element {name!r}: factory {element['factory']!r} is not a documented MindX SDK plugin (a "
+            f"plugin of your own must be installed on the box)"
+            for name, element in plan.elements.items() if element["factory"] not in DOCUMENTED]
+
+
+def load_graph(path) -> dict:
     path = pathlib.Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -188,11 +436,18 @@ def load_graph(path: str | pathlib.Path) -> dict:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
 
 
-def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: str = "config") -> list[str]:
+def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: str = "config") -> List[str]:
     problems = []
     if config.batching.max_batch not in spec.batch_gears:
         problems.append(f"{source}: batching.max_batch: {config.batching.max_batch} is not one of the model's "
                         f"dynamic-batch gears {list(spec.batch_gears)}")
+    elif config.device == "ascend" and max(spec.batch_gears) != config.batching.max_batch:
+        # mxpi_tensorinfer fills every batch to the model's largest gear (MxpiTensorInfer.cpp: maxBatchSize_ =
+        # batchSizes.back()), whatever max_batch says: the OM's gears must end at max_batch.
+        gears = ",".join(str(g) for g in spec.batch_gears if g <= config.batching.max_batch)
+        problems.append(f"{source}: batching.max_batch: {config.batching.max_batch}, but the OM's largest gear is "
+                        f"{max(spec.batch_gears)}: mxpi_tensorinfer fills batches to its largest gear; convert with "
+                        f"`inspector convert --gears {gears}`")
     for camera in config.cameras:
         for zone in camera.zones:
             for name in zone.classes or []:

@@ -50,8 +50,8 @@ class StatusView:
         """status.json, replaced atomically."""
         status = {"state": state, "time": time.time(), "pid": os.getpid(),
                   "http": {"host": self.server.host, "port": self.server.port} if self.server else None,
-                  "cameras": [{"id": s.camera_id, "state": s.state, "processed": s.processed, "dropped": s.dropped}
-                              for s in self.device.camera_stats()]}
+                  "cameras": [{"id": s.camera_id, "state": s.state, "processed": s.processed,
+                               "dropped": s.value("dropped")} for s in self.device.camera_stats()]}
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(status), encoding="utf-8")
         os.replace(temporary, path)
@@ -96,8 +96,9 @@ class StatusView:
             last = self.frames.last_result.get(camera_id)
             cameras.append({"id": camera_id, "state": stats.state, "degraded": reasons[camera_id] is not None,
                             "reason": reasons[camera_id], "fps": round(self.rates.get(camera_id, 0.0), 2),
-                            "frames_in": stats.frames_in, "processed": stats.processed, "dropped": stats.dropped,
-                            "reconnects": stats.reconnects, "detections": self.frames.detection_counts[camera_id],
+                            "frames_in": stats.frames_in, "processed": stats.processed,
+                            "dropped": stats.value("dropped"), "reconnects": stats.value("reconnects"),
+                            "detections": self.frames.detection_counts[camera_id],
                             "last_frame": frame.frame_id if frame else None,
                             "last_frame_age_s": round(now - last, 2) if last is not None else None})
         return {"state": self.state, "uptime_s": round(now - self.started, 1), "cameras": cameras,

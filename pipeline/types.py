@@ -20,8 +20,8 @@ class FrameInfo:
     channel_id: int
     frame_id: int
     pts_s: float | None
-    wall_time: float  # time.time() when the frame was decoded
-    monotonic_time: float  # time.monotonic() at the same moment, for latency
+    wall_time: float  # time.time() when the frame was decoded (the Ascend device: when its result arrived)
+    monotonic_time: float | None  # time.monotonic() at decode, for latency; None where the device cannot tell
     width: int  # valid picture in camera pixels
     height: int
     decode_ms: float | None = None  # decode + colour conversion of this frame, when the device measures it
@@ -35,8 +35,8 @@ class FrameResult:
     info: FrameInfo
     geometry: LetterboxGeometry
     tensors: tuple[np.ndarray, ...]
-    batch_size: int  # frames in the batch this frame was inferred in
-    gear: int  # the dynamic-batch gear that ran
+    batch_size: int | None  # frames in the batch this frame was inferred in (None: the device does not say)
+    gear: int | None  # the dynamic-batch gear that ran (None: the device does not say)
     infer_ms: float | None = None  # the batch's inference time, when the device measures it
     nv12: np.ndarray | None = None  # the decoded frame (DVPP-aligned NV12) for snapshots, when the device has it
 
@@ -75,5 +75,10 @@ class CameraStats:
     processed: int = 0  # inferred and handed to the host
     reconnects: int = 0
     errors: int = 0
-    state: str = "starting"  # starting, running, reconnecting, finished, failed
+    state: str = "starting"  # starting, started (stream created), running, reconnecting, finished, failed
     last_error: str = ""
+    unmeasured: tuple = ()  # counters this device cannot know (the Ascend device: drops inside the SDK...)
+
+    def value(self, field: str):
+        """A counter, or None where the device cannot measure it (shown as null, never as 0)."""
+        return None if field in self.unmeasured else getattr(self, field)

@@ -4,14 +4,22 @@ This module is the only place that imports the MindX SDK, and only inside `impor
 Ascend driver libraries). On a machine without the SDK, creating the device fails at once with a message that
 says what is missing.
 
-Call sequence (MindX SDK Python API, as in the SDK's samples): `StreamManagerApi()`, `InitManager()`,
-`CreateMultipleStreams(graph bytes)`, then per frame `GetProtobuf(stream, 0, keys)` returning a list of
-`MxProtobufOut` (`errorCode`, `messageName`, `messageBuf`) that parse into `MxpiDataType_pb2` messages;
-finally `DestroyAllStreams()`. Every non-zero return code becomes a DeviceError carrying the API name and code.
+What it relies on, from the SDK's source (Ascend/VisionSDK, commit f156edc) rather than from its samples:
+- results are fetched with `GetResult(stream, appsink, keys, timeout_ms)` from ONE thread (concurrent calls
+  are not supported, api_Python.md "GetResult"); the timeout bounds every wait, so stopping is bounded too
+  (GetProtobuf, by contrast, blocks with no timeout). A timeout answers APP_ERR_COMM_FAILURE (1001).
+- the answer's metadataVec holds only the keys the buffer carried, each named by its message TYPE
+  (StreamManagerApi.cpp GetResult): entries are taken by type, never by position. A buffer that carries an
+  upstream plugin's error answers that error instead: the frame is counted as lost and logged.
+- asking for an MxpiVisionList copies its picture to the host (PyDataHelper.cpp ParseVisionList). The camera
+  size comes from the resize's picture (its preprocessInfo holds the source size and the paste area DVPP
+  used), asked for only until every channel's size is known and then once every SIZE_RECHECK_S, never per
+  frame and never the decoders' full-size pictures.
+- every frame leaves mxpi_tensorinfer as its own buffer with batch dimension 1 (outputHasBatchDim = 1); the
+  batch it ran in, its decode time and its latency are not reported: they are None here, never made up.
 
-Verified here against a double of that API (tests/pipeline/devices/fake_mindx.py) that follows the documented
-calls and message fields; verified only on a real Atlas box: the SDK's actual message layout for batched
-tensorinfer output, the frame-info key, and DVPP/NPU behaviour itself (README, "On an Atlas box").
+Verified against a double of that API (tests/pipeline/devices/fake_mindx.py) that follows those files;
+verified only on a real Atlas box: the OM, DVPP and the NPU themselves (README, "On an Atlas box").
 """
 
 from __future__ import annotations
@@ -26,25 +34,31 @@ import stat
 import threading
 import time
 import types
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from models.errors import ModelError
-from models.letterbox import letterbox_geometry
+from models.letterbox import LetterboxGeometry, letterbox_geometry
 from models.spec import ModelSpec
 from pipeline.config import expand_placeholders
 from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings
-from pipeline.graph import SOURCE_FACTORIES, validate_graph
+from pipeline.graph import GraphPlan, ascend_problems, plan_graph, validate_graph
 from pipeline.types import CameraStats, FrameInfo, FrameResult
 
 logger = logging.getLogger(__name__)
 
 SDK_HINT = ("install the MindX SDK (mxVision) for this Atlas box and `source <sdk>/set_env.sh` (and CANN's "
             "set_env.sh) so that `import StreamManagerApi` works; use --device mock on machines without an NPU")
-FRAME_INFO_KEY = b"ReservedFrameInfo"
+FRAME_INFO_KEY = "ReservedFrameInfo"
 # MxpiTensor.tensorDataType values (MindX SDK MxBase TensorDataType).
 TENSOR_DTYPES = {0: np.float32, 1: np.float16, 2: np.int8, 3: np.int32, 4: np.uint8, 9: np.int64}
 RESULT_QUEUE = 64
+GET_RESULT_TIMEOUT_MS = 200
+TIMED_OUT = 1001  # APP_ERR_COMM_FAILURE: "Get empty result, or exceed the time limit"
+SIZE_RECHECK_S = 10.0
+# What the SDK does not tell the host: reported as unknown, never as zero.
+UNMEASURED = ("dropped", "skipped", "reconnects", "errors")
 
 
 def import_sdk() -> types.SimpleNamespace:
@@ -79,35 +93,32 @@ def check_om_file(path: pathlib.Path) -> None:
 
 
 class AscendDevice(BaseDevice):
-    def __init__(self, sdk: types.SimpleNamespace | None = None, device_root: str = "/dev", **_):
+    def __init__(self, sdk: Optional[types.SimpleNamespace] = None, device_root: str = "/dev", **_):
         self.sdk = sdk or import_sdk()
         self.device_root = pathlib.Path(device_root)
         self.api = None
-        self.stream_name = b""
+        self.plan: Optional[GraphPlan] = None
         self.results: "queue.Queue[FrameResult]" = queue.Queue(maxsize=RESULT_QUEUE)
-        self.stats: list[CameraStats] = []
+        self.stats: List[CameraStats] = []
         self.stop_event = threading.Event()
-        self.reader: threading.Thread | None = None
-        self.error: Exception | None = None
-        self.spec: ModelSpec | None = None
+        self.reader: Optional[threading.Thread] = None
+        self.error: Optional[Exception] = None
+        self.spec: Optional[ModelSpec] = None
+        self.lost = 0  # buffers that reached the appsink with an upstream error, or without the model's output
+        self.sizes: Dict[int, Tuple[int, int, LetterboxGeometry]] = {}  # channel -> camera size, geometry
+        self._next_size_check = 0.0
 
     # --- start-up checks ------------------------------------------------------------------------------------
-    def _checked_spec(self, graph: dict, settings: DeviceSettings) -> tuple[str, dict]:
-        problems = validate_graph(graph)
-        if problems:
+    def _checked_plan(self, graph: dict, settings: DeviceSettings) -> GraphPlan:
+        problems = validate_graph(graph, device="ascend")
+        plan, _ = plan_graph(graph)
+        if problems or plan is None:
             raise DeviceError("invalid graph:\n  " + "\n  ".join(problems))
-        if len(graph) != 1:
-            raise DeviceError(f"the daemon runs one stream, the graph has {len(graph)}")
-        name, stream = next(iter(graph.items()))
-        device_id = stream.get("stream_config", {}).get("deviceId", "0")
-        if not (self.device_root / f"davinci{device_id}").exists():
+        if not (self.device_root / f"davinci{plan.device_id}").exists():
             present = sorted(p.name for p in self.device_root.glob("davinci[0-9]*"))
-            raise DeviceError(f"stream_config.deviceId {device_id}: no {self.device_root}/davinci{device_id} "
+            raise DeviceError(f"stream_config.deviceId {plan.device_id}: no {self.device_root}/davinci{plan.device_id} "
                               f"(NPUs visible: {', '.join(present) or 'none'})")
-        infer = [e for e in stream.values() if isinstance(e, dict) and e.get("factory") == "mxpi_tensorinfer"]
-        if len(infer) != 1:
-            raise DeviceError(f"expected one mxpi_tensorinfer, the graph has {len(infer)}")
-        om = pathlib.Path(infer[0]["props"]["modelPath"])
+        om = pathlib.Path(plan.model_path)
         check_om_file(om)
         try:
             spec = ModelSpec.load(om.parent)
@@ -119,54 +130,61 @@ class AscendDevice(BaseDevice):
         if spec.aipp is None:
             raise DeviceError(f"modelPath {om}: the manifest records no AIPP; the OM would expect RGB, not NV12")
         problems = validate_graph(graph, spec=spec)
-        if settings.max_batch not in spec.batch_gears:
-            problems.append(f"max batch {settings.max_batch} is not a gear of the OM {list(spec.batch_gears)}")
+        if max(spec.batch_gears) != settings.max_batch:
+            problems.append(f"max batch {settings.max_batch}: the OM's largest gear is {max(spec.batch_gears)}, and "
+                            f"mxpi_tensorinfer fills every batch to it (convert with gears up to {settings.max_batch})")
+        if len(plan.cameras) != len(settings.cameras):
+            problems.append(f"the graph has {len(plan.cameras)} sources, the settings {len(settings.cameras)} cameras")
         if problems:
             raise DeviceError("the graph disagrees with the OM's manifest:\n  " + "\n  ".join(problems))
         self.spec = spec
-        return name, stream
+        return plan
 
     def create_streams(self, graph: dict, settings: DeviceSettings) -> None:
-        name, stream = self._checked_spec(graph, settings)
-        sources = [n for n, e in stream.items() if isinstance(e, dict) and e.get("factory") in SOURCE_FACTORIES]
-        self.stats = [CameraStats(c.camera_id) for c in settings.cameras]
-        self.decoder_keys = [f"mxpi_videodecoder{i}".encode() for i in range(len(sources))]
+        plan = self._checked_plan(graph, settings)
+        self.plan = plan
+        self.stats = [CameraStats(c.camera_id, state="started", unmeasured=UNMEASURED) for c in settings.cameras]
         # The SDK needs real URLs: expand ${VAR} into a private copy that is never logged or written.
         expanded = copy.deepcopy(graph)
-        for source in sources:
-            props = expanded[name][source].get("props", {})
+        for chain in plan.cameras:
+            props = expanded[plan.stream][chain.source].get("props", {})
             if "rtspUrl" in props:
-                props["rtspUrl"] = expand_placeholders(props["rtspUrl"], f"element {source}: rtspUrl")
+                props["rtspUrl"] = expand_placeholders(props["rtspUrl"], f"element {chain.source}: rtspUrl")
         self.api = self.sdk.StreamManagerApi()
         check("InitManager", self.api.InitManager())
         check("CreateMultipleStreams", self.api.CreateMultipleStreams(json.dumps(expanded).encode()))
-        for stats in self.stats:
-            stats.state = "running"
-        self.stream_name = name.encode()
         self.reader = threading.Thread(target=self._read_loop, name="ascend-results", daemon=True)
         self.reader.start()
-        logger.info("ascend device: stream %s created with %d cameras", name, len(sources))
+        logger.info("ascend device: stream %s created with %d cameras, results from %s", plan.stream,
+                    len(plan.cameras), plan.sink)
 
     # --- results --------------------------------------------------------------------------------------------
-    def _keys(self):
+    def _keys(self, with_size: bool):
         keys = self.sdk.StringVector()
-        for key in [b"mxpi_tensorinfer0", FRAME_INFO_KEY] + self.decoder_keys:
-            keys.push_back(key)
+        for key in [self.plan.infer, FRAME_INFO_KEY] + ([self.plan.resize] if with_size else []):
+            keys.push_back(key.encode())
         return keys
 
     def _read_loop(self) -> None:
-        keys = self._keys()
+        """The only caller of GetResult. Every wait is bounded by GET_RESULT_TIMEOUT_MS."""
+        stream, sink = self.plan.stream.encode(), self.plan.sink.encode()
+        plain, sized = self._keys(False), self._keys(True)
         try:
             while not self.stop_event.is_set():
-                outputs = self.api.GetProtobuf(self.stream_name, 0, keys)
-                if not outputs:
+                need_size = len(self.sizes) < len(self.stats) or time.monotonic() >= self._next_size_check
+                answer = self.api.GetResult(stream, sink, sized if need_size else plain, GET_RESULT_TIMEOUT_MS)
+                if answer.errorCode == TIMED_OUT:
                     continue
-                result = self.parse_outputs(outputs)
+                if answer.errorCode != 0:
+                    self._lost(f"the appsink delivered error {answer.errorCode}: {answer.errorMsg}")
+                    continue
+                result = self.parse(answer.metadataVec)
                 if result is None:
                     continue
-                self.stats[result.info.channel_id].processed += 1
-                self.stats[result.info.channel_id].frames_in = max(self.stats[result.info.channel_id].frames_in,
-                                                                   result.info.frame_id + 1)
+                stats = self.stats[result.info.channel_id]
+                stats.processed += 1
+                stats.state = "running"
+                stats.frames_in = max(stats.frames_in, result.info.frame_id + 1)
                 while not self.stop_event.is_set():
                     try:
                         self.results.put(result, timeout=0.5)
@@ -177,28 +195,33 @@ class AscendDevice(BaseDevice):
             self.error = exc
             logger.error("ascend device: %s", exc)
 
-    def parse_outputs(self, outputs) -> FrameResult | None:
-        """One GetProtobuf answer -> a FrameResult. The answer has one entry per requested key, in order:
-        tensors, frame info, then one per camera decoder. A non-zero errorCode on the tensors or the frame info
-        is a device error; on a decoder key it only means the frame came from another camera."""
+    def _lost(self, why: str) -> None:
+        self.lost += 1
+        if self.lost in (1, 10, 100) or self.lost % 1000 == 0:
+            logger.warning("ascend device: a frame was lost (%d so far): %s", self.lost, why)
+
+    def parse(self, metadata) -> Optional[FrameResult]:
+        """One GetResult answer's metadataVec -> a FrameResult, by message type (entries may be omitted)."""
         md = self.sdk.MxpiDataType
-        if len(outputs) < 3:
-            raise DeviceError(f"GetProtobuf answered {len(outputs)} entries for {2 + len(self.decoder_keys)} keys")
-        for item, key in zip(outputs[:2], ("mxpi_tensorinfer0", "ReservedFrameInfo")):
-            if item.errorCode != 0:
-                raise DeviceError(f"no {key} in the result", api="GetProtobuf", code=item.errorCode)
-        tensors = md.MxpiTensorPackageList()
-        tensors.ParseFromString(outputs[0].messageBuf)
+        by_type = {item.dataType: item for item in metadata if item.errorCode == 0}
+        if "MxpiTensorPackageList" not in by_type or "MxpiFrameInfo" not in by_type:
+            self._lost(f"no {'model output' if 'MxpiTensorPackageList' not in by_type else 'frame info'} in the "
+                       f"result (an element upstream failed on this frame)")
+            return None
         frame = md.MxpiFrameInfo()
-        frame.ParseFromString(outputs[1].messageBuf)
-        pictures = [item for item in outputs[2:] if item.errorCode == 0]
-        if len(pictures) != 1:
-            raise DeviceError(f"expected the picture of exactly one decoder, got {len(pictures)}")
-        vision = md.MxpiVisionList()
-        vision.ParseFromString(pictures[0].messageBuf)
-        package = tensors.tensorPackageVec[0]
+        frame.ParseFromString(by_type["MxpiFrameInfo"].serializedMetadata)
+        channel = int(frame.channelId)
+        if not 0 <= channel < len(self.stats):
+            raise DeviceError(f"a result from channel {channel}, the stream has {len(self.stats)} cameras")
+        if "MxpiVisionList" in by_type:
+            self._learn_size(channel, by_type["MxpiVisionList"].serializedMetadata)
+        if channel not in self.sizes:
+            self._lost(f"camera {self.stats[channel].camera_id}: its picture size is not known yet")
+            return None
+        tensors = md.MxpiTensorPackageList()
+        tensors.ParseFromString(by_type["MxpiTensorPackageList"].serializedMetadata)
         arrays = []
-        for tensor in package.tensorVec:
+        for tensor in tensors.tensorPackageVec[0].tensorVec:
             dtype = TENSOR_DTYPES.get(tensor.tensorDataType)
             if dtype is None:
                 raise DeviceError(f"tensor data type {tensor.tensorDataType} is not handled")
@@ -206,17 +229,31 @@ class AscendDevice(BaseDevice):
             if array.shape[0] != 1:
                 raise DeviceError(f"expected one frame per result, got a tensor of shape {array.shape}")
             arrays.append(array[0].astype(np.float32))
+        width, height, geometry = self.sizes[channel]
+        # Decode time, latency, the batch and its gear: the SDK reports none of them to the host.
+        info = FrameInfo(self.stats[channel].camera_id, channel, int(frame.frameId), None, time.time(), None,
+                         width, height)
+        return FrameResult(info, geometry, tuple(arrays), None, None)
+
+    def _learn_size(self, channel: int, serialized: bytes) -> None:
+        vision = self.sdk.MxpiDataType.MxpiVisionList()
+        vision.ParseFromString(serialized)
         info = vision.visionVec[0].visionInfo
-        width, height = int(info.width), int(info.height)
-        channel = int(frame.channelId)
-        now = time.time()
-        frame_info = FrameInfo(self.stats[channel].camera_id, channel, int(frame.frameId), None, now,
-                               time.monotonic(), width, height)
+        pre = info.preprocessInfo[0] if len(info.preprocessInfo) else None
+        if pre is None:
+            raise DeviceError(f"element {self.plan.resize}: its picture carries no preprocessInfo (source size)")
+        width, height = int(pre.widthSrc), int(pre.heightSrc)
         geometry = letterbox_geometry(width, height, self.spec.input_width, self.spec.input_height,
                                       self.spec.letterbox.placement)
-        return FrameResult(frame_info, geometry, tuple(arrays), 1, 1)
+        previous = self.sizes.get(channel)
+        if previous is not None and previous[:2] != (width, height):
+            logger.warning("camera %s: picture size changed from %dx%d to %dx%d", self.stats[channel].camera_id,
+                           previous[0], previous[1], width, height)
+        self.sizes[channel] = (width, height, geometry)
+        if len(self.sizes) == len(self.stats):
+            self._next_size_check = time.monotonic() + SIZE_RECHECK_S
 
-    def get_result(self, timeout_s: float) -> FrameResult | None:
+    def get_result(self, timeout_s: float) -> Optional[FrameResult]:
         try:
             return self.results.get(timeout=timeout_s)
         except queue.Empty:
@@ -233,13 +270,13 @@ class AscendDevice(BaseDevice):
 
     def destroy(self) -> None:
         self.stop_event.set()
+        if self.reader is not None:
+            self.reader.join(timeout=5)  # GetResult waits at most GET_RESULT_TIMEOUT_MS
         if self.api is not None:
             code = self.api.DestroyAllStreams()
             self.api = None
             if code != 0:
                 logger.error("DestroyAllStreams returned %d", code)
-        if self.reader is not None:
-            self.reader.join(timeout=5)
 
-    def camera_stats(self) -> list[CameraStats]:
+    def camera_stats(self) -> List[CameraStats]:
         return list(self.stats)

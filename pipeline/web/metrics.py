@@ -37,7 +37,8 @@ class StatsCollector:
         for field, help_text in CAMERA_COUNTERS.items():
             family = CounterMetricFamily(f"inspector_camera_{field}", help_text, labels=["camera"])
             for s in stats:
-                family.add_metric([s.camera_id], getattr(s, field))
+                if s.value(field) is not None:  # a counter the device cannot measure is absent, not 0
+                    family.add_metric([s.camera_id], s.value(field))
             yield family
         up = GaugeMetricFamily("inspector_camera_up", "1 while the camera delivers frames (not degraded).",
                                labels=["camera"])

@@ -29,3 +29,21 @@ def test_cli_plan_json(capsys):
     assert main(["plan", "--cfg", "yolov4-tiny", "--sizes", "416", "--frame-skip", "0,1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["frame_skip"] for r in rows] == [0, 1] and rows[0]["npu_fps_source"].startswith("estimated")
+
+
+def test_a_letterbox_is_two_vpc_operations_and_the_host_has_a_column():
+    from deploy.plan import vpc_seconds_per_frame
+
+    # 1080p: the resize at 2074 Mpx/s (1 ms), then the paste of the 416x416 picture, bounded by the 1440
+    # operations/s a small picture still costs (0.69 ms).
+    assert vpc_seconds_per_frame(1920, 1080, 416) == pytest.approx(1 / 1000 + 1 / 1440, rel=1e-6)
+    tiny = plan("yolov4-tiny", 416, 1920, 1080, 25, host_ms=10.0)
+    assert tiny.limits["host"] == pytest.approx(4.0) and tiny.bottleneck == "host"
+
+
+def test_the_npu_estimate_is_the_range_of_the_anchors():
+    p = plan("yolov4", 608, 1920, 1080, 25, batch=1)
+    # At 608 and batch 1 the YOLOv4 anchors are themselves the ends of the range... unless YOLOv3's scaled rate
+    # is higher: 81.7 fps x 65.9 / 128.5 GFLOPs = 41.9 fps.
+    assert p.npu_fps == pytest.approx(14.0, rel=0.02) and p.npu_fps_high == pytest.approx(41.9, rel=0.02)
+    assert p.limits["NPU"] == pytest.approx(14.0 / 25, abs=0.05)  # cameras from the low end

@@ -129,7 +129,7 @@ def test_live_camera_overload_drops_oldest_and_keeps_latency_bounded(tiny_model_
         config = parse_config({
             "cameras": [{"id": "live", "url": server.url("live")}], "model": str(tiny_model_dir),
             "output": {"directory": str(tmp_path / "out")}, "live_queue": 2,
-            "batching": {"max_batch": 1, "waiting_time_ms": 0, "in_flight": 1}})
+            "batching": {"max_batch": 1, "waiting_time_ms": 1, "in_flight": 1}})
         daemon, lines = run_daemon(config, stop_after=25)
     stats = daemon.device.camera_stats()[0]
     assert stats.dropped > 0 and stats.processed == len(lines)

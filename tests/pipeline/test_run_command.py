@@ -57,7 +57,7 @@ def test_a_graph_with_a_plugin_the_mock_cannot_run_is_refused_before_starting(ti
     stream = graph["inspector"]
     stream["mxpi_tensorinfer0"]["next"] = "mxpi_objectpostprocessor0"
     stream["mxpi_objectpostprocessor0"] = {"factory": "mxpi_objectpostprocessor",
-                                           "props": {"dataSource": "mxpi_tensorinfer0"}, "next": "mxpi_dataserialize0"}
+                                           "props": {"dataSource": "mxpi_tensorinfer0"}, "next": "appsink0"}
     daemon = Daemon(config, graph=graph)
     with pytest.raises(DeviceError, match="'mxpi_objectpostprocessor0': factory 'mxpi_objectpostprocessor' is not "
                                           "emulated by the mock device"):

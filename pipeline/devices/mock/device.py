@@ -2,7 +2,7 @@
 
 Supported factories and the props it honours:
 - mxpi_rtspsrc (rtspUrl, channelId) / filesrc (location): PyAV over TCP, guard/reconnect (source.py)
-- queue: the per-camera FrameQueue (live: drop oldest, counted; file: lossless)
+- queue (max-size-buffers, leaky): the per-camera FrameQueue after the decoder (leaky 2: drop oldest, counted)
 - mxpi_videodecoder (outputImageFormat YUV420SP_NV12): NV12, width aligned to 16, height to 2
 - mxpi_skipframe (frameNum): one frame in frameNum + 1
 - mxpi_parallel2serial: the batcher's round-robin over cameras
@@ -24,10 +24,10 @@ from models.aipp import AippConfig
 from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings
-from pipeline.devices.mock.infer import STRATEGIES, InferenceEngine, InferSettings
+from pipeline.devices.mock.infer import InferenceEngine, InferSettings
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.devices.mock.source import CameraSource, SourceSpec
-from pipeline.graph import LETTERBOX, SOURCE_FACTORIES, validate_graph
+from pipeline.graph import LETTERBOX, plan_graph, validate_graph
 from pipeline.types import CameraStats, FrameResult
 
 logger = logging.getLogger(__name__)
@@ -67,55 +67,50 @@ class MockDevice(BaseDevice):
 
     def create_streams(self, graph: dict, settings: DeviceSettings) -> None:
         problems = validate_graph(graph, for_mock=True)
-        if problems:
+        plan, _ = plan_graph(graph)
+        if problems or plan is None:
             raise DeviceError("the graph cannot run on the mock device:\n  " + "\n  ".join(problems))
-        if len(graph) != 1:
-            raise DeviceError(f"the mock device runs one stream, the graph has {len(graph)}")
-        elements = {k: v for k, v in next(iter(graph.values())).items() if k != "stream_config"}
-        sources = [name for name, e in elements.items() if e["factory"] in SOURCE_FACTORIES]
-        if len(sources) != len(settings.cameras):
-            raise DeviceError(f"the graph has {len(sources)} sources, the settings {len(settings.cameras)} cameras")
-        resize = self._single(elements, "mxpi_imageresize")
-        infer = self._single(elements, "mxpi_tensorinfer")
-        resize_type = resize[1].get("props", {}).get("resizeType", LETTERBOX)
+        if len(plan.cameras) != len(settings.cameras):
+            raise DeviceError(f"the graph has {len(plan.cameras)} sources, the settings {len(settings.cameras)} cameras")
+        if plan.resize is None or plan.infer is None:
+            raise DeviceError("the mock device needs exactly one mxpi_imageresize and one mxpi_tensorinfer")
+        resize_type = plan.props(plan.resize).get("resizeType", "Resizer_Stretch")  # the SDK's default
         if resize_type != LETTERBOX:
-            raise DeviceError(f"element {resize[0]!r}: resizeType {resize_type!r} is not emulated "
+            raise DeviceError(f"element {plan.resize!r}: resizeType {resize_type!r} is not emulated "
                               f"(only {LETTERBOX})")
-        props = infer[1]["props"]
+        props = plan.props(plan.infer)
         spec, model_file = resolve_model(props["modelPath"])
         problems = validate_graph(graph, spec=spec)
         if problems:
             raise DeviceError("the graph disagrees with the model:\n  " + "\n  ".join(problems))
         strategy = props.get("dynamicStrategy", "Nearest")
-        if strategy not in STRATEGIES:
-            raise DeviceError(f"element {infer[0]!r}: dynamicStrategy {strategy!r} is not one of {STRATEGIES}")
         gears = tuple(g for g in spec.batch_gears if g <= settings.max_batch)
         if settings.max_batch not in spec.batch_gears:
             raise DeviceError(f"max batch {settings.max_batch} is not a gear of the model {list(spec.batch_gears)}")
         self.spec = spec
-
-        for channel, (name, camera) in enumerate(zip(sources, settings.cameras)):
-            chain = self._chain(elements, name)
-            decoder = chain.get("mxpi_videodecoder")
-            if decoder is None:
-                raise DeviceError(f"element {name!r}: no mxpi_videodecoder follows the source")
-            fmt = decoder.get("props", {}).get("outputImageFormat", "YUV420SP_NV12")
+        for channel, (chain, camera) in enumerate(zip(plan.cameras, settings.cameras)):
+            fmt = chain.decoder_props.get("outputImageFormat", "YUV420SP_NV12")
             if fmt != "YUV420SP_NV12":
-                raise DeviceError(f"decoder of {name!r}: outputImageFormat {fmt!r} is not emulated (YUV420SP_NV12)")
-            src_props = elements[name].get("props", {})
-            is_rtsp = elements[name]["factory"] == "mxpi_rtspsrc"
-            skip = int(chain.get("mxpi_skipframe", {}).get("props", {}).get("frameNum", "0"))
+                raise DeviceError(f"decoder of {chain.source!r}: outputImageFormat {fmt!r} is not emulated "
+                                  "(YUV420SP_NV12)")
             stats = CameraStats(camera.camera_id)
             live = camera.mode == "live"
-            frame_queue = FrameQueue(settings.live_queue if live else max(settings.live_queue, 8), live, self.ready)
+            # The graph's queue after the decoder: `leaky: 2` drops the oldest frame when full (plugins.md
+            # "queue"), as a live camera's queue does here; a file source's queue never drops.
+            capacity = int(chain.queue_props.get("max-size-buffers", "200")) if chain.queue else 200
+            drop_oldest = chain.queue_props.get("leaky", "0") == "2"
+            if live != drop_oldest:
+                logger.warning("camera %s: the graph's queue %s %s, while the camera is in %s mode; the graph rules",
+                               camera.camera_id, chain.queue, "drops the oldest frames" if drop_oldest else
+                               "never drops", camera.mode)
+            frame_queue = FrameQueue(max(1, capacity), drop_oldest, self.ready)
             source = CameraSource(
-                SourceSpec(camera.camera_id, channel, src_props["rtspUrl"] if is_rtsp else src_props["location"],
-                           is_rtsp, live, skip, camera.max_frames, camera.loop, camera.rate_fps,
+                SourceSpec(camera.camera_id, channel, chain.url, chain.factory == "mxpi_rtspsrc", live,
+                           chain.frame_skip, camera.max_frames, camera.loop, camera.rate_fps,
                            camera.no_frame_timeout_s, backoff_max_s=camera.reconnect_max_s),
                 frame_queue, stats, self.stop_event)
             self.sources.append(source)
             self.stats.append(stats)
-
         self.engine = InferenceEngine(
             spec, AippConfig.for_model(spec),
             InferSettings(str(model_file), self.runtime, gears, int(props.get("waitingTime", "5000")) / 1000.0,
@@ -128,29 +123,6 @@ class MockDevice(BaseDevice):
         logger.info("mock device: %d cameras, model %s (%s), gears %s, waitingTime %s ms, %s",
                     len(self.sources), model_file.name, spec.architecture, list(gears),
                     props.get("waitingTime", "5000"), strategy)
-
-    @staticmethod
-    def _single(elements: dict, factory: str) -> tuple[str, dict]:
-        found = [(n, e) for n, e in elements.items() if e["factory"] == factory]
-        if len(found) != 1:
-            raise DeviceError(f"the mock device needs exactly one {factory}, the graph has {len(found)}")
-        return found[0]
-
-    @staticmethod
-    def _chain(elements: dict, start: str) -> dict[str, dict]:
-        """Elements from a source up to the merge, by factory."""
-        chain, name, seen = {}, start, set()
-        while name and name not in seen:
-            seen.add(name)
-            element = elements[name]
-            if element["factory"] == "mxpi_parallel2serial":
-                break
-            chain[element["factory"]] = element
-            nxt = element.get("next")
-            if isinstance(nxt, list):
-                raise DeviceError(f"element {name!r}: a camera chain cannot branch (next {nxt})")
-            name = nxt.split(":", 1)[0] if nxt else None
-        return chain
 
     def _sources_done(self) -> bool:
         return all(not s.is_alive() for s in self.sources)

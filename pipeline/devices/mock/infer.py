@@ -23,7 +23,7 @@ import numpy as np
 from models.aipp import AippConfig
 from models.letterbox import letterbox_geometry
 from models.spec import ModelSpec
-from pipeline.devices.mock.nv12 import letterbox_nv12
+from pipeline.devices.mock.nv12 import dvpp_background, letterbox_nv12
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.types import FrameResult
 
@@ -86,8 +86,10 @@ class InferenceEngine:
         # queues, where a live camera keeps its newest, instead of ageing in a batch nobody can run yet.
         self._slots = threading.Semaphore(settings.in_flight)
         self._pending: "queue.Queue" = queue.Queue(maxsize=2 * settings.in_flight)
-        pad_rgb = spec.letterbox.pad_value
-        self._pad_y = int(round(aipp.input_bias[0] + pad_rgb * 256.0 / aipp.matrix[0][0]))
+        # The bytes DVPP writes into the padding for the graph's RGBValue (MxpiPluginsUtils.cpp
+        # SetImageBackground: full-range BT.601, truncated); the AIPP then turns them into the picture the OM sees.
+        pad = spec.letterbox.pad_value
+        self._pad_y, self._pad_uv, _ = dvpp_background(pad, pad, pad)  # U == V for a grey
         self._batcher = threading.Thread(target=self._batch_loop, name="batcher", daemon=True)
         self._collector = threading.Thread(target=self._collect_loop, name="collector", daemon=True)
 
@@ -162,7 +164,7 @@ class InferenceEngine:
         for i, frame in enumerate(frames):
             info = frame.info
             geometry = letterbox_geometry(info.width, info.height, w, h, self.spec.letterbox.placement)
-            resized = letterbox_nv12(frame.nv12, info.width, info.height, geometry, self._pad_y)
+            resized = letterbox_nv12(frame.nv12, info.width, info.height, geometry, self._pad_y, self._pad_uv)
             self.aipp.apply_nv12(resized, h, w, out=batch[i])
             geometries.append(geometry)
         session = self._sessions.get()

@@ -65,6 +65,16 @@ def frame_to_nv12(frame) -> tuple[np.ndarray, int, int]:
     return pack_nv12(y, uv), width, height
 
 
+def dvpp_background(red: float, green: float, blue: float) -> tuple:
+    """The NV12 bytes (Y, U, V) DVPP fills the letterbox padding with for mxpi_imageresize's RGBValue: single
+    precision, truncated (MxpiPluginsUtils.cpp SetImageBackground / SetImageUVValue, Ascend/VisionSDK f156edc)."""
+    r, g, b = (np.float32(v) for v in (red, green, blue))
+    y = np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b
+    u = np.float32(-0.169) * r - np.float32(0.331) * g + np.float32(0.500) * b + np.float32(128)
+    v = np.float32(0.500) * r - np.float32(0.419) * g - np.float32(0.081) * b + np.float32(128)
+    return int(y), int(u), int(v)
+
+
 def letterbox_nv12(buffer: np.ndarray, width: int, height: int, geometry: LetterboxGeometry,
                    pad_y: int, pad_uv: int = 128) -> np.ndarray:
     """VPC resize with Resizer_KeepAspectRatio_Fit: luma and chroma scaled separately (bilinear), placed at

@@ -1,5 +1,7 @@
-"""The Ascend device's glue against a double of the MindX SDK API (fake_mindx.py): result parsing, error
-mapping, and the refusals before start (OM ownership and mode, device id, manifest vs graph)."""
+"""The Ascend device's glue against a double of the MindX SDK API (fake_mindx.py, which follows the SDK's
+source): results fetched by key with bounded waits, omitted keys, lost frames counted, no full-size picture
+copies, batches filled to the OM's largest gear, honest figures, error mapping, and the refusals before start
+(OM ownership and mode, device id, manifest vs graph, file sources, gears)."""
 
 import os
 import threading
@@ -22,7 +24,7 @@ from tests.pipeline.devices import fake_mindx
 def om_dir(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     out = tmp_path / "om"
-    convert(tiny_model_dir, out)
+    convert(tiny_model_dir, out, gears=(1, 2, 4))  # the OM's largest gear is the config's max_batch
     (out / "model.om").write_bytes(b"stand-in OM")
     os.chmod(out / "model.om", 0o640)
     return out
@@ -51,17 +53,7 @@ def setup(om_dir, tmp_path, cameras=2, **batching):
     return config, render_graph(config, ModelSpec.load(om_dir))
 
 
-def test_frames_flow_through_the_same_host_side(om_dir, dev_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("CAM_PW", "s3cret")
-    config, graph = setup(om_dir, tmp_path)
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    daemon = Daemon(config, device=device)
-    spec = ModelSpec.load(om_dir)
-    k = spec.num_candidates
-    boxes = np.zeros((k, 4), np.float32)
-    boxes[0] = [10, 20, 110, 220]  # model pixels
-    scores = np.zeros((k, 2), np.float32)
-    scores[0, 1] = 0.9
+def run_daemon(daemon):
     stop = threading.Event()
     errors = []
 
@@ -77,10 +69,29 @@ def test_frames_flow_through_the_same_host_side(om_dir, dev_root, tmp_path, monk
     wait_for(lambda: errors or (fake_mindx.StreamManagerApi.instances
                                 and fake_mindx.StreamManagerApi.instances[-1].graph is not None))
     assert not errors, errors
-    api = fake_mindx.StreamManagerApi.instances[-1]
-    api.script.put(fake_mindx.frame_outputs(1, 7, 640, 480, [boxes, scores], decoders=2))
-    api.script.put(fake_mindx.frame_outputs(0, 3, 1920, 1080, [boxes.astype(np.float16), scores.astype(np.float16)],
-                                            dtype_code=1, decoders=2))
+    return fake_mindx.StreamManagerApi.instances[-1], stop, runner, errors
+
+
+def model_outputs(spec, box=(10, 20, 110, 220), score=0.9):
+    k = spec.num_candidates
+    boxes = np.zeros((k, 4), np.float32)
+    boxes[0] = box  # model pixels
+    scores = np.zeros((k, 2), np.float32)
+    scores[0, 1] = score
+    return boxes, scores
+
+
+def test_frames_flow_through_the_same_host_side(om_dir, dev_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM_PW", "s3cret")
+    config, graph = setup(om_dir, tmp_path, waiting_time_ms=50)
+    daemon = Daemon(config, device=AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root)))
+    spec = ModelSpec.load(om_dir)
+    boxes, scores = model_outputs(spec)
+    api, stop, runner, errors = run_daemon(daemon)
+    size = (spec.input_height, spec.input_width)
+    api.push_frame(fake_mindx.frame_metadata(1, 7, 640, 480, [boxes, scores], size))
+    api.push_frame(fake_mindx.frame_metadata(0, 3, 1920, 1080, [boxes.astype(np.float16),
+                                                                 scores.astype(np.float16)], size, dtype_code=1))
     out = tmp_path / "out" / "detections.jsonl"
     wait_for(lambda: errors or (out.exists() and len(out.read_text().splitlines()) >= 2))
     stop.set()
@@ -97,6 +108,111 @@ def test_frames_flow_through_the_same_host_side(om_dir, dev_root, tmp_path, monk
     # 640x480 into 320x320: scale 0.5 -> camera box = model box * 2.
     assert lines[0]["detections"] == [{"class": "defect", "score": 0.9, "box": [20.0, 40.0, 220.0, 440.0]}]
     assert lines[1]["detections"][0]["box"] == pytest.approx([60.0, 120.0, 660.0, 1080.0], abs=0.5)
+    # Honest figures: the SDK tells the host neither latency nor drops.
+    assert all(l["latency_ms"] is None for l in lines)
+    status = json.loads((tmp_path / "out" / "status.json").read_text())
+    assert all(c["dropped"] is None for c in status["cameras"])
+
+
+def test_sizes_come_from_the_resize_until_known_never_from_decoder_pictures(om_dir, dev_root, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=10)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    device.create_streams(graph, device_settings(config))
+    api = fake_mindx.StreamManagerApi.instances[-1]
+    spec = ModelSpec.load(om_dir)
+    boxes, scores = model_outputs(spec)
+    for frame in range(20):
+        api.push_frame(fake_mindx.frame_metadata(0, frame, 1920, 1080, [boxes, scores],
+                                                 (spec.input_height, spec.input_width)))
+    results = [device.get_result(5.0) for _ in range(20)]
+    device.destroy()
+    assert all(r is not None and (r.info.width, r.info.height) == (1920, 1080) for r in results)
+    # Only the first result paid for a picture copy, and a model-size one (no 3 MB decoder frame).
+    assert api.picture_bytes_copied == 320 * 320 * 3 // 2
+    assert results[0].batch_size is None and results[0].info.monotonic_time is None
+
+
+def test_batches_fill_to_the_oms_largest_gear(om_dir, dev_root, tmp_path, monkeypatch):
+    """mxpi_tensorinfer waits for the OM's largest gear (or waitingTime): with gears up to 4, three frames wait
+    the full waitingTime, the fourth releases them at once."""
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=3000)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    device.create_streams(graph, device_settings(config))
+    api = fake_mindx.StreamManagerApi.instances[-1]
+    spec = ModelSpec.load(om_dir)
+    frame = fake_mindx.frame_metadata(0, 0, 640, 480, list(model_outputs(spec)), (320, 320))
+    for _ in range(3):
+        api.push_frame(frame)
+    assert device.get_result(0.5) is None  # waiting for a fourth frame (or 3 s)
+    api.push_frame(frame)
+    assert all(device.get_result(2.0) is not None for _ in range(4))
+    device.destroy()
+
+
+def test_lost_frames_are_counted_and_the_reader_keeps_going(om_dir, dev_root, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=10)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    device.create_streams(graph, device_settings(config))
+    api = fake_mindx.StreamManagerApi.instances[-1]
+    spec = ModelSpec.load(om_dir)
+    good = fake_mindx.frame_metadata(0, 1, 640, 480, list(model_outputs(spec)), (320, 320))
+    api.push_error(3002, "mxpi_imageresize0: Dvpp resize failed")  # an upstream plugin failed on a frame
+    no_tensors = {k: v for k, v in good.items() if k != "mxpi_tensorinfer0"}
+    api.push_frame(no_tensors)
+    api.push_frame(good)
+    result = device.get_result(5.0)
+    device.destroy()
+    assert result is not None and result.info.frame_id == 1
+    assert device.lost == 2 and "a frame was lost (1 so far): the appsink delivered error 3002" in caplog.text
+    assert device.error is None
+
+
+def test_stopping_is_bounded_while_no_result_comes(om_dir, dev_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path, cameras=1)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    device.create_streams(graph, device_settings(config))
+    started = time.monotonic()
+    device.destroy()  # the reader waits in GetResult at most 200 ms, then sees the stop
+    assert time.monotonic() - started < 3.0 and not device.reader.is_alive()
+
+
+def test_the_double_refuses_what_the_sdk_refuses(om_dir, dev_root, tmp_path, monkeypatch):
+    """A property outside the plugin's range fails CreateMultipleStreams (and validate says so first)."""
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path, cameras=1)
+    graph["inspector"]["mxpi_tensorinfer0"]["props"]["waitingTime"] = "0"
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="waitingTime='0': outside 1..1e\\+06"):
+        device.create_streams(graph, device_settings(config))
+    api = fake_mindx.StreamManagerApi()
+    api.InitManager()
+    import json
+
+    assert api.CreateMultipleStreams(json.dumps(graph).encode()) == fake_mindx.APP_ERR_COMM_INIT_FAIL
+    assert any("waitingTime" in p for p in api.refused)
+
+
+def test_a_file_camera_is_refused_with_what_to_do(om_dir, dev_root, tmp_path):
+    config = parse_config({"cameras": [{"id": "rec", "url": "/data/flight.mp4"}], "model": str(om_dir),
+                           "output": {"directory": str(tmp_path / "out")}, "batching": {"max_batch": 4}})
+    graph = render_graph(config, ModelSpec.load(om_dir))
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="'filesrc0': a file source does not decode on the device.*serve the "
+                                          "file over RTSP"):
+        device.create_streams(graph, device_settings(config))
+
+
+def test_gears_beyond_max_batch_are_refused(om_dir, dev_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path, cameras=1, max_batch=2)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="max batch 2: the OM's largest gear is 4"):
+        device.create_streams(graph, device_settings(config))
 
 
 @pytest.mark.parametrize("api, code", [("InitManager", 2001), ("CreateMultipleStreams", 1003)])
@@ -107,17 +223,6 @@ def test_return_codes_become_errors_with_api_and_code(om_dir, dev_root, tmp_path
     with pytest.raises(DeviceError, match=f"{api} returned {code}") as info:
         device.create_streams(graph, device_settings(config))
     assert info.value.api == api and info.value.code == code
-
-
-def test_error_code_on_the_tensors_is_a_device_error(om_dir, dev_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("CAM_PW", "x")
-    config, graph = setup(om_dir, tmp_path)
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    device.create_streams(graph, device_settings(config))
-    with pytest.raises(DeviceError, match="GetProtobuf returned 3002: no mxpi_tensorinfer0"):
-        device.parse_outputs([fake_mindx.protobuf_out("MxpiTensorPackageList", None, 3002)] +
-                             fake_mindx.frame_outputs(0, 1, 64, 64, [], decoders=2)[1:])
-    device.destroy()
 
 
 def test_om_with_loose_mode_is_refused(om_dir, dev_root, tmp_path):
@@ -193,11 +298,11 @@ def test_detections_become_events_through_zones_and_rules(om_dir, dev_root, tmp_
     wait_for(lambda: fake_mindx.StreamManagerApi.instances and fake_mindx.StreamManagerApi.instances[-1].graph)
     api = fake_mindx.StreamManagerApi.instances[-1]
     for frame in range(6):
-        api.script.put(fake_mindx.frame_outputs(0, frame, 640, 480, [boxes, scores]))
+        api.push_frame(fake_mindx.frame_metadata(0, frame, 640, 480, [boxes, scores], (320, 320)))
     out = tmp_path / "out"
     wait_for(lambda: (out / "detections.jsonl").exists() and len((out / "detections.jsonl").read_text().splitlines()) >= 6)
     time.sleep(0.5)
-    api.script.put(fake_mindx.frame_outputs(0, 6, 640, 480, [boxes, empty]))
+    api.push_frame(fake_mindx.frame_metadata(0, 6, 640, 480, [boxes, empty], (320, 320)))
     wait_for(lambda: len((out / "detections.jsonl").read_text().splitlines()) >= 7)
     stop.set()
     runner.join(timeout=30)

@@ -112,3 +112,14 @@ def test_decoded_planes_copy_equals_ffmpeg_nv12_conversion(tmp_path):
         expected = pack_nv12(packed[:h, :w], packed[frame.height:frame.height + h // 2, :w].reshape(h // 2, w // 2, 2))
         assert (w, h) == (width // 2 * 2, height // 2 * 2)
         assert np.array_equal(buffer, expected)
+
+
+def test_padding_is_what_dvpp_writes_for_the_graphs_rgbvalue():
+    """mxpi_imageresize fills the padding from RGBValue (MxpiPluginsUtils.cpp SetImageBackground); without it
+    DVPP leaves zeros, which AIPP turns into dark green. The rendered graph asks for the training letterbox's
+    colour, and the mock writes the same bytes."""
+    from pipeline.devices.mock.nv12 import dvpp_background
+
+    assert dvpp_background(0, 0, 0) == (0, 128, 128)
+    assert dvpp_background(114, 114, 114) == (114, 128, 128)  # a grey keeps U = V = 128
+    assert dvpp_background(255, 0, 0) == (76, 84, 255)
