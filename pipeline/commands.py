@@ -140,7 +140,7 @@ def _validate(args) -> int:
             config = load_config(args.config)
             if args.device:
                 config = config.model_copy(update={"device": args.device})
-            spec = load_spec(config, args.config)
+            spec = load_spec(config, args.config, problems)  # every problem is reported, not the first
             problems += preflight(config, spec, args.config)
         device = args.device or (config.device if config is not None else None)
         if args.graph:

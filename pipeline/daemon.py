@@ -70,14 +70,18 @@ class RunSummary:
         return dataclasses.asdict(self)
 
 
-def load_spec(config: DaemonConfig, source: str = "config") -> ModelSpec:
+def load_spec(config: DaemonConfig, source: str = "config", problems: Optional[List[str]] = None) -> ModelSpec:
+    """The model's spec, checked against the config. Disagreements raise a ConfigError, or are appended to
+    `problems` when a list is given (validate reports everything at once)."""
     try:
         spec = ModelSpec.load(config.model)
     except ModelError as exc:
         raise ConfigError(f"{source}: model: {exc}") from exc
-    problems = check_config_against_model(config, spec, source)
-    if problems:
-        raise ConfigError("\n".join(problems))
+    found = check_config_against_model(config, spec, source)
+    if found and problems is None:
+        raise ConfigError("\n".join(found))
+    if problems is not None:
+        problems += found
     return spec
 
 

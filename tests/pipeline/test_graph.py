@@ -186,3 +186,26 @@ def test_the_repositorys_pipeline_json_is_the_rendered_default(tmp_path):
                  "--out", str(out)]) == 0
     assert out.read_text() == (repo / "pipeline.json").read_text()
     assert validate_graph(json.loads(out.read_text())) == []
+
+
+def test_keys_the_sdk_does_not_read_are_a_warning(config, tiny_model_dir):
+    # The SDK's own samples put e.g. "former" on an appsink; the SDK reads factory, props, next, nextMeta.
+    spec = ModelSpec.load(tiny_model_dir)
+    graph = copy.deepcopy(render_graph(config, spec))
+    graph["inspector"]["appsink0"]["former"] = "mxpi_tensorinfer0"
+    assert validate_graph(graph, spec=spec, config=config) == []
+    assert any("keys ['former'] are not read by the SDK" in w for w in graph_warnings(graph))
+
+
+def test_cli_validate_for_the_ascend_device(tiny_model_dir, tmp_path, capsys):
+    from tests.support.clips import DEMO_CLIP
+
+    path = tmp_path / "daemon.yaml"
+    path.write_text(json.dumps({"cameras": [{"id": "rec", "url": str(DEMO_CLIP)}], "model": str(tiny_model_dir),
+                                "output": {"directory": str(tmp_path / "out")}}))
+    assert main(["validate", "--config", str(path)]) == 0  # the mock decodes files
+    capsys.readouterr()
+    assert main(["validate", "--config", str(path), "--device", "ascend"]) == 1
+    err = capsys.readouterr().err
+    assert "'filesrc0': a file source does not decode on the device" in err
+    assert "the OM's largest gear is 8" in err  # and tensorinfer would fill batches of 8, not max_batch 4
