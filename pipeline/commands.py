@@ -61,6 +61,11 @@ def register(commands) -> None:
     bench.add_argument("--soak-seconds", type=float, default=180.0, help="memory soak at full load")
     bench.add_argument("--json", help="write the figures here")
     bench.add_argument("--plot", help="write a PNG plot here")
+    bench.add_argument("--host-only", action="store_true",
+                       help="only the host's per-frame work after the device (detections, JSON line, outbox, events, "
+                            "metrics) on synthetic model outputs: frames/s and us per frame per stage")
+    bench.add_argument("--detections", default="0,5,50", help="--host-only: detections per frame (default 0,5,50)")
+    bench.add_argument("--frames", type=int, default=4000, help="--host-only: frames per case (default 4000)")
     bench.set_defaults(handler=_bench)
 
     render = commands.add_parser("render", help="render the MindX pipeline.json for a config")
@@ -226,6 +231,17 @@ def _health(args) -> int:
 def _bench(args) -> int:
     from pipeline.bench import format_report, plot_report, run_bench
     from pipeline.demo import DEMO_DIR, demo_model_dir
+
+    if args.host_only:
+        from pipeline.hostbench import format_host_report, run_host_bench
+
+        model = pathlib.Path(args.model) if args.model else demo_model_dir()
+        report = run_host_bench(model, [int(c) for c in args.cameras.split(",")],
+                                [int(d) for d in args.detections.split(",")], args.frames)
+        print(format_host_report(report))
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return 0
 
     if args.cfg:
         from pipeline.bench import synthetic_model

@@ -18,9 +18,16 @@ from pipeline.postprocess import class_thresholds, postprocess
 from pipeline.web.metrics import Metrics
 
 
+STAGES = ("detect", "encode", "outbox", "events", "metrics")
+
+
 class FrameHandler:
-    def __init__(self, config: DaemonConfig, spec: ModelSpec, outputs: OutputStage, metrics: Metrics):
+    def __init__(self, config: DaemonConfig, spec: ModelSpec, outputs: OutputStage, metrics: Metrics,
+                 profile: bool = False):
         self.config, self.spec, self.outputs, self.metrics = config, spec, outputs, metrics
+        # profile: seconds spent per stage, summed (the host-only benchmark's breakdown; off in the daemon)
+        self.profile = profile
+        self.stage_seconds = {stage: 0.0 for stage in STAGES}
         self.thresholds = class_thresholds(spec, config.thresholds)
         rule = AlarmRule(**config.alarm.model_dump())
         self.trackers = {c.id: EventTracker(c.id, rule) for c in config.cameras}
@@ -32,8 +39,16 @@ class FrameHandler:
         self.last_result: Dict[str, Optional[float]] = {c.id: None for c in config.cameras}  # monotonic time
         self.latest: Dict[str, Frame] = {}  # the newest frame per camera, with its detections (status page)
 
+    def _lap(self, stage: str, started: float) -> float:
+        now = time.perf_counter()
+        self.stage_seconds[stage] += now - started
+        return now
+
     def handle(self, result) -> None:
+        lap = time.perf_counter() if self.profile else 0.0
         detections = postprocess(result, self.spec, self.config.thresholds, self.thresholds)
+        if self.profile:
+            lap = self._lap("detect", lap)
         info = result.info
         camera = info.camera_id
         now = time.monotonic()
@@ -51,9 +66,16 @@ class FrameHandler:
             "height": info.height,
             "detections": detections.to_json(self.spec.class_names),
         }
-        self.outputs.enqueue("detections", camera, json.dumps(line, separators=(",", ":")), info.wall_time)
+        payload = json.dumps(line, separators=(",", ":"))
+        if self.profile:
+            lap = self._lap("encode", lap)
+        self.outputs.enqueue("detections", camera, payload, info.wall_time)
         self.lines_written += 1
+        if self.profile:
+            lap = self._lap("outbox", lap)
         self._observe(result, latency_s)
+        if self.profile:
+            lap = self._lap("metrics", lap)
         labels = tuple(self.spec.class_names[int(c)] for c in detections.class_ids)
         frame = None
         if result.nv12 is not None:
@@ -67,6 +89,8 @@ class FrameHandler:
                                                                        frame):
             self.outputs.emit_event(event, best_frame)
             self.metrics.events.labels(event["camera"], event["type"]).inc()
+        if self.profile:
+            self._lap("events", lap)
 
     def _observe(self, result, latency_s: float) -> None:
         camera = result.info.camera_id
