@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 
@@ -47,15 +48,32 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def read_yaml(path: pathlib.Path) -> object:
-    """A YAML file's content; unreadable files and syntax errors become ConfigErrors naming the file."""
+def read_text(path) -> str:
+    """A config file's text; unreadable and non-UTF-8 files become ConfigErrors naming the file."""
+    path = pathlib.Path(path)
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - a SafeLoader
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+
+
+def read_yaml(path) -> object:
+    """A YAML file's content; syntax errors too become ConfigErrors naming the file."""
+    text = read_text(path)
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def read_json(path) -> object:
+    """A JSON file's content (a stream graph); syntax errors become ConfigErrors naming the file."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
 
 

@@ -26,7 +26,8 @@ import re
 from typing import Dict, List, Optional, Tuple
 
 from models.spec import ModelSpec
-from pipeline.config import ConfigError, DaemonConfig, inline_password
+from core.configfile import read_json
+from pipeline.config import DaemonConfig, inline_password
 from pipeline.sdk import DOCUMENTED, ELEMENT_KEYS, check_properties
 
 STREAM_NAME = "inspector"
@@ -428,15 +429,7 @@ def graph_warnings(graph: object, source: str = "pipeline.json") -> List[str]:
 
 
 def load_graph(path) -> dict:
-    path = pathlib.Path(path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+    return read_json(path)
 
 
 def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: str = "config") -> List[str]:

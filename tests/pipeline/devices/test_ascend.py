@@ -117,11 +117,7 @@ def test_frames_flow_through_the_same_host_side(om_dir, dev_root, tmp_path, monk
 def test_sizes_come_from_the_resize_until_known_never_from_decoder_pictures(om_dir, dev_root, tmp_path,
                                                                              monkeypatch):
     monkeypatch.setenv("CAM_PW", "x")
-    config, graph = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=10)
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    device.create_streams(graph, device_settings(config))
-    api = fake_mindx.StreamManagerApi.instances[-1]
-    spec = ModelSpec.load(om_dir)
+    device, api, spec = started_device(om_dir, dev_root, tmp_path, waiting_time_ms=10)
     boxes, scores = model_outputs(spec)
     for frame in range(20):
         api.push_frame(fake_mindx.frame_metadata(0, frame, 1920, 1080, [boxes, scores],
@@ -134,15 +130,19 @@ def test_sizes_come_from_the_resize_until_known_never_from_decoder_pictures(om_d
     assert results[0].batch_size is None and results[0].info.monotonic_time is None
 
 
+def started_device(om_dir, dev_root, tmp_path, **batching):
+    """An Ascend device on the SDK double, its stream created for one camera: (device, the double, spec)."""
+    config, graph = setup(om_dir, tmp_path, cameras=1, **batching)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    device.create_streams(graph, device_settings(config))
+    return device, fake_mindx.StreamManagerApi.instances[-1], ModelSpec.load(om_dir)
+
+
 def test_batches_fill_to_the_oms_largest_gear(om_dir, dev_root, tmp_path, monkeypatch):
     """mxpi_tensorinfer waits for the OM's largest gear (or waitingTime): with gears up to 4, three frames wait
     the full waitingTime, the fourth releases them at once."""
     monkeypatch.setenv("CAM_PW", "x")
-    config, graph = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=3000)
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    device.create_streams(graph, device_settings(config))
-    api = fake_mindx.StreamManagerApi.instances[-1]
-    spec = ModelSpec.load(om_dir)
+    device, api, spec = started_device(om_dir, dev_root, tmp_path, waiting_time_ms=3000)
     frame = fake_mindx.frame_metadata(0, 0, 640, 480, list(model_outputs(spec)), (320, 320))
     for _ in range(3):
         api.push_frame(frame)
@@ -154,11 +154,7 @@ def test_batches_fill_to_the_oms_largest_gear(om_dir, dev_root, tmp_path, monkey
 
 def test_lost_frames_are_counted_and_the_reader_keeps_going(om_dir, dev_root, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("CAM_PW", "x")
-    config, graph = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=10)
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    device.create_streams(graph, device_settings(config))
-    api = fake_mindx.StreamManagerApi.instances[-1]
-    spec = ModelSpec.load(om_dir)
+    device, api, spec = started_device(om_dir, dev_root, tmp_path, waiting_time_ms=10)
     good = fake_mindx.frame_metadata(0, 1, 640, 480, list(model_outputs(spec)), (320, 320))
     api.push_error(3002, "mxpi_imageresize0: Dvpp resize failed")  # an upstream plugin failed on a frame
     no_tensors = {k: v for k, v in good.items() if k != "mxpi_tensorinfer0"}
@@ -173,9 +169,7 @@ def test_lost_frames_are_counted_and_the_reader_keeps_going(om_dir, dev_root, tm
 
 def test_stopping_is_bounded_while_no_result_comes(om_dir, dev_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CAM_PW", "x")
-    config, graph = setup(om_dir, tmp_path, cameras=1)
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    device.create_streams(graph, device_settings(config))
+    device, _, _ = started_device(om_dir, dev_root, tmp_path)
     started = time.monotonic()
     device.destroy()  # the reader waits in GetResult at most 200 ms, then sees the stop
     assert time.monotonic() - started < 3.0 and not device.reader.is_alive()
