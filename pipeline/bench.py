@@ -163,7 +163,7 @@ def naive(model_file: pathlib.Path, spec: ModelSpec, clips: list[pathlib.Path], 
     import cv2
 
     from models.runtime import open_session
-    from pipeline.postprocess import detect
+    from models.detect import detect
     from models.letterbox import preprocess_bgr as preprocess
 
     session = open_session(model_file)

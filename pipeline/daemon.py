@@ -28,7 +28,7 @@ from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, cr
 from pipeline.frames import FrameHandler
 from pipeline.graph import check_config_against_model, graph_json, render_graph, validate_graph
 from pipeline.outputs.sinks import env_secret
-from pipeline.outputs.stage import OUTBOX_FILE, OutputStage  # noqa: F401 - OUTBOX_FILE: where it lives
+from pipeline.outputs.stage import OutputStage
 from pipeline.preflight import preflight
 from pipeline.status import STATUS_FILE, StatusView
 from pipeline.systemd import notify

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from models.detect import classwise_nms, detect, nms  # noqa: F401 - the host side's NMS, re-exported
+from models.detect import detect
 from models.spec import ModelSpec
 from pipeline.config import ThresholdConfig
 from pipeline.types import Detections, FrameResult

@@ -43,7 +43,7 @@ from models.letterbox import LetterboxGeometry, letterbox_geometry
 from models.spec import ModelSpec
 from pipeline.config import expand_placeholders
 from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings
-from pipeline.graph import GraphPlan, ascend_problems, plan_graph, validate_graph
+from pipeline.graph import GraphPlan, plan_graph, validate_graph
 from pipeline.types import CameraStats, FrameInfo, FrameResult
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ import logging
 import pytest
 
 from inspector.cli import main
-from pipeline.config import parse_config
 from tests.support.clips import DEMO_CLIP
 from tests.support.daemon import RunningDaemon
 
