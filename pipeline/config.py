@@ -37,9 +37,9 @@ __all__ = ["ConfigError", "PLACEHOLDER", "expand_placeholders", "inline_password
 
 class ZoneConfig(Strict):
     name: str = Field(description="Zone name, used in events.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    polygon: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(min_length=3, description="Corners as [x, y] fractions of the "
-                                                                         "frame (0..1), so resolution changes "
-                                                                         "keep the zone.")
+    polygon: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        min_length=3, description="Corners as [x, y] fractions of the frame (0..1), so resolution changes keep "
+                                  "the zone.")
     classes: Optional[list[str]] = Field(None, description="Only these classes count here (default: all).")
     min_score: float = Field(0.0, ge=0, le=1, description="Minimum score in this zone.")
     min_area: float = Field(0.0, ge=0, le=1, description="Minimum box area as a fraction of the frame.")
