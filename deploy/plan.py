@@ -15,7 +15,7 @@ Budget of one chip (../shared/reference/README.md, "Ascend 310 budget"):
   dynamic-batch OMs; measure it). The camera count uses the low end; estimates are labelled as such.
 - Host: what is left on the box's ARM cores (NMS, the detection line, the outbox, zones and rules, metrics),
   one core for the daemon's main loop: the per-frame host time measured here by the host-only benchmark
-  (`inspector bench --host-only`: 0.34 ms per frame at 5 detections, 2026-11-26, docs/performance.md) times
+  (`inspector bench --host-only`: 0.2 ms per frame at 5 detections, 2026-11-26, docs/performance.md) times
   ARM_FACTOR, an estimate of how much slower one Atlas 200/500 Cortex-A55 core is than one core here, plus
   the protobuf parsing the benchmark cannot include. `--host-ms` gives a figure measured on a box.
 """
@@ -37,7 +37,7 @@ ANCHORS = (("MindSpore YOLOv4-608 CI threshold", ("yolov4", 608), 14.0),
            ("YOLOv4-608 sample at 1080p25", ("yolov4", 608), 24.9),
            ("TensorFlow YOLOv3-416 sample", 65.9, 81.7))
 BATCH_GAIN = {1: 1.0, 2: 1.15, 4: 1.3, 8: 1.3}
-HOST_MS_HERE = 0.34  # `inspector bench --host-only`, 5 detections per frame, main thread, this machine
+HOST_MS_HERE = 0.2  # `inspector bench --host-only`, 5 detections per frame, main thread, this machine
 ARM_FACTOR = 4.0  # estimate: one box core vs one core here
 
 

@@ -41,6 +41,7 @@ DETECTIONS_FILE = "detections.jsonl"
 EVENTS_FILE = "events.jsonl"
 LOCK_FILE = ".inspector.lock"
 DRAIN_TIMEOUT_S = 60.0
+RESULTS_PER_COMMIT = 32  # results handled before their detection lines are committed together
 HEARTBEAT_S = 1.0  # status.json and the systemd watchdog ping; WatchdogSec must be well above it
 
 
@@ -240,7 +241,13 @@ class Daemon:
                 draining_since = time.monotonic()
             result = self.device.get_result(0.2)
             if result is not None:
-                self.frames.handle(result)
+                # Everything the device has ready, then one outbox transaction for their detection lines.
+                handled = 0
+                while result is not None:
+                    self.frames.handle(result)
+                    handled += 1
+                    result = self.device.get_result(0) if handled < RESULTS_PER_COMMIT else None
+                self.outputs.flush()
             elif self.device.finished():
                 break
             if draining_since is not None and time.monotonic() - draining_since > DRAIN_TIMEOUT_S:

@@ -28,6 +28,7 @@ from pipeline.web.metrics import Metrics, StatsCollector
 
 CAMERA_SIZE = (1920, 1080)
 VARIANTS = 8  # distinct outputs per camera, cycled (a static scene with small score changes)
+BATCH = 4  # results per device batch: the daemon commits their detection lines together
 
 
 def synthetic_outputs(spec: ModelSpec, detections: int, rng: np.random.Generator):
@@ -70,8 +71,13 @@ def host_case(model_dir: pathlib.Path, cameras: int, detections: int, frames: in
             info = FrameInfo(f"cam{camera}", camera, i // cameras, None, now, time.monotonic(), width, height)
             results.append(FrameResult(info, geometry, variants[camera][(i // cameras) % VARIANTS], 4, 4))
         started = time.perf_counter()
-        for result in results:
+        for index, result in enumerate(results, 1):
             handler.handle(result)
+            if index % BATCH == 0:  # the results of one device batch, then one outbox transaction
+                flush_started = time.perf_counter()
+                outputs.flush()
+                handler.stage_seconds["outbox"] += time.perf_counter() - flush_started
+        outputs.flush()
         elapsed = time.perf_counter() - started
         outputs.stop()  # the JSON lines files complete: delivery kept up, or this waits
         drained = time.perf_counter() - started

@@ -52,6 +52,18 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a (N, 4) with every box in b (M, 4), x1 y1 x2 y2."""
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = w * h
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
 def _iso(t: float) -> str:
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -81,15 +93,20 @@ class EventTracker:
                        frame_ref: object = None) -> list[tuple[dict, object]]:
         """As observe; each event comes with the `frame_ref` of its best frame (the daemon's snapshot source)."""
         events = []
+        if not observations and not self.tracks:
+            return events  # an empty scene: nothing to match, nothing to end
+        observations = sorted(observations, key=lambda o: -o[3])
+        # IoU of every observation with every track at once (the pairs a per-pair loop would visit); a track
+        # is matched once, best score first, to the track of its zone and class it overlaps most.
+        overlaps = iou_matrix(np.asarray([o[2] for o in observations], np.float64).reshape(-1, 4),
+                              np.asarray([t.box for t in self.tracks], np.float64).reshape(-1, 4))
         unmatched = set(range(len(self.tracks)))
-        for zone, class_name, box, score in sorted(observations, key=lambda o: -o[3]):
+        for row, (zone, class_name, box, score) in enumerate(observations):
             best, best_iou = None, self.rule.match_iou
             for index in unmatched:
                 track = self.tracks[index]
-                if track.zone == zone and track.class_name == class_name:
-                    overlap = iou(track.box, box)
-                    if overlap >= best_iou:
-                        best, best_iou = index, overlap
+                if track.zone == zone and track.class_name == class_name and overlaps[row, index] >= best_iou:
+                    best, best_iou = index, overlaps[row, index]
             if best is None:
                 self.tracks.append(Track(zone, class_name, box, now, now))
                 best = len(self.tracks) - 1
@@ -118,10 +135,12 @@ class EventTracker:
         if track.event_id is None:
             persistent = track.hits >= self.rule.min_hits and (
                 self.rule.median_score is None or statistics.median(track.scores) >= self.rule.median_score)
+            if not persistent:  # most tentative tracks stop here, before the scan for an active event below
+                return []
             cooling = now < self.cooldown_until.get((track.zone, track.class_name), 0.0)
             active = any(t.event_id and t.zone == track.zone and t.class_name == track.class_name
                          for t in self.tracks if t is not track)
-            if persistent and not cooling and not active:
+            if not cooling and not active:
                 track.event_id, track.started, track.last_update = str(uuid.uuid4()), now, now
                 return [self._event("start", track, now)]
             return []

@@ -9,6 +9,7 @@ Without zones the whole frame is one zone named `frame`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -27,11 +28,18 @@ class Zone:
 WHOLE_FRAME = Zone("frame", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)))
 
 
-def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+@functools.lru_cache(maxsize=256)
+def _edges(polygon: tuple) -> tuple:
+    """A polygon's edges as (x1, y1, x2, y2) row vectors, computed once per zone (zones never change)."""
+    array = np.asarray(polygon, np.float64)
+    return (array[:, 0][None, :], array[:, 1][None, :], np.roll(array[:, 0], -1)[None, :],
+            np.roll(array[:, 1], -1)[None, :])
+
+
+def points_in_polygon(points: np.ndarray, polygon) -> np.ndarray:
     """Even-odd rule, vectorised over points (N, 2) for one polygon (M, 2); edges count as inside."""
     x, y = points[:, 0:1], points[:, 1:2]
-    x1, y1 = polygon[:, 0][None, :], polygon[:, 1][None, :]
-    x2, y2 = np.roll(polygon[:, 0], -1)[None, :], np.roll(polygon[:, 1], -1)[None, :]
+    x1, y1, x2, y2 = _edges(tuple(map(tuple, np.asarray(polygon, np.float64).tolist())))
     crosses = ((y1 > y) != (y2 > y)) & (x < (x2 - x1) * (y - y1) / np.where(y2 == y1, 1e-12, y2 - y1) + x1)
     inside = (crosses.sum(axis=1) % 2) == 1
     on_edge = (np.abs((x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)) < 1e-9) & \
@@ -52,7 +60,10 @@ def assign_zones(detections: Detections, width: int, height: int, zones: list[Zo
     names = [class_names[int(c)] for c in detections.class_ids]
     result = []
     for zone in zones or [WHOLE_FRAME]:
-        inside = points_in_polygon(anchor, np.asarray(zone.polygon, np.float64))
+        if zone.polygon == WHOLE_FRAME.polygon:  # boxes are clipped to the frame: every anchor is inside
+            inside = np.ones(len(anchor), dtype=bool)
+        else:
+            inside = points_in_polygon(anchor, zone.polygon)
         for index in np.nonzero(inside)[0]:
             if zone.classes is not None and names[index] not in zone.classes:
                 continue

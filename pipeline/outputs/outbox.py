@@ -115,6 +115,32 @@ class Outbox:
             self.enforce_cap()
         return message_id
 
+    def enqueue_many(self, items, sinks: list[str]) -> int:
+        """Store several messages of one kind ((kind, camera, payload, created) each) for `sinks` in ONE
+        transaction: the commit, not the inserts, is what costs per message (the daemon commits a batch's
+        detection lines together). Not for events, which are committed one by one with synchronous=FULL."""
+        if not sinks or not items:
+            return 0
+        db = self._connection()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            pending = []
+            for kind, camera, payload, created in items:
+                message_id = db.execute("INSERT INTO messages (kind, camera, payload, created) VALUES (?, ?, ?, ?)",
+                                        (kind, camera, payload, created)).lastrowid
+                pending += [(sink, message_id) for sink in sinks]
+            db.executemany("INSERT INTO pending (sink, message_id) VALUES (?, ?)", pending)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._since_check += len(items)
+        if self._since_check >= CAP_CHECK_EVERY:
+            self._since_check = 0
+            self.enforce_cap()
+        return len(items)
+
     def fetch(self, sink: str, limit: int = 100) -> list[Message]:
         """The sink's oldest pending messages, oldest first."""
         rows = self._connection().execute(

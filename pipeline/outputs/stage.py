@@ -43,6 +43,7 @@ class OutputStage:
         self.recent_events: collections.deque = collections.deque(maxlen=RECENT_EVENTS)
         self._recent_lock = threading.Lock()
         self._snapshot_frames: Dict[str, int] = {}  # event id -> frame id of its snapshot on disk
+        self._lines: List[tuple] = []  # detection lines of the current batch, committed together by flush()
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
     def _make_sinks(self) -> List[Sink]:
@@ -74,6 +75,8 @@ class OutputStage:
             self.snapshots = SnapshotStore(self.config.snapshots, self.out_dir / "snapshots")
 
     def stop(self) -> None:
+        if self.outbox is not None:
+            self.flush()
         for deliverer in self.deliverers:
             local = isinstance(deliverer.sink, JsonlSink)  # files are always completed; networks get the grace
             deliverer.finish(None if local else self.config.output.shutdown_grace_s)
@@ -88,14 +91,38 @@ class OutputStage:
 
     # --- messages -----------------------------------------------------------------------------------------------
     def enqueue(self, kind: str, camera: str, payload: str, created: float) -> None:
+        """Detection lines wait for `flush` (one transaction per batch of results); an event is committed at
+        once, after the lines before it, so nothing a sink sees is out of order."""
+        if kind == "detections":
+            self._lines.append((kind, camera, payload, created))
+            return
+        self.flush()
         try:
             self.outbox.enqueue(kind, camera, payload, self.sinks_for[kind], created)
         except sqlite3.Error as exc:  # a full or failing disk: keep the cameras running, count and say it
-            self.outbox.dropped[kind] += 1
-            self.outbox_errors += 1
-            if self.outbox_errors in (1, 10, 100) or self.outbox_errors % 1000 == 0:
-                logger.error("outbox %s: cannot store a %s message (%s); %d lost so far", self.outbox.path, kind,
-                             exc, self.outbox_errors)
+            self._lost(kind, 1, exc)
+
+    def flush(self) -> None:
+        """Commit the detection lines enqueued since the last flush (the daemon flushes after every batch of
+        results it takes from the device, and before stopping)."""
+        lines, self._lines = self._lines, []
+        if not lines:
+            return
+        try:
+            self.outbox.enqueue_many(lines, self.sinks_for["detections"])
+        except sqlite3.Error as exc:
+            self._lost("detections", len(lines), exc)
+        # No wake-up: the delivery threads poll every 0.2 s and take detection lines in large batches (one
+        # fsync each); waking them per batch costs the main thread more than it saves.
+
+    def _lost(self, kind: str, count: int, exc: Exception) -> None:
+        """A full or failing disk: keep the cameras running, count and say it."""
+        self.outbox.dropped[kind] += count
+        before, self.outbox_errors = self.outbox_errors, self.outbox_errors + count
+        if any(before < mark <= self.outbox_errors for mark in (1, 10, 100)) or \
+                self.outbox_errors // 1000 != before // 1000:
+            logger.error("outbox %s: cannot store a %s message (%s); %d lost so far", self.outbox.path, kind,
+                         exc, self.outbox_errors)
 
     def emit_event(self, event: dict, best_frame: Optional[Frame]) -> None:
         """The event's snapshot (written when its best frame is new), then the event itself to the outbox."""

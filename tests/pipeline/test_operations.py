@@ -195,16 +195,16 @@ def test_a_failing_outbox_disk_is_counted_and_the_cameras_keep_running(tiny_mode
     from pipeline.outputs.outbox import Outbox
     from tests.support.clips import encode_clip
 
-    real = Outbox.enqueue
+    real = Outbox.enqueue_many
     calls = {"n": 0}
 
-    def failing(self, *args, **kwargs):
+    def failing(self, *args, **kwargs):  # every other batch of detection lines meets a full disk
         calls["n"] += 1
         if calls["n"] % 2:
             raise sqlite3.OperationalError("database or disk is full")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Outbox, "enqueue", failing)
+    monkeypatch.setattr(Outbox, "enqueue_many", failing)
     clip = encode_clip(tmp_path / "c.mp4", frames=30)
     config = parse_config({"cameras": [{"id": "a", "url": str(clip)}], "model": str(tiny_model_dir),
                            "output": {"directory": str(tmp_path / "out")}, "http": {"enabled": False},
@@ -212,6 +212,8 @@ def test_a_failing_outbox_disk_is_counted_and_the_cameras_keep_running(tiny_mode
     with RunningDaemon(config) as running:
         running.wait(lambda: running.summary is not None, 120)
     summary = running.summary
-    assert summary.cameras[0].processed == 30 and running.daemon.outbox_errors == 15
-    assert len((tmp_path / "out" / "detections.jsonl").read_text().splitlines()) == 15
+    written = len((tmp_path / "out" / "detections.jsonl").read_text().splitlines())
+    assert summary.cameras[0].processed == 30 and calls["n"] >= 2
+    # Every line is either delivered or counted as lost; the camera ran to its end regardless.
+    assert running.daemon.outbox_errors > 0 and written + running.daemon.outbox_errors == 30
     assert "cannot store a detections message (database or disk is full)" in caplog.text
