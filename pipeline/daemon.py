@@ -113,7 +113,7 @@ class Daemon:
         self.out_dir = pathlib.Path(config.output.directory)
         self.outputs = OutputStage(config, self.out_dir)
         self.metrics = Metrics(StatsCollector(self.device.camera_stats, lambda: self.view.camera_health(),
-                                              self.outputs.status, self.outputs.dropped))
+                                              self.outputs.status, self.outputs.dropped, self.device.lost_frames))
         self.frames = FrameHandler(config, self.spec, self.outputs, self.metrics)
         self.view = StatusView(config, self.device, self.frames, self.outputs, self.metrics)
         self.server: Optional[StatusServer] = None

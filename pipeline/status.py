@@ -83,7 +83,7 @@ class StatusView:
                 "cameras": [{"id": c, "healthy": r is None, "reason": r} for c, r in reasons.items()],
                 "outputs": [{"sink": o["sink"], "healthy": o["healthy"], "backlog": o["backlog"]}
                             for o in self.outputs.status()],
-                "outbox_write_errors": self.outputs.outbox_errors}
+                "outbox_write_errors": self.outputs.outbox_errors, "device_lost_frames": self.device.lost_frames()}
         return (200 if self.state == "running" else 503), body
 
     def status(self) -> dict:

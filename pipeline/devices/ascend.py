@@ -280,3 +280,6 @@ class AscendDevice(BaseDevice):
 
     def camera_stats(self) -> List[CameraStats]:
         return list(self.stats)
+
+    def lost_frames(self) -> int:
+        return self.lost

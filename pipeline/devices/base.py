@@ -71,6 +71,11 @@ class BaseDevice(abc.ABC):
     def camera_stats(self) -> list[CameraStats]:
         """A snapshot of every camera's counters, in graph order."""
 
+    def lost_frames(self) -> int:
+        """Frames the device took in but could not hand out, not attributable to a camera (the Ascend device:
+        buffers that reached the appsink with an upstream error or without the model's output)."""
+        return 0
+
 
 DEVICES = {
     "mock": ("pipeline.devices.mock.device", "MockDevice"),

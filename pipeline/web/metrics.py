@@ -28,9 +28,11 @@ CAMERA_COUNTERS = {
 
 class StatsCollector:
     def __init__(self, cameras: Callable[[], list[CameraStats]], camera_health: Callable[[], dict[str, bool]],
-                 outputs: Callable[[], list[dict]], outbox_dropped: Callable[[], dict[str, int]]):
+                 outputs: Callable[[], list[dict]], outbox_dropped: Callable[[], dict[str, int]],
+                 device_lost: Callable[[], int] = lambda: 0):
         self.cameras, self.camera_health, self.outputs = cameras, camera_health, outputs
         self.outbox_dropped = outbox_dropped
+        self.device_lost = device_lost
 
     def collect(self):
         stats = self.cameras()
@@ -60,7 +62,10 @@ class StatsCollector:
                                       "limit.", labels=["kind"])
         for kind, count in self.outbox_dropped().items():
             dropped.add_metric([kind], count)
-        yield from (backlog, delivered, failures, dropped)
+        lost = CounterMetricFamily("inspector_device_lost_frames", "Frames the device took in but could not "
+                                   "hand out (an upstream element failed on them).")
+        lost.add_metric([], self.device_lost())
+        yield from (backlog, delivered, failures, dropped, lost)
 
 
 class Metrics:

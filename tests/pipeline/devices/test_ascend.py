@@ -164,7 +164,7 @@ def test_lost_frames_are_counted_and_the_reader_keeps_going(om_dir, dev_root, tm
     device.destroy()
     assert result is not None and result.info.frame_id == 1
     assert device.lost == 2 and "a frame was lost (1 so far): the appsink delivered error 3002" in caplog.text
-    assert device.error is None
+    assert device.error is None and device.lost_frames() == 2  # what /metrics and /healthz report
 
 
 def test_stopping_is_bounded_while_no_result_comes(om_dir, dev_root, tmp_path, monkeypatch):

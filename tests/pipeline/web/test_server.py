@@ -84,6 +84,7 @@ def test_http_side_of_a_running_daemon(demo_config, caplog, tmp_path):
         assert ("inspector_outbox_backlog", (("sink", "jsonl"),)) in samples
         assert samples[("inspector_events_total", (("camera", "tower-3"), ("type", "start")))] >= 1
         assert "inspector_batch_fill_ratio" in families
+        assert samples[("inspector_device_lost_frames_total", ())] == 0
 
         status, headers, body = running.get("/snapshot/tower-3", token=TOKEN)
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
