@@ -1,0 +1,55 @@
+"""The output stage: detection lines committed per batch, an event after the lines before it, nothing lost on
+stop."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from pipeline.config import parse_config
+from pipeline.outputs.stage import OutputStage
+
+
+def stage_for(tmp_path, **output):
+    config = parse_config({"cameras": [{"id": "cam", "url": "rtsp://127.0.0.1:9/s"}], "model": "m",
+                           "output": {"directory": str(tmp_path), **output}, "snapshots": {"enabled": False}})
+    stage = OutputStage(config, tmp_path)
+    stage.start()
+    return stage
+
+
+def event(n: int) -> dict:
+    return {"event_id": f"00000000-0000-0000-0000-{n:012d}", "type": "start", "camera": "cam", "zone": "frame",
+            "class": "defect", "score": 0.9}
+
+
+def test_lines_wait_for_flush_and_an_event_follows_the_lines_before_it(tmp_path):
+    stage = stage_for(tmp_path)
+    for i in range(3):
+        stage.enqueue("detections", "cam", json.dumps({"n": i}), 0.0)
+    db = sqlite3.connect(tmp_path / "outbox.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0  # not yet: one commit per batch
+    stage.emit_event(event(1), None)  # commits the three lines first, then the event
+    kinds = [row[0] for row in db.execute("SELECT kind FROM messages ORDER BY id")]
+    assert kinds == ["detections"] * 3 + ["events"]
+    stage.enqueue("detections", "cam", json.dumps({"n": 3}), 0.0)
+    stage.stop()  # the last batch is committed and delivered before the files close
+    lines = (tmp_path / "detections.jsonl").read_text().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == [0, 1, 2, 3]
+    assert json.loads((tmp_path / "events.jsonl").read_text())["event_id"] == event(1)["event_id"]
+
+
+def test_a_batch_the_disk_refuses_is_counted_whole(tmp_path, monkeypatch, caplog):
+    stage = stage_for(tmp_path)
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(stage.outbox, "enqueue_many", full)
+    for i in range(5):
+        stage.enqueue("detections", "cam", json.dumps({"n": i}), 0.0)
+    stage.flush()
+    assert stage.outbox_errors == 5 and stage.outbox.dropped["detections"] == 5
+    assert "cannot store a detections message (database or disk is full); 5 lost so far" in caplog.text
+    monkeypatch.undo()
+    stage.stop()
