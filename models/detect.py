@@ -2,7 +2,7 @@
 
 The exported model's outputs (deploy/export.py): boxes (K, 4) x1 y1 x2 y2 in model-input pixels and scores
 (K, C). Shared by the daemon (pipeline/postprocess.py) and evaluation (train/evaluate.py), so both measure the
-same detections. Vectorised numpy; the NMS loop runs once per kept box.
+same detections. Vectorised numpy; the NMS itself is OpenCV's (see nms).
 """
 
 from __future__ import annotations
