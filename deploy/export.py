@@ -41,11 +41,6 @@ class ExportResult:
     spec: ModelSpec
     self_check: dict  # output name -> its error, in that output's own measure (see compare_outputs)
 
-    @property
-    def self_check_worst(self) -> float:
-        """The largest error as a fraction of its tolerance (<= 1 passed)."""
-        return max((entry["error"] / entry["tolerance"] for entry in self.self_check.values()), default=0.0)
-
     def to_dict(self) -> dict:
         return {"directory": self.directory, "model_file": self.model_file, "manifest": self.manifest,
                 "format": self.spec.model_format, "outputs": self.spec.outputs, "self_check": self.self_check}
