@@ -54,9 +54,8 @@ def check_checksums(directory: str | pathlib.Path) -> list[str]:
 
 
 def cpu_model_path(directory: str | pathlib.Path, spec: ModelSpec) -> pathlib.Path:
-    """The file the CPU runtimes run: the export itself, or the ONNX kept beside a converted OM."""
-    name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
-    return pathlib.Path(directory) / str(name)
+    """The file the CPU runtimes run (ModelSpec.cpu_model_name) in its directory."""
+    return pathlib.Path(directory) / str(spec.cpu_model_name)
 
 
 def check_cpu_model(directory: str | pathlib.Path, spec: ModelSpec) -> list[str]:

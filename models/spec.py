@@ -104,6 +104,11 @@ class ModelSpec:
         return len(self.class_names)
 
     @property
+    def cpu_model_name(self) -> str | None:
+        """The file the CPU runtimes run: the export itself, or the ONNX kept beside a converted OM."""
+        return self.cpu_model_file if self.model_format == "om" else self.model_file
+
+    @property
     def num_candidates(self) -> int:
         return sum(h.grid[0] * h.grid[1] * len(h.mask) for h in self.heads)
 

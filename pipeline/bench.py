@@ -199,7 +199,7 @@ def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[
               seconds: float, soak_seconds: float, progress=print,
               arrangements: list[tuple[int, int]] | None = None, score_threshold: float = 0.3) -> dict:
     spec = ModelSpec.load(model_dir)
-    name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
+    name = spec.cpu_model_name
     model_file = model_dir / name
     report: dict = {"model": str(model_dir), "architecture": spec.architecture, "score_threshold": score_threshold,
                     "input": [spec.input_height, spec.input_width], "batch": batch, "in_flight": in_flight,

@@ -59,7 +59,7 @@ def _eval(args) -> int:
     from train.evaluate import coco_evaluate, plot_pr, predict
 
     spec = ModelSpec.load(args.model)
-    name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
+    name = spec.cpu_model_name
     session = open_session(f"{args.model}/{name}")
     dataset = load_dataset(args.data, args.format, spec.class_names)
     for issue in dataset.issues:

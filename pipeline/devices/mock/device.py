@@ -44,7 +44,7 @@ def resolve_model(model_path: str) -> tuple[ModelSpec, pathlib.Path]:
         spec = ModelSpec.load(directory)
     except ModelError as exc:
         raise DeviceError(f"modelPath {model_path}: {exc}") from exc
-    name = spec.cpu_model_file if spec.model_format == "om" else spec.model_file
+    name = spec.cpu_model_name
     if not name or not spec.outputs.get("decoded"):
         raise DeviceError(f"modelPath {model_path}: the manifest names no decoded CPU model file "
                           "(export without --raw; a converted directory keeps the ONNX as cpu_model_file)")
