@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import pathlib
 
+from models.errors import ModelError
 from models.spec import ModelSpec
 
 CHECKSUM_FILE = "model.sha256"
@@ -65,14 +66,13 @@ def check_cpu_model(directory: str | pathlib.Path, spec: ModelSpec) -> list[str]
         return [f"{path}: the model file manifest.json names is missing"]
     if path.suffix.lower() != ".onnx":
         return []  # MINDIR: loading it needs MindSpore's graph compiler; the runtime checks it at start
-    import onnxruntime as ort
+    from models.runtime import OnnxRuntimeSession  # onnxruntime: imported only when a check runs
 
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ONNX Runtime raises its own types (InvalidProtobuf, Fail, ...)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return [f"{path}: ONNX Runtime cannot load it ({reason[:200]})"]
-    shape = session.get_inputs()[0].shape
+        session = OnnxRuntimeSession(path, threads=1)
+    except ModelError as exc:
+        return [str(exc)]
+    shape = session.input_shape
     expected = [3, spec.input_height, spec.input_width]
     if len(shape) != 4 or [d if isinstance(d, int) else None for d in shape[1:]] != expected:
         return [f"{path}: input shape {shape} differs from manifest.json's (N, 3, {spec.input_height}, "

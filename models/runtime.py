@@ -42,6 +42,7 @@ class OnnxRuntimeSession(RuntimeSession):
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ModelError(f"{path}: ONNX Runtime cannot load it ({reason[:200]})") from exc
         self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = self.session.get_inputs()[0].shape  # symbolic dimensions are strings
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, images: np.ndarray) -> list[np.ndarray]:
