@@ -87,20 +87,31 @@ class Outbox:
             self._local.db = None
 
     def enqueue(self, kind: str, camera: str, payload: str, sinks: list[str], created: float) -> int | None:
-        """Store one message for `sinks`; returns its id (None when no sink wants it)."""
+        """Store one message for `sinks`; returns its id (None when no sink wants it). An event is committed
+        with synchronous=FULL: it survives a power cut, not only a crash."""
         if not sinks:
             return None
+        return self._insert([(kind, camera, payload, created)], sinks, durable=kind == "events")[0]
+
+    def enqueue_many(self, items, sinks: list[str]) -> int:
+        """Store several messages of one kind ((kind, camera, payload, created) each) for `sinks` in ONE
+        transaction: the commit, not the inserts, is what costs per message (the daemon commits a batch's
+        detection lines together). Not for events, which are committed one by one with synchronous=FULL."""
+        if not sinks or not items:
+            return 0
+        return len(self._insert(items, sinks, durable=False))
+
+    def _insert(self, items, sinks: list[str], durable: bool) -> list[int]:
+        """One transaction: every item's message and its pending row per sink, or nothing."""
         db = self._connection()
-        durable = kind == "events"
         if durable:
             db.execute("PRAGMA synchronous=FULL")
         try:
             db.execute("BEGIN IMMEDIATE")
-            cursor = db.execute("INSERT INTO messages (kind, camera, payload, created) VALUES (?, ?, ?, ?)",
-                                (kind, camera, payload, created))
-            message_id = cursor.lastrowid
+            ids = [db.execute("INSERT INTO messages (kind, camera, payload, created) VALUES (?, ?, ?, ?)",
+                              item).lastrowid for item in items]
             db.executemany("INSERT INTO pending (sink, message_id) VALUES (?, ?)",
-                           [(sink, message_id) for sink in sinks])
+                           [(sink, message_id) for message_id in ids for sink in sinks])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -109,37 +120,11 @@ class Outbox:
         finally:
             if durable:
                 db.execute("PRAGMA synchronous=NORMAL")
-        self._since_check += 1
+        self._since_check += len(ids)
         if self._since_check >= CAP_CHECK_EVERY:
             self._since_check = 0
             self.enforce_cap()
-        return message_id
-
-    def enqueue_many(self, items, sinks: list[str]) -> int:
-        """Store several messages of one kind ((kind, camera, payload, created) each) for `sinks` in ONE
-        transaction: the commit, not the inserts, is what costs per message (the daemon commits a batch's
-        detection lines together). Not for events, which are committed one by one with synchronous=FULL."""
-        if not sinks or not items:
-            return 0
-        db = self._connection()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            pending = []
-            for kind, camera, payload, created in items:
-                message_id = db.execute("INSERT INTO messages (kind, camera, payload, created) VALUES (?, ?, ?, ?)",
-                                        (kind, camera, payload, created)).lastrowid
-                pending += [(sink, message_id) for sink in sinks]
-            db.executemany("INSERT INTO pending (sink, message_id) VALUES (?, ?)", pending)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        self._since_check += len(items)
-        if self._since_check >= CAP_CHECK_EVERY:
-            self._since_check = 0
-            self.enforce_cap()
-        return len(items)
+        return ids
 
     def fetch(self, sink: str, limit: int = 100) -> list[Message]:
         """The sink's oldest pending messages, oldest first."""
