@@ -32,11 +32,15 @@ from core.urls import (PLACEHOLDER, expand_placeholders, inline_password, placeh
 
 __all__ = ["ConfigError", "PLACEHOLDER", "expand_placeholders", "inline_password", "placeholder_values", "redact_url",
            "scrub", "split_userinfo", "format_validation_errors", "read_yaml", "Strict", "DaemonConfig",
-           "parse_config", "load_config"]
+           "parse_config", "load_config", "NAME_PATTERN"]
+
+# A camera id or zone name: it becomes a directory name (snapshots), a URL path segment (web) and a metric label,
+# so no separators, no leading dot.
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 
 
 class ZoneConfig(Strict):
-    name: str = Field(description="Zone name, used in events.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    name: str = Field(description="Zone name, used in events.", pattern=f"^{NAME_PATTERN}$")
     polygon: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
         min_length=3, description="Corners as [x, y] fractions of the frame (0..1), so resolution changes keep "
                                   "the zone.")
@@ -66,7 +70,7 @@ class AlarmConfig(Strict):
 
 class CameraConfig(Strict):
     id: str = Field(description="Stable camera name: used in outputs, logs and metrics. Letters, digits, "
-                                "'-', '_', '.'.", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+                                "'-', '_', '.'.", pattern=f"^{NAME_PATTERN}$")
     url: str = Field(description="rtsp:// URL (credentials as ${VAR} placeholders) or a local video file path.")
     mode: Optional[Literal["live", "file"]] = Field(
         None, description="live: latency-bounded, the oldest frames are dropped when the model falls behind "

@@ -19,14 +19,14 @@ import time
 import cv2
 import numpy as np
 
-from pipeline.config import SnapshotConfig
+from pipeline.config import NAME_PATTERN, SnapshotConfig
 
 logger = logging.getLogger(__name__)
 
 COLOURS = [(0, 200, 255), (0, 0, 255), (255, 128, 0), (0, 255, 0), (255, 0, 255), (255, 255, 0)]
 RETENTION_EVERY_S = 60.0
 OWN_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.jpg")  # <event uuid4>.jpg
-CAMERA_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a camera id (CameraConfig.id)
+CAMERA_DIR = re.compile(NAME_PATTERN)  # a camera id (CameraConfig.id)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,12 +18,13 @@ import threading
 import urllib.parse
 from typing import Protocol
 
+from pipeline.config import NAME_PATTERN
 from pipeline.web.page import STATUS_PAGE
 
 logger = logging.getLogger(__name__)
 
 COOKIE = "inspector_token"
-CAMERA_PATH = re.compile(r"^/snapshot/([A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
+CAMERA_PATH = re.compile(f"^/snapshot/({NAME_PATTERN})$")
 EVENT_PATH = re.compile(r"^/events/([0-9a-f-]{36})\.jpg$")
 
 
