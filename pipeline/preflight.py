@@ -14,6 +14,7 @@ import pathlib
 from models.integrity import check_checksums, check_cpu_model
 from models.spec import ModelSpec
 from pipeline.config import PLACEHOLDER, DaemonConfig
+from pipeline.outputs.sinks import mqtt_config_problems
 
 
 def preflight(config: DaemonConfig, spec: ModelSpec, source: str = "config") -> list[str]:
@@ -37,10 +38,7 @@ def _environment(config: DaemonConfig, source: str) -> list[str]:
         problems += _missing([mqtt.password_env], f"{where}.password_env")
         problems += _missing(PLACEHOLDER.findall(mqtt.topic_prefix), f"{where}.topic_prefix")
         problems += _missing(PLACEHOLDER.findall(mqtt.client_id or ""), f"{where}.client_id")
-        if mqtt.password_env and not mqtt.username_env:
-            problems.append(f"{where}: password_env needs username_env")
-        if mqtt.ca_file and not pathlib.Path(mqtt.ca_file).is_file():
-            problems.append(f"{where}.ca_file: {mqtt.ca_file} does not exist")
+        problems += mqtt_config_problems(mqtt, where)
     if config.output.webhook is not None:
         problems += _missing([config.output.webhook.token_env], f"{source}: output.webhook.token_env")
     if config.http.enabled:

@@ -46,6 +46,17 @@ def env_secret(name: str | None, where: str) -> str | None:
     return value
 
 
+def mqtt_config_problems(config: MqttSinkConfig, where: str = "output.mqtt") -> list[str]:
+    """What the MQTT settings need beyond their own shape (preflight lists these; MqttSink refuses the first).
+    The environment variables are checked where their values are read."""
+    problems = []
+    if config.password_env and not config.username_env:
+        problems.append(f"{where}: password_env needs username_env")
+    if config.ca_file and not pathlib.Path(config.ca_file).is_file():
+        problems.append(f"{where}.ca_file: {config.ca_file} does not exist")
+    return problems
+
+
 class Sink(abc.ABC):
     name: str
     kinds: frozenset[str]
@@ -189,10 +200,9 @@ class MqttSink(Sink):
         where = "output.mqtt"
         self.username = env_secret(config.username_env, f"{where}.username_env")
         self.password = env_secret(config.password_env, f"{where}.password_env")
-        if self.password is not None and self.username is None:
-            raise ConfigError(f"{where}: password_env needs username_env")
-        if config.ca_file and not pathlib.Path(config.ca_file).is_file():
-            raise ConfigError(f"{where}.ca_file: {config.ca_file} does not exist")
+        problems = mqtt_config_problems(config, where)
+        if problems:
+            raise ConfigError(problems[0])
         # ${VAR} in the prefix and client id: one config for many boxes (INSPECTOR_BOX_ID from the environment).
         self.prefix = expand_placeholders(config.topic_prefix, f"{where}.topic_prefix")
         self.client_id = expand_placeholders(config.client_id or f"inspector-{socket.gethostname()}",

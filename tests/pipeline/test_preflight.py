@@ -65,6 +65,18 @@ def test_missing_environment_variables_are_named(tiny_model_dir, tmp_path, capsy
     assert "environment variable CAM_PW is not set" in capsys.readouterr().err
 
 
+def test_mqtt_settings_that_cannot_work_are_named(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MQTT_PW", "pw")
+    path = write_config(tmp_path, tiny_model_dir,
+                        output={"directory": str(tmp_path / "out"),
+                                "mqtt": {"host": "127.0.0.1", "password_env": "MQTT_PW", "tls": True,
+                                         "ca_file": str(tmp_path / "ca.pem")}})
+    code, err = validate(capsys, path)
+    assert code == 1
+    assert "output.mqtt: password_env needs username_env" in err
+    assert f"output.mqtt.ca_file: {tmp_path / 'ca.pem'} does not exist" in err
+
+
 def test_an_unwritable_output_directory_is_named(tiny_model_dir, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -123,6 +123,15 @@ def test_a_missing_credential_variable_names_the_key(monkeypatch):
         MqttSink(MqttSinkConfig(host="h", username_env="HOME", password_env="NOT_SET_ANYWHERE"))
 
 
+def test_mqtt_settings_that_cannot_work_are_refused_before_connecting(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQTT_TEST_PW", "pw")
+    with pytest.raises(ConfigError, match="^output.mqtt: password_env needs username_env$"):
+        MqttSink(MqttSinkConfig(host="h", password_env="MQTT_TEST_PW"))
+    missing = tmp_path / "ca.pem"
+    with pytest.raises(ConfigError, match=f"^output.mqtt.ca_file: {missing} does not exist$"):
+        MqttSink(MqttSinkConfig(host="h", tls=True, ca_file=str(missing)))
+
+
 @pytest.fixture
 def broker_user(tmp_path):
     reason = mosquitto_available()
