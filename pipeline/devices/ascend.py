@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 SDK_HINT = ("install the MindX SDK (mxVision) for this Atlas box and `source <sdk>/set_env.sh` (and CANN's "
             "set_env.sh) so that `import StreamManagerApi` works; use --device mock on machines without an NPU")
-FRAME_INFO_KEY = "ReservedFrameInfo"
+FRAME_INFO_KEY = "ReservedFrameInfo"  # MxpiBufferManager.cpp FRAME_INFO_KEY: the frame info's metadata key
 # MxpiTensor.tensorDataType values (MindX SDK MxBase TensorDataType).
 TENSOR_DTYPES = {0: np.float32, 1: np.float16, 2: np.int8, 3: np.int32, 4: np.uint8, 9: np.int64}
 RESULT_QUEUE = 64

@@ -3,22 +3,35 @@
 behaviour names the file it follows; what the source does, the double does, including what blocks, what is
 omitted and what is refused:
 
-- CreateMultipleStreams takes bytes, after InitManager, once per process (api_Python.md "CreateMultipleStreams":
-  do not call it and DestroyAllStreams repeatedly in one process); it refuses a graph whose plugins' properties
-  the plugins would refuse (their ranges: pipeline/sdk.py, derived from plugins.md and each plugin's
-  DefineProperties) with APP_ERR_COMM_INIT_FAIL, and a graph without an appsink for GetResult.
+- Strings cross the API as bytes: StreamManagerApi.i wraps `vector<std::string>` as StringVector and builds
+  with SWIG_PYTHON_STRICT_BYTE_CHAR, so a str is a TypeError, in push_back as in every call.
+- CreateMultipleStreams takes bytes, once per process (api_Python.md "CreateMultipleStreams": do not call it
+  and DestroyAllStreams repeatedly in one process); it refuses a graph whose plugins' properties the plugins
+  would refuse (their ranges: pipeline/sdk.py, derived from plugins.md and each plugin's DefineProperties)
+  with APP_ERR_COMM_INIT_FAIL. The SDK itself calls InitManager when it was not called (MxStreamManager.cpp
+  CreateMultipleStreams: `if (!dPtr_->isInitialized_) InitManager()`); the double is stricter and asserts the
+  explicit InitManager-then-create order the device follows (api_Python.md "InitManager", the samples).
+- GetResult on a stream that does not exist (never created, or destroyed) answers APP_ERR_STREAM_NOT_EXIST
+  (MxStreamManager.cpp GetResult: IsStreamExist).
 - mxpi_tensorinfer fills every batch to the model's LARGEST gear and otherwise waits `waitingTime` ms
   (MxpiTensorInfer.cpp: maxBatchSize_ = modelDesc_.batchSizes.back(); Process runs DataProcess only when
   dataQueue_.size() >= maxBatchSize_; the waiting thread runs the rest after timeTravel_). Each frame leaves as
   its own buffer with batch dimension 1 (outputHasBatchDim defaults to 1).
 - GetResult(stream, element, keys, timeout_ms) waits at most timeout_ms and answers APP_ERR_COMM_FAILURE (1001)
   "Get empty result, or exceed the time limit" when nothing came (MxsmStream.cpp GetResult); `element` must be
-  an appsink (APP_ERR_STREAM_ELEMENT_INVALID otherwise); a key the buffer does not carry is OMITTED from
+  an appsink (APP_ERR_STREAM_ELEMENT_INVALID, "ElementName(x) is not a name of output element", otherwise:
+  MxsmStream.cpp CheckRequirementsForGetResult); a key the buffer does not carry is OMITTED from
   metadataVec (StreamManagerApi.cpp GetResult skips entries whose dataPtr is null), and an entry carries the
   message TYPE in dataType, never the key; a buffer that carries an upstream error answers its error code and
   message instead (MxsmStream.cpp GenerateMetaAndBufferOutput). Asking for an MxpiVisionList copies its picture
   to the host (PyDataHelper.cpp ParseVisionList): the double counts those bytes (`picture_bytes_copied`).
   GetResult must not run from two threads at once (api_Python.md "GetResult": 输出结果不支持多线程并发).
+  The answer's fields (errorCode, errorMsg, metadataVec, bufferOutput) are MxBufferAndMetadataOutput's in
+  StreamManagerApi.h. Only the keyed form is modelled: GetResult(stream, outPluginId, timeout), which answers
+  an MxDataOutput without metadata, fails the test loudly instead (a limit of the double, not of the SDK).
+- The frame info travels as metadata under the key "ReservedFrameInfo" (MxpiBufferManager.cpp FRAME_INFO_KEY,
+  AddFrameInfoToMetadata), in the same protobuf map GetResult's keys are looked up in
+  (MxpiMetadataManager.cpp AddProtoMetadata -> mxpiProtobufMap), so GetResult returns it like any key.
 - GetProtobuf blocks with NO timeout until a result comes (api_Python.md "GetProtobuf": 阻塞队列，若无数据则阻塞),
   omits keys it did not find and sets messageName to the KEY (MxsmStream.cpp GetProtobuf).
 The wire encoding of the messages is JSON, not protobuf (the SDK's MxpiDataType_pb2 cannot be installed here):
@@ -40,7 +53,7 @@ from pipeline.sdk import check_properties
 APP_ERR_COMM_FAILURE = 1001  # ErrorCodes.h: APP_ERR_COMM_BASE (1000) + 1
 APP_ERR_COMM_INIT_FAIL = 1013  # APP_ERR_COMM_BASE + 13
 APP_ERR_STREAM_NOT_EXIST = 6002  # APP_ERR_STREAM_BASE (6000) + 2
-APP_ERR_STREAM_ELEMENT_INVALID = 6005
+APP_ERR_STREAM_ELEMENT_INVALID = 6011  # APP_ERR_STREAM_BASE + 11
 
 
 # --- MxpiDataType_pb2 -----------------------------------------------------------------------------------------
@@ -253,7 +266,10 @@ def make_sdk(codes: dict | None = None) -> types.SimpleNamespace:
 def frame_metadata(channel: int, frame_id: int, width: int, height: int, arrays, model_size, dtype_code: int = 0,
                    infer: str = "mxpi_tensorinfer0", resize: str = "mxpi_imageresize0") -> dict:
     """The metadata one frame's buffer carries at the appsink: the model's tensors (batch dimension 1), the
-    frame info, and the resize's picture with its preprocessInfo (source size, paste area; MxpiDataType.proto)."""
+    frame info, and the resize's picture with its preprocessInfo (source size, paste area; field names from
+    MxpiDataType.proto MxpiVisionInfo / MxpiVisionPreProcess, as the SDK's own test data shows them in
+    mxTools/test/gtest/TestMxpiChannelImagesStitcher/mxpi_channeldistributor0_0.json). The paste area here is
+    rounded, not computed as MxpiImageResize.cpp does: the device reads only widthSrc/heightSrc from it."""
     model_h, model_w = model_size
     scale = min(model_w / width, model_h / height)
     paste_w, paste_h = round(width * scale), round(height * scale)
