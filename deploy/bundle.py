@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import pathlib
@@ -176,8 +175,7 @@ def lock_file(wheels: pathlib.Path) -> str:
         name = match["name"].lower().replace("_", "-")
         if name == "inspector":
             continue
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        lines.append(f"{name}=={match['version']} --hash=sha256:{digest}")
+        lines.append(f"{name}=={match['version']} --hash=sha256:{sha256_file(path)}")
     return "\n".join(lines) + "\n"
 
 
