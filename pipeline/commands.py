@@ -110,6 +110,7 @@ def _run(args) -> int:
             logger.error("second signal: exiting without draining")
             sys.exit(130)
         logger.info("%s: stopping after the frames in flight", signal.Signals(signum).name)
+        signals["stopped_by"] = signal.Signals(signum).name
         stop.set()
 
     signal.signal(signal.SIGINT, handle)
@@ -121,8 +122,13 @@ def _run(args) -> int:
     summary = daemon.run(stop)
     print(json.dumps(summary.to_dict(), indent=2))
     if not any(camera.frames_in for camera in summary.cameras):
-        # A run in which no camera ever delivered a frame did nothing: a supervisor or a script must see that.
         failed = ", ".join(f"{c.camera_id} ({c.state})" for c in summary.cameras)
+        if "stopped_by" in signals:
+            # An operator's stop (systemctl stop, Ctrl-C) is a clean stop even before the first frame, e.g. right
+            # after a restart that only re-delivered the outbox; systemd would mark the unit failed on exit 1.
+            logger.warning("stopped by %s before any camera delivered a frame: %s", signals["stopped_by"], failed)
+            return 0
+        # A run that ended on its own (files ended, --duration) with no frame did nothing: a script must see that.
         print(f"inspector run: error: no camera delivered a frame: {failed}", file=sys.stderr)
         return 1
     return 0

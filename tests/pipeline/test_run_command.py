@@ -94,3 +94,24 @@ def test_systemd_notifications_and_status_file(tiny_model_dir, tmp_path, monkeyp
     assert messages[0] == "READY=1" and "WATCHDOG=1" in messages and messages[-1] == "STOPPING=1"
     status = json.loads((tmp_path / "out" / "status.json").read_text())
     assert status["state"] == "stopped" and status["cameras"][0]["processed"] == 12
+
+
+def test_sigterm_before_the_first_frame_is_a_clean_stop(tiny_model_dir, tmp_path):
+    """`systemctl stop` right after a start (a camera still connecting) must not leave the unit "failed"."""
+    config = tmp_path / "daemon.yaml"
+    out = tmp_path / "out"
+    config.write_text(json.dumps({
+        "cameras": [{"id": "dark", "url": "rtsp://127.0.0.1:9/none", "reconnect_max_s": 0.5}],
+        "model": str(tiny_model_dir), "output": {"directory": str(out)}}))
+    process = subprocess.Popen([sys.executable, "-m", "inspector", "run", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.monotonic() + 120
+    while not (out / "status.json").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # running, the camera refused at least once
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "stopped by SIGTERM before any camera delivered a frame: dark (" in stderr
+    assert json.loads(stdout)["cameras"][0]["processed"] == 0
