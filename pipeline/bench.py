@@ -37,12 +37,13 @@ def decode_only(clips: list[pathlib.Path], frames: int = 300) -> dict:
     import av
 
     from pipeline.devices.mock.nv12 import frame_to_nv12
+    from pipeline.devices.mock.source import DECODER_THREADS
 
     def decode(clip: pathlib.Path, out: list) -> None:
         count, start = 0, time.perf_counter()
         while count < frames:
             with av.open(str(clip)) as container:
-                container.streams.video[0].thread_type = "AUTO"
+                container.streams.video[0].thread_count = DECODER_THREADS  # as the mock device decodes
                 for frame in container.decode(video=0):
                     frame_to_nv12(frame)
                     count += 1

@@ -123,3 +123,31 @@ def test_padding_is_what_dvpp_writes_for_the_graphs_rgbvalue():
     assert dvpp_background(0, 0, 0) == (0, 128, 128)
     assert dvpp_background(114, 114, 114) == (114, 128, 128)  # a grey keeps U = V = 128
     assert dvpp_background(255, 0, 0) == (76, 84, 255)
+
+
+@pytest.mark.parametrize("colour, mean, std", [("RGB", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
+                                               ("BGR", (124.0, 117.0, 104.0), (58.4, 57.1, 57.4))])
+def test_normalisation_table_equals_the_float32_arithmetic(colour, mean, std):
+    """The lookup table gives, for every 8-bit value after the colour conversion, exactly the float32
+    `value * var_reci - (mean + min) * var_reci` the AIPP's normalisation stage computes; into a batch slot too."""
+    aipp = AippConfig.from_spec(spec(colour, mean, std))
+    rng = np.random.default_rng(1)
+    height, width = 36, 52
+    nv12 = empty_nv12(width, height)
+    nv12[...] = rng.integers(0, 256, nv12.shape, dtype=np.uint8)
+    got = aipp.apply_nv12(nv12, height, width)
+    batch = np.full((2, 3, height, width), np.nan, np.float32)
+    aipp.apply_nv12(nv12, height, width, out=batch[1])
+    # The reference: the 8-bit RGB of the colour-conversion stage (checked against the charts above), then
+    # the normalisation in float32, channel by channel, as the AIPP computes it.
+    import cv2
+
+    y, uv = planes(nv12, width, height)
+    full_uv = uv.repeat(2, axis=0).repeat(2, axis=1)
+    rgb = cv2.transform(np.dstack([y, full_uv]), aipp._csc)
+    for c in range(3):
+        scale = np.float32(aipp.var_reci_chn[c])
+        offset = np.float32((aipp.mean_chn[c] + aipp.min_chn[c]) * aipp.var_reci_chn[c])
+        expected = np.subtract(np.multiply(rgb[..., c], scale, dtype=np.float32), offset)
+        assert np.array_equal(got[c], expected), c
+    assert np.array_equal(batch[1], got) and np.isnan(batch[0]).all()
