@@ -13,6 +13,7 @@ import json
 import pathlib
 from typing import Any
 
+from models.crops import CropSettings
 from models.darknet_cfg import DarknetCfg
 from models.errors import SpecError
 
@@ -85,6 +86,9 @@ class ModelSpec:
     # size) and the exported CPU model kept beside it, which the mock device runs from the same directory.
     aipp: dict[str, Any] | None = None
     cpu_model_file: str | None = None
+    # A second-stage model (issue 14): it runs on crops around the first stage's `parents` objects, cut as
+    # models/crops.py cuts them with these settings, which are the ones it was trained with.
+    crops: dict[str, Any] | None = None
 
     def __post_init__(self):
         if not self.class_names:
@@ -98,6 +102,25 @@ class ModelSpec:
         for head in self.heads:
             if max(head.mask) >= len(self.anchors):
                 raise SpecError(f"heads: mask {head.mask} does not index the {len(self.anchors)} anchors")
+        if self.crops is not None:
+            parents = self.crops.get("parents")
+            if not parents or not all(isinstance(p, str) and p for p in parents):
+                raise SpecError(f"crops.parents: expected a non-empty list of class names, got {parents!r}")
+            _ = self.crop_settings  # validates the geometry now, not at the first frame
+
+    @property
+    def crop_settings(self) -> CropSettings | None:
+        """The crop geometry of a second-stage model, or None for a first stage."""
+        if self.crops is None:
+            return None
+        known = {f.name for f in dataclasses.fields(CropSettings)}
+        unknown = set(self.crops) - known - {"parents"}
+        if unknown:
+            raise SpecError(f"crops: unknown keys {sorted(unknown)}")
+        try:
+            return CropSettings(**{k: v for k, v in self.crops.items() if k in known})
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"crops: {exc}") from exc
 
     @property
     def num_classes(self) -> int:

@@ -30,7 +30,13 @@ def register(commands) -> None:
 
     evaluate = commands.add_parser("eval", help="COCO mAP of an exported model on a labelled data set (JSON)")
     evaluate.add_argument("--model", required=True, help="an `inspector export` directory")
-    evaluate.add_argument("--data", required=True, help="data set root")
+    evaluate.add_argument("--data", help="data set root (or --held-out-of)")
+    evaluate.add_argument("--held-out-of", metavar="TRAIN_CONFIG",
+                          help="evaluate on the pictures this training config holds out (its val_path or split)")
+    evaluate.add_argument("--stage2", metavar="DIR", help="a second-stage export: evaluate the cascade end to end "
+                                                          "on full pictures, beside --model alone")
+    evaluate.add_argument("--parent-score", type=float, default=0.25,
+                          help="cascade: stage-1 score above which a parent is cropped (default 0.25)")
     evaluate.add_argument("--format", default="voc", choices=("voc", "coco", "yolo"), help="annotation format")
     evaluate.add_argument("--plot", help="write the precision-recall plot (PNG) here")
     evaluate.set_defaults(handler=_eval)
@@ -58,22 +64,52 @@ def _eval(args) -> int:
     from train.datasets import load_dataset
     from train.evaluate import coco_evaluate, plot_pr, predict
 
+    if bool(args.data) == bool(args.held_out_of):
+        raise ConfigError("eval: give either --data or --held-out-of")
     spec = ModelSpec.load(args.model)
-    name = spec.cpu_model_name
-    session = open_session(f"{args.model}/{name}")
-    dataset = load_dataset(args.data, args.format, spec.class_names)
+    session = open_session(f"{args.model}/{spec.cpu_model_name}")
+    stage2 = ModelSpec.load(args.stage2) if args.stage2 else None
+    classes = tuple(spec.class_names) + tuple(c for c in (stage2.class_names if stage2 else ()) if c not in spec.class_names)
+    if args.held_out_of:
+        dataset, where = _held_out(args.held_out_of, classes)
+    else:
+        dataset, where = load_dataset(args.data, args.format, classes), args.data
     for issue in dataset.issues:
         print(f"data: {issue}", file=sys.stderr)
     if not dataset.samples:
         # An mAP of 0.0 over nothing reads like a broken model; it is a wrong path or format.
-        raise ConfigError(f"{args.data}: no usable labelled images in the {args.format} layout "
+        raise ConfigError(f"{where}: no usable labelled images in the {args.format} layout "
                           f"({len(dataset.issues)} problems above)")
+    if stage2 is not None:
+        from train.cascade import CascadeSettings, evaluate_cascade
+
+        session2 = open_session(f"{args.stage2}/{stage2.cpu_model_name}")
+        try:
+            report = evaluate_cascade(dataset, session.run, spec, session2.run, stage2,
+                                      CascadeSettings(parent_score=args.parent_score))
+        except ValueError as exc:
+            raise ConfigError(f"eval --stage2 {args.stage2}: {exc}") from None
+        print(json.dumps(report, indent=2))
+        return 0
     metrics = coco_evaluate(dataset, predict(lambda images: session.run(images), dataset, spec))
     if args.plot:
         plot_pr(metrics, args.plot)
     metrics.pop("pr_curves", None)
     print(json.dumps(metrics | {"images": len(dataset.samples)}, indent=2))
     return 0
+
+
+def _held_out(config_path: str, classes: tuple):
+    """The full pictures a training config holds out: its val_path, or the split of its data (by picture, per
+    folder, with its seed), as its training did."""
+    from train.config import load_train_config
+    from train.datasets import load_dataset, split
+
+    data = load_train_config(config_path).data
+    if data.val_path:
+        return load_dataset(data.val_path, data.format, classes), data.val_path
+    _, held_out = split(load_dataset(data.path, data.format, classes), data.val_fraction, data.split_seed)
+    return held_out, f"{data.path} (held out by {config_path})"
 
 
 def _bench(args) -> int:

@@ -11,6 +11,26 @@ from core.configfile import Strict, format_validation_errors, read_yaml
 from core.errors import ConfigError
 
 
+class CropDataConfig(Strict):
+    """A second-stage model's training set, cut from ordinary annotations (issue 14; geometry: models/crops.py).
+    `data.classes` are then the child classes found inside the crops (e.g. [defect])."""
+    parents: list[str] = Field(min_length=1, description="Classes of the annotated objects the crops are cut "
+                                                         "around (e.g. [insulator]); the first stage's classes.")
+    margin: float = Field(0.25, ge=0, le=2, description="Added on every side, fraction of the parent's short side.")
+    max_aspect: float = Field(1.5, ge=1, description="A parent longer than this times its width is cut into "
+                                                     "square tiles along its length.")
+    overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles, fraction of their side.")
+    min_side: int = Field(32, ge=2, description="Smallest crop side in pixels.")
+    min_visible: float = Field(0.5, gt=0, le=1, description="A child is a target of a crop when at least this "
+                                                            "fraction of its area lies inside.")
+    jitter: float = Field(0.1, ge=0, lt=0.5, description="Training crops: each parent box edge moved by up to "
+                                                         "this fraction of its short side, as a detector's box "
+                                                         "is off; held-out crops are cut from the exact box.")
+    negatives_per_positive: Optional[float] = Field(
+        3.0, gt=0, description="Training crops with no child: at most this many per crop with one (sampled with "
+                               "the split seed); null keeps every one. Held-out crops are all kept.")
+
+
 class DataConfig(Strict):
     path: str = Field(description="Data set root (VOC: folders with images/ and labels/ or Annotations/).")
     format: Literal["voc", "coco", "yolo"] = Field(
@@ -23,6 +43,9 @@ class DataConfig(Strict):
     label_fraction: dict[str, float] = Field(
         default_factory=dict, description="Keep only this fraction of the training images that contain a class "
                                           "(e.g. {defect: 0.25}); the held-out set is never reduced.")
+    crops: Optional[CropDataConfig] = Field(None, description="Train a second stage on crops around `parents` "
+                                                              "objects (written to <out>/crops, held out by "
+                                                              "source picture with the split above).")
 
 
 class AugmentSettings(Strict):

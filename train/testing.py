@@ -39,3 +39,41 @@ def write_voc_dataset(root: str | pathlib.Path, images: int = 24, size: tuple[in
                        f"<ymax>{y2}</ymax></bndbox></object>")
         (root / "labels" / f"{name}.xml").write_text("".join(xml) + "</annotation>")
     return root
+
+
+CASCADE_CLASSES = ("string", "fault")
+
+
+def write_cascade_dataset(root: str | pathlib.Path, images: int = 12, size: tuple[int, int] = (320, 240),
+                          seed: int = 0) -> pathlib.Path:
+    """Pictures for a two-stage cascade: long thin bars (class `string`, 5-6 times longer than wide, horizontal
+    or vertical, blue) with small red squares on some of them (class `fault`, inside their bar)."""
+    root = pathlib.Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    width, height = size
+    for index in range(images):
+        image = rng.integers(60, 120, (height, width, 3), dtype=np.uint8)
+        objects = []
+        vertical = bool(index % 2)
+        short, long_ = int(rng.integers(20, 30)), int(rng.integers(120, 160))
+        w, h = (short, long_) if vertical else (long_, short)
+        x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+        cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), (200, 60, 30), -1)
+        objects.append(("string", x, y, x + w, y + h))
+        if index % 3:
+            side = short // 2
+            along = int(rng.integers(0, long_ - side))
+            fx, fy = (x + (w - side) // 2, y + along) if vertical else (x + along, y + (h - side) // 2)
+            cv2.rectangle(image, (fx, fy), (fx + side - 1, fy + side - 1), (30, 30, 230), -1)
+            objects.append(("fault", fx, fy, fx + side, fy + side))
+        name = f"{index:03d}"
+        cv2.imwrite(str(root / "images" / f"{name}.png"), image)
+        xml = [f"<annotation><filename>{name}</filename><size><width>{width}</width><height>{height}</height>"
+               "<depth>3</depth></size>"]
+        for cls, x1, y1, x2, y2 in objects:
+            xml.append(f"<object><name>{cls}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>"
+                       f"<ymax>{y2}</ymax></bndbox></object>")
+        (root / "labels" / f"{name}.xml").write_text("".join(xml) + "</annotation>")
+    return root

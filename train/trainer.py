@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core.errors import ConfigError
 from models import msenv  # noqa: F401
 import mindspore as ms
 from mindspore import nn
@@ -220,6 +221,15 @@ def log_issues(dataset: Dataset) -> None:
 
 
 def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
+    if config.data.crops is not None:  # a second stage: crops around the parents, cut once (train/crops.py)
+        from train.crops import build_crop_sets
+
+        if config.data.label_fraction:
+            raise ConfigError("data.label_fraction: not supported with data.crops (subsample the negatives "
+                              "with data.crops.negatives_per_positive)")
+        train_set, val_set = build_crop_sets(config)
+        log_issues(train_set)
+        return train_set, val_set
     dataset = load_dataset(config.data.path, config.data.format, config.data.classes)
     log_issues(dataset)
     if config.data.val_path:
@@ -467,9 +477,14 @@ def export_best(run: Run) -> dict:
     exports = {}
     from deploy.export import export_model
 
+    overrides = None
+    if config.data.crops is not None:  # the manifest records where the second stage looks
+        from train.crops import spec_crops
+
+        overrides = {"crops": spec_crops(config.data.crops)}
     for fmt in config.export_formats:
         result = export_model(run.cfg.source, run.best_path, list(config.data.classes), fmt, run.out / f"export-{fmt}",
-                              size=(config.input_size, config.input_size))
+                              size=(config.input_size, config.input_size), spec_overrides=overrides)
         exports[fmt] = result.directory
     summary = {"best_mAP50": run.best, "epochs_run": len(run.history), "exports": exports, "out": str(run.out)}
     (run.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -50,3 +50,26 @@ def test_class_names_from_file_or_list(tmp_path):
     assert read_class_names("insulator,defect") == ["insulator", "defect"]
     with pytest.raises(SpecError):
         read_class_names("no such file.txt")
+
+
+def test_a_second_stage_records_where_it_looks(tmp_path):
+    from models.crops import CropSettings
+
+    crops = {"parents": ["insulator"], "margin": 0.3, "max_aspect": 1.5, "overlap": 0.25, "min_side": 32}
+    spec = ModelSpec.from_cfg(parse_cfg("yolov4-tiny", classes=1), ["defect"], crops=crops)
+    spec.save(tmp_path)
+    again = ModelSpec.load(tmp_path)
+    assert again.crops == crops and again.crop_settings == CropSettings(0.3, 1.5, 0.25, 32)
+    assert make_spec().crop_settings is None
+
+
+@pytest.mark.parametrize("crops, message", [
+    ({"parents": [], "margin": 0.3}, "crops.parents: expected a non-empty list"),
+    ({"parents": ["insulator"], "margin": -1}, "crops: margin -1"),
+    ({"parents": ["insulator"], "tiles": 3}, "crops: unknown keys \\['tiles'\\]"),
+])
+def test_bad_crop_settings_name_the_manifest_and_key(tmp_path, crops, message):
+    data = make_spec().to_dict() | {"crops": crops}
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(SpecError, match=f"manifest.json: {message}"):
+        ModelSpec.load(tmp_path)

@@ -144,3 +144,37 @@ def test_data_parallel_under_msrun(data_dir, tmp_path):
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(l)["epoch"] for l in lines] == [1, 2]  # written once, by rank 0; stopped early
     assert "early stop" in logs["worker_0.log"]
+
+
+@pytest.mark.slow
+def test_a_second_stage_trains_on_crops_and_the_cascade_evaluates_end_to_end(tmp_path, weights_factory, capsys):
+    import yaml
+
+    from deploy.export import export_model
+    from train.testing import CASCADE_CLASSES, write_cascade_dataset
+
+    data = write_cascade_dataset(tmp_path / "data", images=16)
+    crops = {"parents": ["string"], "margin": 0.25, "max_aspect": 1.5, "overlap": 0.25, "min_side": 32}
+    path = tmp_path / "stage2.yaml"
+    path.write_text(yaml.safe_dump({
+        "cfg": "yolov4-tiny-half", "input_size": 64, "epochs": 2, "batch_size": 4, "eval_every": 2,
+        "data": {"path": str(data), "classes": ["fault"], "val_fraction": 0.25, "crops": crops},
+        "optim": {"warmup_epochs": 1}, "augment": {"mosaic": 0.0}, "out": str(tmp_path / "run")}))
+    assert main(["train", "--config", str(path), "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    stage2 = summary["exports"]["onnx"]
+    assert ModelSpec.load(stage2).crops == crops  # the deployed crop is the trained crop
+    counts = json.loads((tmp_path / "run" / "crops" / "crops.json").read_text())["counts"]
+    assert counts["val"]["pictures"] == 4 and counts["train"]["pictures"] == 12
+    stage1 = tmp_path / "stage1"
+    export_model("yolov4-tiny", weights_factory("yolov4-tiny", 2, seed=5), list(CASCADE_CLASSES), "onnx", stage1,
+                 size=(128, 128))
+    assert main(["eval", "--model", str(stage1), "--stage2", stage2, "--held-out-of", str(path),
+                 "--parent-score", "0.0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pictures"] == 4 and report["crops_per_picture"] > 0
+    assert set(report["stage1"]["per_class_AP50"]) == {"string", "fault"}
+    assert set(report["cascade"]["per_class_AP50"]) == {"fault"}
+    # The second stage alone is not a first stage: eval --stage2 with the roles swapped says why.
+    assert main(["eval", "--model", stage2, "--stage2", str(stage1), "--held-out-of", str(path)]) == 1
+    assert "no `crops`" in capsys.readouterr().err

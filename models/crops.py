@@ -1,0 +1,110 @@
+"""Where a second-stage model looks: the crops cut around a first-stage object, the same in training, evaluation
+and the daemon (one function, so the deployed crop is the crop the model was trained on).
+
+An insulator string is 4-6 times longer than wide. Letterboxing the whole string into a square input would
+shrink a defect (a missing cap, 15-20 px at the detector's input) to a few pixels, so a long box is cut into
+square tiles along its long axis, overlapping by `overlap`, each as wide as the box's short side plus the margin
+(the layout of Tao et al. 2018's cascade, and of the prototype measured in issue 14). A box no longer than
+`max_aspect` times its width is one crop.
+
+Coordinates are integer pixels of the full camera picture, x1 y1 inclusive, x2 y2 exclusive, with even x1, y1,
+widths and heights: the alignment DVPP's crop (VPC) accepts for YUV 4:2:0 (left/top even, right/bottom odd in
+its inclusive convention), so the daemon can cut the same rectangles from the decoder's NV12 frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+ALIGN = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class CropSettings:
+    margin: float = 0.15  # added on every side, as a fraction of the box's short side
+    max_aspect: float = 1.5  # a longer box is tiled
+    overlap: float = 0.25  # tiles overlap by this fraction of their side
+    min_side: int = 32  # pixels; a smaller crop is grown to this (a tiny box has no detail to find)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin <= 2:
+            raise ValueError(f"margin {self.margin}: expected 0..2 (a fraction of the box's short side)")
+        if self.max_aspect < 1:
+            raise ValueError(f"max_aspect {self.max_aspect}: expected >= 1")
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap {self.overlap}: expected 0..1 (exclusive)")
+        if self.min_side < ALIGN:
+            raise ValueError(f"min_side {self.min_side}: expected >= {ALIGN}")
+
+
+def _aligned(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Round outwards to even coordinates, keep inside the picture (whose even part is used)."""
+    w_lim, h_lim = width // ALIGN * ALIGN, height // ALIGN * ALIGN
+    ax1 = max(0, int(math.floor(x1 / ALIGN)) * ALIGN)
+    ay1 = max(0, int(math.floor(y1 / ALIGN)) * ALIGN)
+    ax2 = min(w_lim, int(math.ceil(x2 / ALIGN)) * ALIGN)
+    ay2 = min(h_lim, int(math.ceil(y2 / ALIGN)) * ALIGN)
+    return ax1, ay1, ax2, ay2
+
+
+def _window(start: float, length: float, limit: int) -> tuple[float, float]:
+    """[start, start + length) shifted to lie inside [0, limit) where it fits."""
+    if length >= limit:
+        return 0.0, float(limit)
+    start = min(max(0.0, start), limit - length)
+    return start, start + length
+
+
+def crop_regions(box, width: int, height: int, settings: CropSettings = CropSettings()) -> np.ndarray:
+    """(K, 4) int64 crops (x1, y1, x2, y2) for one box (x1, y1, x2, y2) in a width x height picture."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+    short, long_ = min(bw, bh), max(bw, bh)
+    pad = settings.margin * short
+    side = max(short + 2 * pad, float(settings.min_side))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    regions = []
+    if long_ <= settings.max_aspect * short:
+        across_w = max(bw + 2 * pad, float(settings.min_side))
+        across_h = max(bh + 2 * pad, float(settings.min_side))
+        sx, ex = _window(cx - across_w / 2, across_w, width)
+        sy, ey = _window(cy - across_h / 2, across_h, height)
+        regions.append(_aligned(sx, sy, ex, ey, width, height))
+    else:
+        span = long_ + 2 * pad  # along the long axis, margin at both ends
+        step = side * (1 - settings.overlap)
+        count = max(1, math.ceil((span - side) / step - 1e-9) + 1)
+        # Spread the tiles evenly over the span (the last one ends at the span's end, none hangs over it).
+        first = (cx if bw >= bh else cy) - span / 2
+        stride = (span - side) / (count - 1) if count > 1 else 0.0
+        for k in range(count):
+            start = first + k * stride
+            if bw >= bh:
+                sx, ex = _window(start, side, width)
+                sy, ey = _window(cy - side / 2, side, height)
+            else:
+                sx, ex = _window(cx - side / 2, side, width)
+                sy, ey = _window(start, side, height)
+            regions.append(_aligned(sx, sy, ex, ey, width, height))
+    out = np.asarray(regions, np.int64).reshape(-1, 4)
+    keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return np.unique(out[keep], axis=0) if keep.any() else out[:0]
+
+
+def boxes_in_crop(boxes: np.ndarray, crop, min_visible: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N, 4) of the full picture seen in `crop`: (kept mask, boxes clipped and shifted to the crop).
+    A box is kept when at least `min_visible` of its area lies inside; a box cut off more than that is not a
+    target of this crop (the overlapping tile next to it sees it whole)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    cx1, cy1, cx2, cy2 = (float(v) for v in crop)
+    clipped = np.stack([np.clip(boxes[:, 0], cx1, cx2), np.clip(boxes[:, 1], cy1, cy2),
+                        np.clip(boxes[:, 2], cx1, cx2), np.clip(boxes[:, 3], cy1, cy2)], axis=1)
+    inside = np.clip(clipped[:, 2] - clipped[:, 0], 0, None) * np.clip(clipped[:, 3] - clipped[:, 1], 0, None)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    kept = inside >= min_visible * np.maximum(area, 1e-6)
+    local = clipped[kept] - np.asarray([cx1, cy1, cx1, cy1], np.float32)
+    return kept, local
+

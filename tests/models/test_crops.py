@@ -1,0 +1,62 @@
+"""Where a second stage looks: one crop for a compact box, square tiles along a long one, DVPP-aligned, inside."""
+
+import numpy as np
+import pytest
+
+from models.crops import CropSettings, boxes_in_crop, crop_regions
+
+
+def assert_valid(crops, width, height):
+    assert crops.dtype == np.int64 and crops.shape[1] == 4 and len(crops)
+    assert (crops[:, :2] >= 0).all() and (crops[:, 2] <= width).all() and (crops[:, 3] <= height).all()
+    assert (crops % 2 == 0).all()  # even corners, so even widths and heights: DVPP's 4:2:0 crop alignment
+    assert ((crops[:, 2] > crops[:, 0]) & (crops[:, 3] > crops[:, 1])).all()
+
+
+def test_a_compact_box_is_one_crop_with_its_margin():
+    crops = crop_regions((100, 100, 140, 130), 640, 480, CropSettings(margin=0.25))
+    assert_valid(crops, 640, 480)
+    # 0.25 of the short side (30 px) = 7.5 px on every side, rounded outwards to even coordinates.
+    assert crops.tolist() == [[92, 92, 148, 138]]
+
+
+@pytest.mark.parametrize("vertical", [False, True])
+def test_a_long_box_is_cut_into_overlapping_square_tiles_that_cover_it(vertical):
+    box = (100, 50, 400, 100) if not vertical else (50, 100, 100, 400)  # 300 x 50
+    settings = CropSettings(margin=0.2, overlap=0.25)
+    crops = crop_regions(box, 640, 640, settings)
+    assert_valid(crops, 640, 640)
+    sides = np.stack([crops[:, 2] - crops[:, 0], crops[:, 3] - crops[:, 1]], axis=1)
+    assert (np.abs(sides - 70) <= 2).all()  # short side 50 + 2 x 10 margin, square
+    along = crops[:, [0, 2]] if not vertical else crops[:, [1, 3]]
+    along = along[np.argsort(along[:, 0])]
+    # From the margin before the box to the margin after it, no gap, neighbours overlapping >= a quarter.
+    assert along[0, 0] <= 90 and along[-1, 1] >= 410
+    assert (along[1:, 0] <= along[:-1, 1] - 0.25 * 70 + 2).all()
+    assert len(crops) == 6  # ceil((320 - 70) / 52.5) = 5 steps, evenly spread: not one tile more than needed
+
+
+def test_crops_at_the_picture_edge_stay_inside_and_keep_their_size():
+    crops = crop_regions((0, 0, 20, 200), 101, 151, CropSettings(margin=0.5))
+    assert_valid(crops, 100, 150)  # an odd picture: its even part
+    assert ((crops[:, 2] - crops[:, 0]) == 40).all()  # shifted inside rather than cut short
+    assert crops[:, 1].min() == 0 and crops[:, 3].max() == 150
+
+
+def test_a_tiny_box_is_grown_to_the_smallest_side():
+    crops = crop_regions((50, 50, 53, 54), 200, 200, CropSettings(min_side=32))
+    assert_valid(crops, 200, 200)
+    assert (crops[:, 2] - crops[:, 0]).min() >= 32 and (crops[:, 3] - crops[:, 1]).min() >= 32
+
+
+def test_children_half_inside_are_targets_the_rest_are_not():
+    children = np.asarray([[10, 10, 20, 20], [45, 10, 55, 20], [48, 10, 58, 20], [70, 70, 80, 80]], np.float32)
+    kept, local = boxes_in_crop(children, (0, 0, 50, 50), min_visible=0.5)
+    assert kept.tolist() == [True, True, False, False]
+    assert local.tolist() == [[10, 10, 20, 20], [45, 10, 50, 20]]  # clipped to the crop, in its pixels
+
+
+@pytest.mark.parametrize("bad", [dict(margin=-0.1), dict(max_aspect=0.5), dict(overlap=1.0), dict(min_side=1)])
+def test_settings_are_checked(bad):
+    with pytest.raises(ValueError):
+        CropSettings(**bad)

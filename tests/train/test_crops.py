@@ -1,0 +1,93 @@
+"""The second stage's training set: crops around parents, children mapped in, split by source picture."""
+
+import json
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+
+from models.crops import CropSettings, crop_regions
+from train.config import TrainConfig
+from train.crops import build_crop_sets, source_split
+from train.testing import write_cascade_dataset
+
+
+def config(root, out, **crops):
+    return TrainConfig.model_validate({
+        "data": {"path": str(root), "classes": ["fault"], "val_fraction": 0.25, "split_seed": 0,
+                 "crops": {"parents": ["string"], "margin": 0.25, "jitter": 0.0, "negatives_per_positive": None}
+                 | crops},
+        "out": str(out)})
+
+
+def test_crops_hold_the_children_and_the_pixels_of_the_source_picture(tmp_path):
+    root = write_cascade_dataset(tmp_path / "data", images=12)
+    cfg = config(root, tmp_path / "run")
+    train, val = build_crop_sets(cfg)
+    train_src, val_src = source_split(cfg)
+    # Held out by source picture, exactly as the first stage's split: no picture gives crops to both sets.
+    stem = lambda s: pathlib.Path(s.image).name.split("_")[1]
+    assert {stem(s) for s in train.samples} <= {pathlib.Path(s.image).stem for s in train_src.samples}
+    assert {stem(s) for s in val.samples} == {pathlib.Path(s.image).stem for s in val_src.samples}
+    assert len(val_src.samples) == 3
+    # Every crop is the deployed crop geometry: each source picture's string cut with the same settings.
+    for dataset, sources in ((train, train_src), (val, val_src)):
+        expected = sum(len(crop_regions(s.boxes[s.labels == 0][0], s.width, s.height, CropSettings(margin=0.25)))
+                       for s in sources.samples)
+        assert len(dataset.samples) == expected
+    # A fault lands in its crop's pixels: the crop's box holds the fault's red, in the crop's coordinates.
+    with_fault = [s for s in train.samples + val.samples if len(s.labels)]
+    assert with_fault and all(s.labels.tolist() == [0] * len(s.labels) for s in with_fault)
+    for sample in with_fault:
+        picture = cv2.imread(sample.image)
+        assert picture.shape[:2] == (sample.height, sample.width)
+        x1, y1, x2, y2 = sample.boxes[0].astype(int)
+        inside = picture[y1 + 1:y2 - 1, x1 + 1:x2 - 1].reshape(-1, 3)
+        assert np.abs(inside.astype(int) - (30, 30, 230)).max() <= 2, sample.image  # PNG: lossless
+    # Faults of the held-out pictures are all reachable: each is the target of at least one crop.
+    faults = sum(int((s.labels == 1).sum()) for s in val_src.samples)
+    assert faults and sum(len(s.labels) > 0 for s in val.samples) >= faults
+
+
+def test_negatives_are_sampled_in_training_only_and_the_crops_are_reused(tmp_path):
+    root = write_cascade_dataset(tmp_path / "data", images=12)
+    full_train, full_val = build_crop_sets(config(root, tmp_path / "all"))
+    cfg = config(root, tmp_path / "run", negatives_per_positive=0.5)
+    train, val = build_crop_sets(cfg)
+    positives = sum(len(s.labels) > 0 for s in train.samples)
+    assert positives == sum(len(s.labels) > 0 for s in full_train.samples)
+    assert len(train.samples) - positives == round(0.5 * positives) < len(full_train.samples) - positives
+    assert len(val.samples) == len(full_val.samples)  # the held-out crops are never reduced
+    files = sorted((tmp_path / "run" / "crops" / "train").glob("*.png"))
+    assert len(files) == len(train.samples)  # only what is used is written
+    # The same sources and settings: reused, nothing cut again; other settings: cut again, old crops gone.
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    again, _ = build_crop_sets(cfg)
+    assert [s.image for s in again.samples] == [s.image for s in train.samples]
+    assert all(f.stat().st_mtime_ns == stamps[f] for f in files)
+    assert all(np.array_equal(a.boxes, b.boxes) for a, b in zip(again.samples, train.samples))
+    wider, _ = build_crop_sets(config(root, tmp_path / "run", negatives_per_positive=0.5, margin=0.5))
+    manifest = json.loads((tmp_path / "run" / "crops" / "crops.json").read_text())
+    assert manifest["settings"]["margin"] == 0.5
+    assert len(list((tmp_path / "run" / "crops" / "train").glob("*.png"))) == len(wider.samples)
+
+
+def test_training_crops_are_cut_from_jittered_boxes(tmp_path):
+    root = write_cascade_dataset(tmp_path / "data", images=8)
+    exact, _ = build_crop_sets(config(root, tmp_path / "a"))
+    moved, _ = build_crop_sets(config(root, tmp_path / "b", jitter=0.3))
+    size = lambda d: sorted((s.width, s.height) for s in d.samples)
+    assert size(exact) != size(moved)
+
+
+def test_label_fraction_is_refused_with_crops(tmp_path):
+    pytest.importorskip("mindspore")
+    from core.errors import ConfigError
+    from train.trainer import prepare_data
+
+    root = write_cascade_dataset(tmp_path / "data", images=4)
+    cfg = config(root, tmp_path / "run")
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"label_fraction": {"fault": 0.5}})})
+    with pytest.raises(ConfigError, match="data.label_fraction: not supported with data.crops"):
+        prepare_data(cfg)

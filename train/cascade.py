@@ -1,0 +1,113 @@
+"""End-to-end evaluation of a two-stage cascade on full pictures (issue 14).
+
+Stage 1 finds the parents (insulators) on the whole picture; every parent above `parent_score` (the daemon's
+stage-1 threshold, best first, at most `max_crops` per picture) is cut into the crops the second stage was
+trained on (models/crops.py, settings from its manifest), each crop from the full picture; stage 2's boxes are
+mapped back to picture pixels and merged across overlapping tiles and parents (class-wise NMS). The children's
+AP is then computed with pycocotools against the full-picture annotations, beside stage 1's own figures on the
+same pictures (its own child class, when it has one, is the single-stage baseline).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from models.crops import crop_regions
+from models.detect import classwise_nms, detect
+from models.letterbox import preprocess_bgr
+from models.spec import ModelSpec
+from train.datasets import Dataset
+from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_evaluate, predict
+
+MERGE_IOU = 0.5  # duplicates of one child seen by two overlapping tiles
+
+
+@dataclasses.dataclass(frozen=True)
+class CascadeSettings:
+    parent_score: float = 0.25
+    max_crops: int = 32
+
+
+def parent_boxes(results: list[dict], image_id: int, parent_ids: set, settings: CascadeSettings) -> np.ndarray:
+    """Stage 1's parents of one picture above the threshold, best first, (N, 4) x1 y1 x2 y2."""
+    mine = [r for r in results if r["image_id"] == image_id and r["category_id"] - 1 in parent_ids
+            and r["score"] >= settings.parent_score]
+    mine.sort(key=lambda r: -r["score"])
+    return np.asarray([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in mine)], np.float32).reshape(-1, 4)
+
+
+def children_of_picture(image: np.ndarray, parents: np.ndarray, run2, spec2: ModelSpec,
+                        settings: CascadeSettings, batch: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Stage 2 on the crops of one picture: (boxes in picture pixels, scores, class ids, crops run)."""
+    height, width = image.shape[:2]
+    crops = []
+    for parent in parents:
+        crops += [tuple(int(v) for v in c) for c in crop_regions(parent, width, height, spec2.crop_settings)]
+    crops = list(dict.fromkeys(crops))[:settings.max_crops]  # the same tile of two near-identical parents once
+    thresholds = np.full(spec2.num_classes, EVAL_SCORE, np.float32)
+    boxes, scores, classes = [], [], []
+    for start in range(0, len(crops), batch):
+        chunk = crops[start:start + batch]
+        tensors, geometries = zip(*(preprocess_bgr(image[y1:y2, x1:x2], spec2) for x1, y1, x2, y2 in chunk))
+        out_boxes, out_scores = run2(np.stack(tensors))
+        for k, ((x1, y1, x2, y2), geometry) in enumerate(zip(chunk, geometries)):
+            kept, kept_scores, class_ids = detect(out_boxes[k], out_scores[k], thresholds, EVAL_NMS_IOU, 100)
+            local = geometry.to_camera(kept, x2 - x1, y2 - y1)
+            boxes.append(local + np.asarray([x1, y1, x1, y1], np.float32))
+            scores.append(kept_scores)
+            classes.append(class_ids)
+    if not boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), 0
+    boxes, scores, classes = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
+    keep = classwise_nms(boxes, scores, classes, MERGE_IOU)
+    return boxes[keep], scores[keep], classes[keep], len(crops)
+
+
+def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,
+                     settings: CascadeSettings = CascadeSettings()) -> dict:
+    """`dataset`: full pictures annotated with stage 1's classes and stage 2's (any order). Returns stage 1's
+    metrics on its classes and the cascade's on stage 2's, both on these pictures."""
+    if spec2.crops is None:
+        raise ValueError("the second model's manifest has no `crops` (not trained as a second stage)")
+    missing = [p for p in spec2.crops["parents"] if p not in spec1.class_names]
+    if missing:
+        raise ValueError(f"stage 2 runs on {missing}, which stage 1 {list(spec1.class_names)} does not detect")
+    # Stage 1 on its own classes (a data set relabelled to them), exactly as `inspector eval` measures it.
+    stage1_set = relabel(dataset, spec1.class_names)
+    stage1_results = predict(run1, stage1_set, spec1)
+    stage1 = coco_evaluate(stage1_set, stage1_results)
+    parent_ids = {spec1.class_names.index(p) for p in spec2.crops["parents"]}
+    children_set = relabel(dataset, spec2.class_names)
+    results, crops_run = [], 0
+    for image_id, sample in enumerate(dataset.samples):
+        parents = parent_boxes(stage1_results, image_id, parent_ids, settings)
+        image = cv2.imread(sample.image)
+        if image is None:
+            raise FileNotFoundError(f"{sample.image}: cannot read image")
+        boxes, scores, classes, count = children_of_picture(image, parents, run2, spec2, settings)
+        crops_run += count
+        for box, score, cls in zip(boxes, scores, classes):
+            if box[2] <= box[0] or box[3] <= box[1]:
+                continue
+            results.append({"image_id": image_id, "category_id": int(cls) + 1, "score": float(score),
+                            "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
+    cascade = coco_evaluate(children_set, results)
+    for metrics in (stage1, cascade):
+        metrics.pop("pr_curves", None)
+    return {"pictures": len(dataset.samples), "crops_per_picture": crops_run / max(1, len(dataset.samples)),
+            "parent_score": settings.parent_score, "stage1": stage1, "cascade": cascade}
+
+
+def relabel(dataset: Dataset, class_names) -> Dataset:
+    """The same pictures with only the objects of `class_names`, indexed in that order."""
+    class_names = tuple(class_names)
+    index = {dataset.class_names.index(n): k for k, n in enumerate(class_names) if n in dataset.class_names}
+    samples = []
+    for sample in dataset.samples:
+        keep = np.isin(sample.labels, list(index))
+        samples.append(dataclasses.replace(sample, boxes=sample.boxes[keep],
+                                           labels=np.asarray([index[int(l)] for l in sample.labels[keep]], np.int64)))
+    return Dataset(samples, class_names, [])
