@@ -108,3 +108,31 @@ def boxes_in_crop(boxes: np.ndarray, crop, min_visible: float = 0.5) -> tuple[np
     local = clipped[kept] - np.asarray([cx1, cy1, cx1, cy1], np.float32)
     return kept, local
 
+
+
+MERGE_IOU = 0.5  # one child seen by two overlapping tiles (or two overlapping parents) is one detection
+
+
+def children_in_picture(rects, per_crop) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Second-stage detections of every crop of one picture, mapped to picture pixels and merged.
+
+    rects: (K, 4) crops in picture pixels; per_crop: K tuples (boxes (N, 4) in crop pixels, scores (N,),
+    class ids (N,)). Returns (boxes, scores, class ids, index of the crop each came from), best first; a child
+    found by several overlapping crops is kept once, from the crop that scored it highest.
+    """
+    from models.detect import classwise_nms
+
+    boxes, scores, classes, sources = [], [], [], []
+    for k, (rect, (b, s, c)) in enumerate(zip(rects, per_crop)):
+        if not len(s):
+            continue
+        x1, y1 = float(rect[0]), float(rect[1])
+        boxes.append(np.asarray(b, np.float32).reshape(-1, 4) + np.asarray([x1, y1, x1, y1], np.float32))
+        scores.append(np.asarray(s, np.float32))
+        classes.append(np.asarray(c, np.int64))
+        sources.append(np.full(len(s), k, np.int64))
+    if not boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    boxes, scores, classes, sources = (np.concatenate(v) for v in (boxes, scores, classes, sources))
+    keep = classwise_nms(boxes, scores, classes, MERGE_IOU)
+    return boxes[keep], scores[keep], classes[keep], sources[keep]

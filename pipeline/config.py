@@ -129,6 +129,19 @@ class ThresholdConfig(Strict):
     max_detections: int = Field(100, ge=1, description="Most detections kept per frame, best first.")
 
 
+class Stage2Config(Strict):
+    """A second model on crops of the first's objects, cut from the full-resolution frame (issue 14)."""
+    model: str = Field(description="Exported second-stage model directory (trained by `inspector train` with "
+                                   "data.crops; its manifest says where it looks: parents, margin, tiles).")
+    parents: Optional[list[str]] = Field(None, min_length=1, description="First-stage classes whose objects are "
+                                                                         "cropped (default: the manifest's "
+                                                                         "crops.parents).")
+    max_crops: int = Field(16, ge=1, le=256, description="Most crops per frame (best parents first); the rest of "
+                                                         "a frame's parents are not examined (counted).")
+    thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig, description="The second model's "
+                                                                                     "thresholds (its classes).")
+
+
 MessageKind = Literal["events", "detections"]
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -243,6 +256,9 @@ class DaemonConfig(Strict):
     device_id: int = Field(0, ge=0, description="NPU device id (ascend) written into the graph.")
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    stage2: Optional[Stage2Config] = Field(None, description="A second model on crops of the first's objects "
+                                                             "(mock device; see docs/cascade.md). Its classes "
+                                                             "replace the first model's classes of the same name.")
     output: OutputConfig = Field(default_factory=OutputConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig, description="When detections become events.")
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
@@ -283,6 +299,7 @@ def parse_config(data: object, source: str = "<config>", base_dir: Optional[path
 
         config = config.model_copy(update={
             "model": resolve(config.model),
+            "stage2": config.stage2 and config.stage2.model_copy(update={"model": resolve(config.stage2.model)}),
             "output": config.output.model_copy(update={
                 "directory": resolve(config.output.directory),
                 "mqtt": config.output.mqtt and config.output.mqtt.model_copy(update={

@@ -19,10 +19,11 @@ import os
 import pathlib
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from models.spec import ModelSpec
 from models.errors import ModelError
+from pipeline.cascade import Cascade, class_names, device_stage2, load_stage2
 from pipeline.config import ConfigError, DaemonConfig
 from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, create_device
 from pipeline.frames import FrameHandler
@@ -72,34 +73,42 @@ class RunSummary:
 
 
 def load_spec(config: DaemonConfig, source: str = "config", problems: Optional[List[str]] = None) -> ModelSpec:
-    """The model's spec, checked against the config. Disagreements raise a ConfigError, or are appended to
-    `problems` when a list is given (validate reports everything at once)."""
+    return load_specs(config, source, problems)[0]
+
+
+def load_specs(config: DaemonConfig, source: str = "config",
+               problems: Optional[List[str]] = None) -> Tuple[ModelSpec, Optional[ModelSpec]]:
+    """The model's spec and the second stage's (None without one), checked against the config. Disagreements
+    raise a ConfigError, or are appended to `problems` when a list is given (validate reports everything)."""
     try:
         spec = ModelSpec.load(config.model)
     except ModelError as exc:
         raise ConfigError(f"{source}: model: {exc}") from exc
-    found = check_config_against_model(config, spec, source)
+    spec2, found = load_stage2(config, spec, source)
+    found = check_config_against_model(config, spec, source, class_names(spec, spec2)) + found
     if found and problems is None:
         raise ConfigError("\n".join(found))
     if problems is not None:
         problems += found
-    return spec
+    return spec, spec2
 
 
-def device_settings(config: DaemonConfig) -> DeviceSettings:
+def device_settings(config: DaemonConfig, spec: Optional[ModelSpec] = None,
+                    spec2: Optional[ModelSpec] = None) -> DeviceSettings:
     return DeviceSettings(
         cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop, c.rate_fps, c.no_frame_timeout_s,
                                      c.reconnect_max_s) for c in config.cameras),
         max_batch=config.batching.max_batch, in_flight=config.batching.in_flight,
         live_queue=config.effective_live_queue,
-        threads=config.batching.threads)
+        threads=config.batching.threads,
+        stage2=device_stage2(config, spec, spec2) if spec2 is not None else None)
 
 
 class Daemon:
     def __init__(self, config: DaemonConfig, *, graph: Optional[dict] = None, device: Optional[BaseDevice] = None,
                  source: str = "config"):
         self.config = config
-        self.spec = load_spec(config, source)
+        self.spec, self.spec2 = load_specs(config, source)
         problems = preflight(config, self.spec, source)
         if problems:
             raise ConfigError("\n".join(problems))
@@ -114,7 +123,8 @@ class Daemon:
         self.outputs = OutputStage(config, self.out_dir)
         self.metrics = Metrics(StatsCollector(self.device.camera_stats, lambda: self.view.camera_health(),
                                               self.outputs.status, self.outputs.dropped, self.device.lost_frames))
-        self.frames = FrameHandler(config, self.spec, self.outputs, self.metrics)
+        cascade = Cascade.create(config, self.spec, self.spec2) if self.spec2 is not None else None
+        self.frames = FrameHandler(config, self.spec, self.outputs, self.metrics, cascade=cascade)
         self.view = StatusView(config, self.device, self.frames, self.outputs, self.metrics)
         self.server: Optional[StatusServer] = None
         self._lock_handle = None
@@ -186,7 +196,7 @@ class Daemon:
             if self.config.http.enabled:
                 self._start_http()
             self.view.heartbeat(self.status_path, "starting")
-            self.device.create_streams(self.graph, device_settings(self.config))
+            self.device.create_streams(self.graph, device_settings(self.config, self.spec, self.spec2))
             notify("READY=1")
             self.view.state = "running"
             try:

@@ -9,6 +9,7 @@ import time
 from typing import Dict, Optional
 
 from models.spec import ModelSpec
+from pipeline.cascade import Cascade
 from pipeline.config import DaemonConfig
 from pipeline.events.rules import AlarmRule, EventTracker
 from pipeline.events.zones import Zone, assign_zones
@@ -23,8 +24,11 @@ STAGES = ("detect", "encode", "outbox", "events", "metrics")
 
 class FrameHandler:
     def __init__(self, config: DaemonConfig, spec: ModelSpec, outputs: OutputStage, metrics: Metrics,
-                 profile: bool = False):
+                 profile: bool = False, cascade: Optional[Cascade] = None):
         self.config, self.spec, self.outputs, self.metrics = config, spec, outputs, metrics
+        self.cascade = cascade  # a second stage's crops, when there is one (pipeline/cascade.py)
+        self.class_names = cascade.names if cascade is not None else tuple(spec.class_names)
+        self.crops_skipped = 0
         # profile: seconds spent per stage, summed (the host-only benchmark's breakdown; off in the daemon)
         self.profile = profile
         self.stage_seconds = {stage: 0.0 for stage in STAGES}
@@ -47,6 +51,9 @@ class FrameHandler:
     def handle(self, result) -> None:
         lap = time.perf_counter() if self.profile else 0.0
         detections = postprocess(result, self.spec, self.config.thresholds, self.thresholds)
+        if self.cascade is not None:
+            detections = self.cascade.combine(detections, result)
+            self.crops_skipped += result.crops_skipped
         if self.profile:
             lap = self._lap("detect", lap)
         info = result.info
@@ -64,7 +71,7 @@ class FrameHandler:
             "latency_ms": None if latency_s is None else round(latency_s * 1000.0, 1),
             "width": info.width,
             "height": info.height,
-            "detections": detections.to_json(self.spec.class_names),
+            "detections": detections.to_json(self.class_names),
         }
         payload = json.dumps(line, separators=(",", ":"))
         if self.profile:
@@ -76,7 +83,7 @@ class FrameHandler:
         self._observe(result, latency_s)
         if self.profile:
             lap = self._lap("metrics", lap)
-        labels = tuple(self.spec.class_names[int(c)] for c in detections.class_ids)
+        labels = tuple(self.class_names[int(c)] for c in detections.class_ids)
         frame = None
         if result.nv12 is not None:
             frame = Frame(camera, info.frame_id, info.wall_time, result.nv12, info.width, info.height,
@@ -84,7 +91,7 @@ class FrameHandler:
             self.latest[camera] = frame
         observations = [(zone, labels[i], detections.boxes_xyxy_camera[i], float(detections.scores[i]))
                         for i, zone in assign_zones(detections, info.width, info.height, self.zones[camera],
-                                                    self.spec.class_names)]
+                                                    self.class_names)]
         for event, best_frame in self.trackers[camera].observe_frames(info.wall_time, info.frame_id, observations,
                                                                        frame):
             self.outputs.emit_event(event, best_frame)

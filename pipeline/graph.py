@@ -432,7 +432,10 @@ def load_graph(path) -> dict:
     return read_json(path)
 
 
-def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: str = "config") -> List[str]:
+def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: str = "config",
+                               names: Optional[tuple] = None) -> List[str]:
+    """names: the classes the daemon reports, when a second stage adds its own (pipeline/cascade.py)."""
+    names = tuple(names or spec.class_names)
     problems = []
     if config.batching.max_batch not in spec.batch_gears:
         problems.append(f"{source}: batching.max_batch: {config.batching.max_batch} is not one of the model's "
@@ -447,9 +450,9 @@ def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: st
     for camera in config.cameras:
         for zone in camera.zones:
             for name in zone.classes or []:
-                if name not in spec.class_names:
+                if name not in names:
                     problems.append(f"{source}: cameras.{camera.id}.zones.{zone.name}.classes: {name!r} is not a "
-                                    f"class of the model ({', '.join(spec.class_names)})")
+                                    f"class of the model ({', '.join(names)})")
     for name in config.thresholds.per_class:
         if name not in spec.class_names:
             problems.append(f"{source}: thresholds.per_class.{name}: not a class of the model "

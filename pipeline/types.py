@@ -8,7 +8,7 @@ import numpy as np
 
 from models.letterbox import LetterboxGeometry
 
-__all__ = ["FrameInfo", "LetterboxGeometry", "FrameResult", "Detections", "CameraStats"]
+__all__ = ["FrameInfo", "LetterboxGeometry", "CropOutput", "FrameResult", "Detections", "CameraStats"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +28,18 @@ class FrameInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class CropOutput:
+    """The second model's output for one crop of a frame (issue 14): where the crop was cut (camera pixels,
+    x1 y1 x2 y2, DVPP-aligned), the first-stage object it was cut around, and the model's output tensors."""
+
+    rect_camera: tuple[int, int, int, int]
+    parent_box_camera: tuple[float, float, float, float]
+    parent_score: float
+    geometry: LetterboxGeometry  # the crop letterboxed into the second model's input
+    tensors: tuple[np.ndarray, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class FrameResult:
     """One frame's inference output as the device hands it to the host: the model's output tensors for this
     frame alone (batch dimension removed), in the manifest's output order."""
@@ -39,6 +51,8 @@ class FrameResult:
     gear: int | None  # the dynamic-batch gear that ran (None: the device does not say)
     infer_ms: float | None = None  # the batch's inference time, when the device measures it
     nv12: np.ndarray | None = None  # the decoded frame (DVPP-aligned NV12) for snapshots, when the device has it
+    crops: tuple[CropOutput, ...] = ()  # a second stage's crops of this frame (none without one)
+    crops_skipped: int = 0  # crops of this frame's parents beyond stage2.max_crops, not examined
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,12 +62,17 @@ class Detections:
     boxes_xyxy_camera: np.ndarray
     scores: np.ndarray
     class_ids: np.ndarray
+    # A second stage's detection: the index in this list of the first-stage object it was found in (-1: a
+    # first-stage detection). None: no second stage.
+    parents: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.scores)
         if self.boxes_xyxy_camera.shape != (n, 4) or self.class_ids.shape != (n,):
             raise ValueError(f"Detections: boxes {self.boxes_xyxy_camera.shape}, scores ({n},), class_ids "
                              f"{self.class_ids.shape} disagree")
+        if self.parents is not None and self.parents.shape != (n,):
+            raise ValueError(f"Detections: parents {self.parents.shape} and scores ({n},) disagree")
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -62,8 +81,13 @@ class Detections:
         # Rounded by numpy in one call each, not per value in Python (this runs for every frame).
         boxes = np.round(self.boxes_xyxy_camera.astype(np.float64), 2).tolist()
         scores = np.round(self.scores.astype(np.float64), 5).tolist()
-        return [{"class": class_names[c], "score": s, "box": b}
-                for b, s, c in zip(boxes, scores, self.class_ids.tolist())]
+        lines = [{"class": class_names[c], "score": s, "box": b}
+                 for b, s, c in zip(boxes, scores, self.class_ids.tolist())]
+        if self.parents is not None:
+            for line, parent in zip(lines, self.parents.tolist()):
+                if parent >= 0:
+                    line["parent"] = parent
+        return lines
 
 
 @dataclasses.dataclass

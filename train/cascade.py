@@ -15,15 +15,12 @@ import dataclasses
 import cv2
 import numpy as np
 
-from models.crops import crop_regions
-from models.detect import classwise_nms, detect
+from models.crops import children_in_picture, crop_regions
+from models.detect import detect
 from models.letterbox import preprocess_bgr
 from models.spec import ModelSpec
 from train.datasets import Dataset
 from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_evaluate, predict
-
-MERGE_IOU = 0.5  # duplicates of one child seen by two overlapping tiles
-
 
 @dataclasses.dataclass(frozen=True)
 class CascadeSettings:
@@ -48,22 +45,16 @@ def children_of_picture(image: np.ndarray, parents: np.ndarray, run2, spec2: Mod
         crops += [tuple(int(v) for v in c) for c in crop_regions(parent, width, height, spec2.crop_settings)]
     crops = list(dict.fromkeys(crops))[:settings.max_crops]  # the same tile of two near-identical parents once
     thresholds = np.full(spec2.num_classes, EVAL_SCORE, np.float32)
-    boxes, scores, classes = [], [], []
+    per_crop = []
     for start in range(0, len(crops), batch):
         chunk = crops[start:start + batch]
         tensors, geometries = zip(*(preprocess_bgr(image[y1:y2, x1:x2], spec2) for x1, y1, x2, y2 in chunk))
         out_boxes, out_scores = run2(np.stack(tensors))
         for k, ((x1, y1, x2, y2), geometry) in enumerate(zip(chunk, geometries)):
             kept, kept_scores, class_ids = detect(out_boxes[k], out_scores[k], thresholds, EVAL_NMS_IOU, 100)
-            local = geometry.to_camera(kept, x2 - x1, y2 - y1)
-            boxes.append(local + np.asarray([x1, y1, x1, y1], np.float32))
-            scores.append(kept_scores)
-            classes.append(class_ids)
-    if not boxes:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), 0
-    boxes, scores, classes = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
-    keep = classwise_nms(boxes, scores, classes, MERGE_IOU)
-    return boxes[keep], scores[keep], classes[keep], len(crops)
+            per_crop.append((geometry.to_camera(kept, x2 - x1, y2 - y1), kept_scores, class_ids))
+    boxes, scores, classes, _ = children_in_picture(crops, per_crop)
+    return boxes, scores, classes, len(crops)
 
 
 def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,

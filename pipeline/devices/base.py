@@ -38,12 +38,27 @@ class CameraSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stage2Settings:
+    """A second model on crops of the first's objects (issue 14). Which first-stage objects are cropped is the
+    host's own rule (the same thresholds and NMS as the detections it reports), so the device applies it to
+    the first model's outputs before cutting the crops."""
+
+    model_dir: str
+    parent_ids: tuple[int, ...]  # first-stage class indices
+    thresholds: tuple[float, ...]  # first-stage per-class score thresholds
+    nms_iou: float
+    max_detections: int
+    max_crops: int
+
+
+@dataclasses.dataclass(frozen=True)
 class DeviceSettings:
     cameras: tuple[CameraSettings, ...]
     max_batch: int
     in_flight: int = 2
     live_queue: int = 2
     threads: int = 0  # inference threads per session, 0: cores / in_flight
+    stage2: Stage2Settings | None = None
 
 
 class BaseDevice(abc.ABC):

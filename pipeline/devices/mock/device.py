@@ -15,6 +15,7 @@ A graph with any other plugin is refused, naming the element and its factory.
 from __future__ import annotations
 
 import logging
+import os
 import pathlib
 import queue
 import threading
@@ -39,18 +40,21 @@ DESTROY_TIMEOUT_S = 30.0
 def resolve_model(model_path: str) -> tuple[ModelSpec, pathlib.Path]:
     """modelPath names the OM; the mock runs the exported CPU model named by the manifest beside it (an export
     directory's model, or a converted directory's `cpu_model_file`)."""
-    directory = pathlib.Path(model_path).parent
+    return resolve_model_dir(pathlib.Path(model_path).parent, f"modelPath {model_path}")
+
+
+def resolve_model_dir(directory: pathlib.Path, where: str) -> tuple[ModelSpec, pathlib.Path]:
     try:
         spec = ModelSpec.load(directory)
     except ModelError as exc:
-        raise DeviceError(f"modelPath {model_path}: {exc}") from exc
+        raise DeviceError(f"{where}: {exc}") from exc
     name = spec.cpu_model_name
     if not name or not spec.outputs.get("decoded"):
-        raise DeviceError(f"modelPath {model_path}: the manifest names no decoded CPU model file "
+        raise DeviceError(f"{where}: the manifest names no decoded CPU model file "
                           "(export without --raw; a converted directory keeps the ONNX as cpu_model_file)")
     model_file = directory / name
     if not model_file.is_file():
-        raise DeviceError(f"modelPath {model_path}: {model_file} (from manifest.json) does not exist")
+        raise DeviceError(f"{where}: {model_file} (from manifest.json) does not exist")
     return spec, model_file
 
 
@@ -111,12 +115,22 @@ class MockDevice(BaseDevice):
                 frame_queue, stats, self.stop_event)
             self.sources.append(source)
             self.stats.append(stats)
+        cascade = None
+        if settings.stage2 is not None:
+            from pipeline.devices.mock.cascade import CropInference
+
+            spec2, model2 = resolve_model_dir(pathlib.Path(settings.stage2.model_dir), "stage2.model")
+            if spec2.crops is None:
+                raise DeviceError(f"stage2.model {settings.stage2.model_dir}: not a second-stage model (no crops "
+                                  "in its manifest)")
+            cascade = CropInference(spec, spec2, str(model2), settings.stage2, self.runtime, settings.in_flight,
+                                    settings.threads or max(1, (os.cpu_count() or 1) // settings.in_flight))
         self.engine = InferenceEngine(
             spec, AippConfig.for_model(spec),
             InferSettings(str(model_file), self.runtime, gears, int(props.get("waitingTime", "5000")) / 1000.0,
                           strategy, settings.in_flight, settings.threads),
             [s.queue for s in self.sources], self.ready, self._sources_done,
-            {i: s for i, s in enumerate(self.stats)}, self.results)
+            {i: s for i, s in enumerate(self.stats)}, self.results, cascade)
         for source in self.sources:
             source.start()
         self.engine.start()  # after the sources: with none started, it would see them all done

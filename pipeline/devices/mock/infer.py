@@ -59,8 +59,10 @@ class InferSettings:
 
 class InferenceEngine:
     def __init__(self, spec: ModelSpec, aipp: AippConfig, settings: InferSettings, queues: list[FrameQueue],
-                 ready: threading.Condition, sources_done, stats_by_channel: dict, out: "queue.Queue"):
+                 ready: threading.Condition, sources_done, stats_by_channel: dict, out: "queue.Queue",
+                 cascade=None):
         self.spec = spec
+        self.cascade = cascade  # a second stage on crops (pipeline/devices/mock/cascade.py), or None
         self.aipp = aipp
         self.settings = settings
         self.queues = queues
@@ -151,13 +153,13 @@ class InferenceEngine:
         finally:
             self._pending.put(None)
 
-    def _infer(self, frames: list, gear: int) -> tuple[list, list[np.ndarray], float]:
+    def _infer(self, frames: list, gear: int) -> tuple:
         try:
             return self._run_batch(frames, gear)
         finally:
             self._slots.release()
 
-    def _run_batch(self, frames: list, gear: int) -> tuple[list, list[np.ndarray], float]:
+    def _run_batch(self, frames: list, gear: int) -> tuple:
         h, w = self.spec.input_height, self.spec.input_width
         batch = np.zeros((gear, 3, h, w), dtype=np.float32)
         geometries = []
@@ -174,7 +176,10 @@ class InferenceEngine:
             infer_ms = (time.perf_counter() - started) * 1000.0
         finally:
             self._sessions.put(session)
-        return geometries, outputs, infer_ms
+        crops, skipped = ([()] * len(frames), [0] * len(frames))
+        if self.cascade is not None:  # the next stage of the same batch, on this worker, as a chained graph runs
+            crops, skipped = self.cascade.run(frames, geometries, outputs)
+        return geometries, outputs, infer_ms, crops, skipped
 
     def _collect_loop(self) -> None:
         try:
@@ -184,7 +189,7 @@ class InferenceEngine:
                     return
                 future, frames = item
                 try:
-                    geometries, outputs, infer_ms = future.result()
+                    geometries, outputs, infer_ms, crops, skipped = future.result()
                 except Exception as exc:
                     # An inference failure is a device failure: report and stop.
                     logger.error("inference failed: %s", exc)
@@ -193,7 +198,7 @@ class InferenceEngine:
                     return
                 for i, frame in enumerate(frames):
                     result = FrameResult(frame.info, geometries[i], tuple(o[i] for o in outputs),
-                                         len(frames), len(outputs[0]), infer_ms, frame.nv12)
+                                         len(frames), len(outputs[0]), infer_ms, frame.nv12, crops[i], skipped[i])
                     self.stats_by_channel[frame.info.channel_id].processed += 1
                     self.out.put(result)
         finally:

@@ -90,6 +90,18 @@ def letterbox_nv12(buffer: np.ndarray, width: int, height: int, geometry: Letter
     return out
 
 
+def crop_nv12(buffer: np.ndarray, rect) -> np.ndarray:
+    """VPC crop: the rectangle (x1, y1, x2, y2; even corners, as DVPP requires of YUV 4:2:0) of an aligned
+    buffer, as a new aligned buffer whose valid picture is the crop."""
+    x1, y1, x2, y2 = (int(v) for v in rect)
+    if x1 % 2 or y1 % 2 or x2 % 2 or y2 % 2 or x2 <= x1 or y2 <= y1:
+        raise ValueError(f"crop {rect}: corners must be even and the rectangle not empty")
+    aligned_h = buffer.shape[0] * 2 // 3
+    y = buffer[y1:y2, x1:x2]
+    uv = buffer[aligned_h + y1 // 2:aligned_h + y2 // 2, x1:x2].reshape((y2 - y1) // 2, (x2 - x1) // 2, 2)
+    return pack_nv12(y, uv)
+
+
 def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:
     """RGB (h, w, 3) uint8 -> aligned NV12 via OpenCV's BT.601 limited-range conversion (what an H.264
     encoder fed from RGB typically produces). For tests and the offline reference path."""
