@@ -4,8 +4,9 @@ and the daemon (one function, so the deployed crop is the crop the model was tra
 An insulator string is 4-6 times longer than wide. Letterboxing the whole string into a square input would
 shrink a defect (a missing cap, 15-20 px at the detector's input) to a few pixels, so a long box is cut into
 square tiles along its long axis, overlapping by `overlap`, each as wide as the box's short side plus the margin
-(the layout of Tao et al. 2018's cascade, and of the prototype measured in issue 14). A box no longer than
-`max_aspect` times its width is one crop.
+(the layout of Tao et al. 2018's cascade, and of the prototype measured in issue 14). A string hanging
+diagonally has a box wide in both directions: `max_side` bounds the tile side, and such a box is covered by a
+grid of tiles. A compact box (no longer than `max_aspect` times its width, within `max_side`) is one crop.
 
 Coordinates are integer pixels of the full camera picture, x1 y1 inclusive, x2 y2 exclusive, with even x1, y1,
 widths and heights: the alignment DVPP's crop (VPC) accepts for YUV 4:2:0 (left/top even, right/bottom odd in
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Optional
 
 import numpy as np
 
@@ -28,6 +30,10 @@ class CropSettings:
     max_aspect: float = 1.5  # a longer box is tiled
     overlap: float = 0.25  # tiles overlap by this fraction of their side
     min_side: int = 32  # pixels; a smaller crop is grown to this (a tiny box has no detail to find)
+    # Largest tile side, as a fraction of the picture's shorter side (None: no limit). A diagonal string's box
+    # is wide in both directions: without a limit its tiles would be as large as the box and a defect a few
+    # pixels at the model's input; with it, the box is covered by a grid of tiles of at most this side.
+    max_side: Optional[float] = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.margin <= 2:
@@ -38,6 +44,8 @@ class CropSettings:
             raise ValueError(f"overlap {self.overlap}: expected 0..1 (exclusive)")
         if self.min_side < ALIGN:
             raise ValueError(f"min_side {self.min_side}: expected >= {ALIGN}")
+        if self.max_side is not None and not 0 < self.max_side <= 1:
+            raise ValueError(f"max_side {self.max_side}: expected 0..1 (a fraction of the picture's shorter side)")
 
 
 def _aligned(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -58,37 +66,39 @@ def _window(start: float, length: float, limit: int) -> tuple[float, float]:
     return start, start + length
 
 
+def _starts(centre: float, span: float, side: float, overlap: float) -> list[float]:
+    """Tile starts covering [centre - span / 2, centre + span / 2) with tiles of `side` overlapping by at least
+    `overlap`, spread evenly (the last one ends at the span's end; none hangs over it)."""
+    first = centre - span / 2
+    if span <= side:
+        return [centre - side / 2]
+    count = math.ceil((span - side) / (side * (1 - overlap)) - 1e-9) + 1
+    stride = (span - side) / (count - 1)
+    return [first + k * stride for k in range(count)]
+
+
 def crop_regions(box, width: int, height: int, settings: CropSettings = CropSettings()) -> np.ndarray:
     """(K, 4) int64 crops (x1, y1, x2, y2) for one box (x1, y1, x2, y2) in a width x height picture."""
     x1, y1, x2, y2 = (float(v) for v in box)
     bw, bh = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
     short, long_ = min(bw, bh), max(bw, bh)
     pad = settings.margin * short
-    side = max(short + 2 * pad, float(settings.min_side))
+    limit = settings.max_side * min(width, height) if settings.max_side else math.inf
+    limit = max(limit, float(settings.min_side))
+    span_x, span_y = max(bw + 2 * pad, float(settings.min_side)), max(bh + 2 * pad, float(settings.min_side))
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    regions = []
-    if long_ <= settings.max_aspect * short:
-        across_w = max(bw + 2 * pad, float(settings.min_side))
-        across_h = max(bh + 2 * pad, float(settings.min_side))
-        sx, ex = _window(cx - across_w / 2, across_w, width)
-        sy, ey = _window(cy - across_h / 2, across_h, height)
-        regions.append(_aligned(sx, sy, ex, ey, width, height))
+    if long_ <= settings.max_aspect * short and max(span_x, span_y) <= limit:
+        sx, ex = _window(cx - span_x / 2, span_x, width)
+        sy, ey = _window(cy - span_y / 2, span_y, height)
+        regions = [_aligned(sx, sy, ex, ey, width, height)]
     else:
-        span = long_ + 2 * pad  # along the long axis, margin at both ends
-        step = side * (1 - settings.overlap)
-        count = max(1, math.ceil((span - side) / step - 1e-9) + 1)
-        # Spread the tiles evenly over the span (the last one ends at the span's end, none hangs over it).
-        first = (cx if bw >= bh else cy) - span / 2
-        stride = (span - side) / (count - 1) if count > 1 else 0.0
-        for k in range(count):
-            start = first + k * stride
-            if bw >= bh:
-                sx, ex = _window(start, side, width)
-                sy, ey = _window(cy - side / 2, side, height)
-            else:
-                sx, ex = _window(cx - side / 2, side, width)
-                sy, ey = _window(start, side, height)
-            regions.append(_aligned(sx, sy, ex, ey, width, height))
+        side = min(max(short + 2 * pad, float(settings.min_side)), limit)
+        regions = []
+        for ty in _starts(cy, span_y, side, settings.overlap):
+            for tx in _starts(cx, span_x, side, settings.overlap):
+                sx, ex = _window(tx, side, width)
+                sy, ey = _window(ty, side, height)
+                regions.append(_aligned(sx, sy, ex, ey, width, height))
     out = np.asarray(regions, np.int64).reshape(-1, 4)
     keep = (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
     return np.unique(out[keep], axis=0) if keep.any() else out[:0]

@@ -136,7 +136,7 @@ class Stage2Config(Strict):
     parents: Optional[list[str]] = Field(None, min_length=1, description="First-stage classes whose objects are "
                                                                          "cropped (default: the manifest's "
                                                                          "crops.parents).")
-    max_crops: int = Field(16, ge=1, le=256, description="Most crops per frame (best parents first); the rest of "
+    max_crops: int = Field(32, ge=1, le=256, description="Most crops per frame (best parents first); the rest of "
                                                          "a frame's parents are not examined (counted).")
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig, description="The second model's "
                                                                                      "thresholds (its classes).")

@@ -25,7 +25,7 @@ from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_evaluate, predict
 @dataclasses.dataclass(frozen=True)
 class CascadeSettings:
     parent_score: float = 0.25
-    max_crops: int = 32
+    max_crops: int = 32  # as the daemon's stage2.max_crops default
 
 
 def parent_boxes(results: list[dict], image_id: int, parent_ids: set, settings: CascadeSettings) -> np.ndarray:

@@ -21,6 +21,10 @@ class CropDataConfig(Strict):
                                                      "square tiles along its length.")
     overlap: float = Field(0.25, ge=0, lt=1, description="Overlap of neighbouring tiles, fraction of their side.")
     min_side: int = Field(32, ge=2, description="Smallest crop side in pixels.")
+    max_side: Optional[float] = Field(0.3, gt=0, le=1, description="Largest tile side, fraction of the picture's "
+                                                                   "shorter side: a diagonal string's box is "
+                                                                   "covered by a grid of such tiles (null: tiles "
+                                                                   "as wide as the box's short side).")
     min_visible: float = Field(0.5, gt=0, le=1, description="A child is a target of a crop when at least this "
                                                             "fraction of its area lies inside.")
     jitter: float = Field(0.1, ge=0, lt=0.5, description="Training crops: each parent box edge moved by up to "

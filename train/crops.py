@@ -30,13 +30,13 @@ MANIFEST = "crops.json"
 
 
 def crop_settings(crops: CropDataConfig) -> CropSettings:
-    return CropSettings(crops.margin, crops.max_aspect, crops.overlap, crops.min_side)
+    return CropSettings(crops.margin, crops.max_aspect, crops.overlap, crops.min_side, crops.max_side)
 
 
 def spec_crops(crops: CropDataConfig) -> dict:
     """What the exported second-stage model's manifest records (ModelSpec.crops): where it looks."""
     return {"parents": list(crops.parents), "margin": crops.margin, "max_aspect": crops.max_aspect,
-            "overlap": crops.overlap, "min_side": crops.min_side}
+            "overlap": crops.overlap, "min_side": crops.min_side, "max_side": crops.max_side}
 
 
 def source_classes(config: TrainConfig) -> tuple[str, ...]:

@@ -36,6 +36,24 @@ def test_a_long_box_is_cut_into_overlapping_square_tiles_that_cover_it(vertical)
     assert len(crops) == 6  # ceil((320 - 70) / 52.5) = 5 steps, evenly spread: not one tile more than needed
 
 
+def test_a_diagonal_string_is_covered_by_a_grid_of_tiles_no_larger_than_max_side():
+    box = (100, 100, 400, 300)  # a string hanging diagonally: its box is wide in both directions
+    crops = crop_regions(box, 640, 480, CropSettings(margin=0.1, max_side=0.25))  # tiles <= 120 px
+    assert_valid(crops, 640, 480)
+    sides = np.concatenate([crops[:, 2] - crops[:, 0], crops[:, 3] - crops[:, 1]])
+    assert sides.max() <= 122 and sides.min() >= 118  # corners rounded outwards to even: up to 2 px more
+    xs, ys = sorted(set(crops[:, 0].tolist())), sorted(set(crops[:, 1].tolist()))
+    assert len(crops) == len(xs) * len(ys) and len(xs) > 2 and len(ys) > 1  # a grid
+    # The whole expanded box is covered: every pixel of it lies in some tile.
+    covered = np.zeros((480, 640), bool)
+    for x1, y1, x2, y2 in crops:
+        covered[y1:y2, x1:x2] = True
+    assert covered[80:320, 80:420].all()
+    # Without the limit, the same box would be one tile as large as its short side: a defect would shrink.
+    assert (crop_regions(box, 640, 480, CropSettings(margin=0.1))[:, 2:] -
+            crop_regions(box, 640, 480, CropSettings(margin=0.1))[:, :2]).min() >= 240
+
+
 def test_crops_at_the_picture_edge_stay_inside_and_keep_their_size():
     crops = crop_regions((0, 0, 20, 200), 101, 151, CropSettings(margin=0.5))
     assert_valid(crops, 100, 150)  # an odd picture: its even part
@@ -56,7 +74,8 @@ def test_children_half_inside_are_targets_the_rest_are_not():
     assert local.tolist() == [[10, 10, 20, 20], [45, 10, 50, 20]]  # clipped to the crop, in its pixels
 
 
-@pytest.mark.parametrize("bad", [dict(margin=-0.1), dict(max_aspect=0.5), dict(overlap=1.0), dict(min_side=1)])
+@pytest.mark.parametrize("bad", [dict(margin=-0.1), dict(max_aspect=0.5), dict(overlap=1.0), dict(min_side=1),
+                                 dict(max_side=0.0), dict(max_side=1.5)])
 def test_settings_are_checked(bad):
     with pytest.raises(ValueError):
         CropSettings(**bad)
