@@ -258,6 +258,43 @@ def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[
     return report
 
 
+def run_cascade_bench(model_dir: pathlib.Path, stage2_dir: pathlib.Path, clips: list[pathlib.Path],
+                      cameras: list[int], batch: int, in_flight: int, seconds: float, stage2_score: float = 0.3,
+                      progress=print) -> dict:
+    """The daemon's frames/s with and without the second stage, one after the other on the same clips (issue 14:
+    the cascade should keep at least 0.7 of the single-stage rate), and the crops it ran per frame."""
+    report: dict = {"model": str(model_dir), "stage2": str(stage2_dir), "clips": [c.name for c in clips],
+                    "batch": batch, "in_flight": in_flight, "cases": {}}
+    with tempfile.TemporaryDirectory(prefix="inspector-bench-") as tmp:
+        for n in cameras:
+            case = {}
+            for label, stage2 in (("single", None), ("cascade", {"model": str(stage2_dir),
+                                                                 "thresholds": {"score": stage2_score}})):
+                progress(f"daemon, {label} stage, {n} camera(s) ...")
+                config = {"cameras": [{"id": f"cam{i}", "url": str(clips[i % len(clips)]), "loop": True,
+                                       "mode": "file"} for i in range(n)],
+                          "model": str(model_dir), "output": {"directory": f"{tmp}/{label}{n}"},
+                          "batching": {"max_batch": batch, "waiting_time_ms": 40, "in_flight": in_flight},
+                          "summary_interval_s": 60, **({"stage2": stage2} if stage2 else {})}
+                result = run_daemon_for(config, seconds)
+                lines = [json.loads(line) for line in pathlib.Path(result["output"]).read_text().splitlines()]
+                result["children_per_frame"] = (sum(1 for line in lines for d in line["detections"] if "parent" in d)
+                                                / max(1, len(lines)))
+                case[label] = result
+            case["ratio"] = case["cascade"]["processed_fps"] / case["single"]["processed_fps"]
+            report["cases"][n] = case
+    return report
+
+
+def format_cascade_report(report: dict) -> str:
+    lines = [f"cascade {report['model']} -> {report['stage2']}, clips {', '.join(report['clips'])}",
+             f"{'cameras':>7} {'single fps':>10} {'cascade fps':>11} {'ratio':>6} {'children/frame':>14}"]
+    for n, case in report["cases"].items():
+        lines.append(f"{n:>7} {case['single']['processed_fps']:>10.1f} {case['cascade']['processed_fps']:>11.1f} "
+                     f"{case['ratio']:>6.2f} {case['cascade']['children_per_frame']:>14.2f}")
+    return "\n".join(lines)
+
+
 def format_report(report: dict) -> str:
     lines = [f"model {report['architecture']} {report['input'][0]}x{report['input'][1]}, batch {report['batch']}, "
              f"in flight {report['in_flight']}, {report['machine']['cpus']} CPUs",

@@ -66,6 +66,8 @@ def register(commands) -> None:
                             "metrics) on synthetic model outputs: frames/s and us per frame per stage")
     bench.add_argument("--detections", default="0,5,50", help="--host-only: detections per frame (default 0,5,50)")
     bench.add_argument("--frames", type=int, default=4000, help="--host-only: frames per case (default 4000)")
+    bench.add_argument("--stage2", help="only the daemon's frames/s without and with this second-stage model, side "
+                                        "by side per camera count (default clip: the demo clip)")
     bench.set_defaults(handler=_bench)
 
     render = commands.add_parser("render", help="render the MindX pipeline.json for a config")
@@ -245,6 +247,19 @@ def _bench(args) -> int:
         report = run_host_bench(model, [int(c) for c in args.cameras.split(",")],
                                 [int(d) for d in args.detections.split(",")], args.frames)
         print(format_host_report(report))
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        return 0
+
+    if args.stage2:
+        from pipeline.bench import format_cascade_report, run_cascade_bench
+
+        clips = [pathlib.Path(c) for c in args.clips.split(",")] if args.clips else [DEMO_DIR / "insulators.mp4"]
+        report = run_cascade_bench(pathlib.Path(args.model) if args.model else demo_model_dir(),
+                                   pathlib.Path(args.stage2), clips, [int(c) for c in args.cameras.split(",")],
+                                   args.batch, args.in_flight, args.seconds,
+                                   progress=lambda m: print(m, file=sys.stderr, flush=True))
+        print(format_cascade_report(report))
         if args.json:
             pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
         return 0

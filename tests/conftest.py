@@ -48,3 +48,17 @@ def tiny_model_dir(weights_factory, tmp_path_factory) -> pathlib.Path:
     export_model("yolov4-tiny", weights_factory("yolov4-tiny", 2, seed=4), ["insulator", "defect"], "onnx", out,
                  size=(320, 320))
     return out
+
+
+@pytest.fixture(scope="session")
+def stage2_model_dir(weights_factory, tmp_path_factory) -> pathlib.Path:
+    """A second-stage export (YOLOv4-tiny at 96x96 for ['defect'], deterministic random weights) whose manifest
+    says where it looks, as `inspector train` with data.crops writes it."""
+    from deploy.export import export_model
+
+    out = tmp_path_factory.mktemp("stage2")
+    crops = {"parents": ["insulator"], "margin": 0.25, "max_aspect": 1.5, "overlap": 0.25, "min_side": 32,
+             "max_side": 0.3}
+    export_model("yolov4-tiny", weights_factory("yolov4-tiny", 1, seed=7), ["defect"], "onnx", out, size=(96, 96),
+                 spec_overrides={"crops": crops})
+    return out

@@ -1,5 +1,7 @@
 """The embedded default: a bundled clip (8 held-out CPLID photos, see make_clip.py) and the bundled insulator
-model (pipeline/demo/model, trained with train/configs/demo-insulator.yaml).
+model (pipeline/demo/model, trained with train/configs/demo-insulator.yaml), followed by the bundled defect
+model on crops of its insulators when pipeline/demo/stage2 is there (train/configs/demo-defect-stage2.yaml;
+docs/cascade.md).
 
 Should the model directory be missing (a trimmed install), the demo exports YOLOv4-tiny with deterministic
 random weights into a cache directory on first use, and says so: the pipeline runs, the detections mean
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 DEMO_DIR = pathlib.Path(__file__).resolve().parent
 DEMO_CLASSES = ("insulator", "defect")
 DEMO_SIZE = 416
+DEMO_STAGE2_SCORE = 0.3  # the bundled defect model's threshold (docs/cascade.md: its precision-recall)
 
 
 def cache_dir() -> pathlib.Path:
@@ -58,5 +61,8 @@ def export_untrained(out: pathlib.Path) -> None:
 def demo_config(output_directory: str = "inspector-out") -> DaemonConfig:
     data = yaml.safe_load((DEMO_DIR / "demo.yaml").read_text(encoding="utf-8"))
     data["model"] = str(demo_model_dir())
+    stage2 = DEMO_DIR / "stage2"
+    if data["model"] == str(DEMO_DIR / "model") and (stage2 / "manifest.json").is_file():
+        data["stage2"] = {"model": str(stage2), "thresholds": {"score": DEMO_STAGE2_SCORE}}
     data["output"] = {"directory": str(pathlib.Path(output_directory).resolve())}
     return parse_config(data, str(DEMO_DIR / "demo.yaml"), DEMO_DIR)

@@ -28,3 +28,16 @@ def test_paced_file_camera_delivers_at_its_rate(tiny_model_dir, tmp_path):
         "model": str(tiny_model_dir), "output": {"directory": str(tmp_path)}}, seconds=4, warmup=2)
     # A 5 fps camera: about 5 processed frames per second, never the decoder's hundreds.
     assert 2.5 <= result["processed_fps"] <= 7.5
+
+
+def test_cascade_bench_measures_both_side_by_side(tmp_path, stage2_model_dir):
+    from tests.support.daemon import require_demo_model
+
+    model = require_demo_model()
+    report = bench.run_cascade_bench(model, stage2_model_dir, [DEMO_CLIP], [1], 4, 2, seconds=2,
+                                     stage2_score=0.02, progress=lambda m: None)
+    case = report["cases"][1]
+    assert case["single"]["processed_fps"] > 0 and case["cascade"]["processed_fps"] > 0
+    assert case["ratio"] == case["cascade"]["processed_fps"] / case["single"]["processed_fps"]
+    assert case["single"]["children_per_frame"] == 0 and case["cascade"]["children_per_frame"] > 0
+    assert "ratio" in bench.format_cascade_report(report)

@@ -15,19 +15,11 @@ from pipeline.daemon import Daemon, load_specs
 from pipeline.types import CropOutput, Detections, FrameInfo, FrameResult
 from tests.support.daemon import require_demo_model
 
-CROPS = {"parents": ["insulator"], "margin": 0.25, "max_aspect": 1.5, "overlap": 0.25, "min_side": 32}
 
 
 @pytest.fixture(scope="module")
-def stage2_dir(weights_factory, tmp_path_factory):
-    """A second-stage export (YOLOv4-tiny at 96x96 for ['defect'], deterministic random weights) whose manifest
-    says where it looks, as `inspector train` with data.crops writes it."""
-    from deploy.export import export_model
-
-    out = tmp_path_factory.mktemp("stage2")
-    export_model("yolov4-tiny", weights_factory("yolov4-tiny", 1, seed=7), ["defect"], "onnx", out, size=(96, 96),
-                 spec_overrides={"crops": CROPS})
-    return out
+def stage2_dir(stage2_model_dir):
+    return stage2_model_dir
 
 
 def config(tmp_path, model, stage2, **overrides):
