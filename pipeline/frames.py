@@ -53,7 +53,9 @@ class FrameHandler:
         detections = postprocess(result, self.spec, self.config.thresholds, self.thresholds)
         if self.cascade is not None:
             detections = self.cascade.combine(detections, result)
-            self.crops_skipped += result.crops_skipped
+            if result.crops_skipped:
+                self.crops_skipped += result.crops_skipped
+                self.metrics.crops_skipped.labels(result.info.camera_id).inc(result.crops_skipped)
         if self.profile:
             lap = self._lap("detect", lap)
         info = result.info

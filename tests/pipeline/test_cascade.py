@@ -92,8 +92,13 @@ def test_the_daemon_runs_the_cascade_on_the_demo_clip(tmp_path, stage2_dir):
                            "zones": [{"name": "faults", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
                                       "classes": ["defect"]}]}],
                  alarm={"min_hits": 1, "lost_after_s": 0.5, "cooldown_s": 0})
-    summary = Daemon(cfg).run(__import__("threading").Event())
+    daemon = Daemon(cfg)
+    summary = daemon.run(__import__("threading").Event())
     assert summary.cameras[0].processed == 40
+    # Two or three strings a picture, 5-12 tiles each: more than 8 crops, the rest counted, not silently lost.
+    assert daemon.frames.crops_skipped > 0
+    assert f'inspector_crops_skipped_total{{camera="a"}} {daemon.frames.crops_skipped}.0' in \
+        daemon.metrics.render()[0].decode()
     lines = [json.loads(l) for l in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
     children = [(line, d) for line in lines for d in line["detections"] if "parent" in d]
     assert children, "random second-stage weights at score 0.02 find something in 40 frames of insulators"
