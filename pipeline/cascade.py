@@ -52,9 +52,10 @@ def load_stage2(config: DaemonConfig, spec1: ModelSpec, source: str = "config") 
         if name not in spec1.class_names:
             problems.append(f"{source}: stage2.parents: {name!r} is not a class of the first model "
                             f"({', '.join(spec1.class_names)})")
-    if stage2.parents and set(stage2.parents) != set(spec2.crops["parents"]):
-        problems.append(f"{source}: stage2.parents: {stage2.parents} differ from the classes the second model was "
-                        f"trained on crops of ({spec2.crops['parents']})")
+    untrained = [p for p in stage2.parents or [] if p not in spec2.crops["parents"]]
+    if untrained:  # a subset is fine (crop only some of them); another class, the model has never seen
+        problems.append(f"{source}: stage2.parents: {untrained} were not cropped in the second model's training "
+                        f"(it was trained on crops of {spec2.crops['parents']})")
     for name in stage2.thresholds.per_class:
         if name not in spec2.class_names:
             problems.append(f"{source}: stage2.thresholds.per_class.{name}: not a class of the second model "
