@@ -63,6 +63,7 @@ def coco_evaluate(dataset: Dataset, results: list[dict]) -> dict:
         gt.createIndex()
         if not results:
             return {"mAP50": 0.0, "mAP50_95": 0.0, "per_class_AP50": {n: 0.0 for n in dataset.class_names},
+                    "per_class_AP50_95": {n: 0.0 for n in dataset.class_names},
                     "detections": 0, "pr_curves": {n: [] for n in dataset.class_names}}
         dt = gt.loadRes(results)
         evaluator = COCOeval(gt, dt, "bbox")
@@ -70,12 +71,14 @@ def coco_evaluate(dataset: Dataset, results: list[dict]) -> dict:
         evaluator.accumulate()
         evaluator.summarize()
     precision = evaluator.eval["precision"]  # (iou thresholds, recall points, classes, areas, max dets)
-    per_class = {}
+    per_class, per_class_50_95 = {}, {}
     for k, name in enumerate(dataset.class_names):
         p = precision[0, :, k, 0, -1]
         per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
+        p = precision[:, :, k, 0, -1]  # every IoU threshold 0.5:0.95
+        per_class_50_95[name] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
     return {"mAP50": float(evaluator.stats[1]), "mAP50_95": float(evaluator.stats[0]),
-            "per_class_AP50": per_class, "detections": len(results),
+            "per_class_AP50": per_class, "per_class_AP50_95": per_class_50_95, "detections": len(results),
             "pr_curves": {name: precision[0, :, k, 0, -1].tolist() for k, name in enumerate(dataset.class_names)}}
 
 

@@ -52,6 +52,7 @@ def test_known_detectors_give_a_perfect_cascade(tmp_path):
     assert report["stage1"]["per_class_AP50"] == {"string": 1.0, "fault": 0.0}
     assert report["cascade"]["per_class_AP50"] == {"fault": 1.0}
     assert report["cascade"]["mAP50_95"] > 0.7  # 10-15 px faults: the colour threshold trims ~0.4 px a side
+    assert report["cascade"]["per_class_AP50_95"] == {"fault": report["cascade"]["mAP50_95"]}  # one class
 
 
 def test_children_come_back_to_the_picture_where_they_are(tmp_path):
