@@ -21,6 +21,8 @@ from typing import Optional
 
 import numpy as np
 
+from models.detect import classwise_nms
+
 ALIGN = 2
 
 
@@ -119,7 +121,6 @@ def boxes_in_crop(boxes: np.ndarray, crop, min_visible: float = 0.5) -> tuple[np
     return kept, local
 
 
-
 MERGE_IOU = 0.5  # one child seen by two overlapping tiles (or two overlapping parents) is one detection
 
 
@@ -130,8 +131,6 @@ def children_in_picture(rects, per_crop) -> tuple[np.ndarray, np.ndarray, np.nda
     class ids (N,)). Returns (boxes, scores, class ids, index of the crop each came from), best first; a child
     found by several overlapping crops is kept once, from the crop that scored it highest.
     """
-    from models.detect import classwise_nms
-
     boxes, scores, classes, sources = [], [], [], []
     for k, (rect, (b, s, c)) in enumerate(zip(rects, per_crop)):
         if not len(s):
