@@ -10,6 +10,9 @@ Supported factories and the props it honours:
 - mxpi_tensorinfer (modelPath, waitingTime, dynamicStrategy): AIPP emulation + the CPU runtime
 - mxpi_dataserialize, appsink: results handed to `get_result`
 A graph with any other plugin is refused, naming the element and its factory.
+
+A second stage (DeviceSettings.stage2, not a graph element: docs/cascade.md says why) runs on each first-stage
+batch's crops, cut from the decoded NV12 frames (cascade.py); its outputs travel with the frame's result.
 """
 
 from __future__ import annotations
