@@ -30,15 +30,20 @@ def write_voc_dataset(root: str | pathlib.Path, images: int = 24, size: tuple[in
             else:
                 cv2.ellipse(image, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, (230, 200, 30), -1)
             objects.append((CLASSES[cls], x, y, x + w, y + h))
-        name = f"{index:03d}"
-        cv2.imwrite(str(root / "images" / f"{name}.jpg"), image)
-        xml = [f"<annotation><filename>{name}</filename><size><width>{width}</width><height>{height}</height>"
-               "<depth>3</depth></size>"]
-        for cls, x1, y1, x2, y2 in objects:
-            xml.append(f"<object><name>{cls}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>"
-                       f"<ymax>{y2}</ymax></bndbox></object>")
-        (root / "labels" / f"{name}.xml").write_text("".join(xml) + "</annotation>")
+        write_voc_sample(root, f"{index:03d}", ".jpg", image, objects)
     return root
+
+
+def write_voc_sample(root: pathlib.Path, name: str, suffix: str, image: np.ndarray, objects) -> None:
+    """`images/<name><suffix>` and `labels/<name>.xml` with `objects` as (class, x1, y1, x2, y2)."""
+    height, width = image.shape[:2]
+    cv2.imwrite(str(root / "images" / f"{name}{suffix}"), image)
+    xml = [f"<annotation><filename>{name}</filename><size><width>{width}</width><height>{height}</height>"
+           "<depth>3</depth></size>"]
+    for cls, x1, y1, x2, y2 in objects:
+        xml.append(f"<object><name>{cls}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>"
+                   f"<ymax>{y2}</ymax></bndbox></object>")
+    (root / "labels" / f"{name}.xml").write_text("".join(xml) + "</annotation>")
 
 
 CASCADE_CLASSES = ("string", "fault")
@@ -68,12 +73,5 @@ def write_cascade_dataset(root: str | pathlib.Path, images: int = 12, size: tupl
             fx, fy = (x + (w - side) // 2, y + along) if vertical else (x + along, y + (h - side) // 2)
             cv2.rectangle(image, (fx, fy), (fx + side - 1, fy + side - 1), (30, 30, 230), -1)
             objects.append(("fault", fx, fy, fx + side, fy + side))
-        name = f"{index:03d}"
-        cv2.imwrite(str(root / "images" / f"{name}.png"), image)
-        xml = [f"<annotation><filename>{name}</filename><size><width>{width}</width><height>{height}</height>"
-               "<depth>3</depth></size>"]
-        for cls, x1, y1, x2, y2 in objects:
-            xml.append(f"<object><name>{cls}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>"
-                       f"<ymax>{y2}</ymax></bndbox></object>")
-        (root / "labels" / f"{name}.xml").write_text("".join(xml) + "</annotation>")
+        write_voc_sample(root, f"{index:03d}", ".png", image, objects)
     return root
