@@ -17,11 +17,11 @@ import numpy as np
 from models.crops import children_in_picture
 from models.detect import detect
 from models.errors import ModelError
-from models.integrity import check_checksums, check_cpu_model
 from models.spec import ModelSpec
 from pipeline.config import DaemonConfig
 from pipeline.devices.base import Stage2Settings
 from pipeline.postprocess import class_thresholds
+from pipeline.preflight import model_file_problems
 from pipeline.types import Detections, FrameResult
 
 NOT_ON_ASCEND = ("stage2: the cascade runs on the mock device only in this version. On the Ascend device the "
@@ -60,9 +60,9 @@ def load_stage2(config: DaemonConfig, spec1: ModelSpec, source: str = "config") 
         if name not in spec2.class_names:
             problems.append(f"{source}: stage2.thresholds.per_class.{name}: not a class of the second model "
                             f"({', '.join(spec2.class_names)})")
-    problems += [f"{source}: stage2.model: {p}" for p in check_checksums(stage2.model)]
-    if not problems and config.device == "mock":
-        problems += [f"{source}: stage2.model: {p}" for p in check_cpu_model(stage2.model, spec2)]
+    # Checksums always; loading the CPU model only when nothing else is wrong and the mock device will run it.
+    problems += [f"{source}: stage2.model: {p}"
+                 for p in model_file_problems(stage2.model, spec2, config.device == "mock" and not problems)]
     return spec2, problems
 
 

@@ -74,9 +74,15 @@ def _directories(config: DaemonConfig, source: str) -> list[str]:
 
 
 def _model(config: DaemonConfig, spec: ModelSpec) -> list[str]:
-    problems = check_checksums(config.model)
-    if not problems and config.device == "mock":
-        problems += check_cpu_model(config.model, spec)
+    return model_file_problems(config.model, spec, config.device == "mock")
+
+
+def model_file_problems(directory: str, spec: ModelSpec, load_cpu_model: bool) -> list[str]:
+    """A model directory's files: checksums, then (when asked: the mock device runs it) whether the CPU model
+    loads with the manifest's input size, if the checksums hold."""
+    problems = check_checksums(directory)
+    if not problems and load_cpu_model:
+        problems += check_cpu_model(directory, spec)
     return problems
 
 
