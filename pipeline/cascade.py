@@ -20,6 +20,7 @@ from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.config import DaemonConfig
 from pipeline.devices.base import Stage2Settings
+from pipeline.events.rules import iou_matrix
 from pipeline.postprocess import class_thresholds
 from pipeline.preflight import model_file_problems
 from pipeline.types import Detections, FrameResult
@@ -114,23 +115,18 @@ class Cascade:
             per_crop.append((crop.geometry.to_camera(boxes, x2 - x1, y2 - y1), scores, ids))
         boxes2, scores2, ids2, sources = children_in_picture([c.rect_camera for c in result.crops], per_crop)
         boxes2, scores2, ids2, sources = (v[:self.max_detections] for v in (boxes2, scores2, ids2, sources))
-        parents = np.asarray([_parent_index(result.crops[s].parent_box_camera, boxes1) for s in sources], np.int64)
+        parents = _parent_indices([c.parent_box_camera for c in result.crops], boxes1)[sources]
         return Detections(np.concatenate([boxes1, boxes2]).astype(np.float32),
                           np.concatenate([scores1, scores2]).astype(np.float32),
                           np.concatenate([ids1, self.stage2_ids[ids2]]).astype(np.int64),
                           np.concatenate([np.full(len(scores1), -1, np.int64), parents]))
 
 
-def _parent_index(parent_box, boxes: np.ndarray) -> int:
-    """The first-stage detection a crop was cut around: the device applied the host's own rule, so it is the
-    same box; matched by the best overlap (-1 if none overlaps by half)."""
-    if not len(boxes):
-        return -1
-    p = np.asarray(parent_box, np.float32)
-    w = np.clip(np.minimum(boxes[:, 2], p[2]) - np.maximum(boxes[:, 0], p[0]), 0, None)
-    h = np.clip(np.minimum(boxes[:, 3], p[3]) - np.maximum(boxes[:, 1], p[1]), 0, None)
-    inter = w * h
-    union = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + (p[2] - p[0]) * (p[3] - p[1]) - inter
-    iou = inter / np.maximum(union, 1e-6)
-    best = int(np.argmax(iou))
-    return best if iou[best] >= 0.5 else -1
+def _parent_indices(parent_boxes, boxes: np.ndarray) -> np.ndarray:
+    """For each crop, the first-stage detection it was cut around: the device applied the host's own rule, so it
+    is the same box; matched by the best overlap (-1 if none overlaps by half)."""
+    if not len(parent_boxes) or not len(boxes):
+        return np.full(len(parent_boxes), -1, np.int64)
+    iou = iou_matrix(np.asarray(parent_boxes, np.float32), boxes)
+    best = np.argmax(iou, axis=1)
+    return np.where(iou[np.arange(len(best)), best] >= 0.5, best, -1).astype(np.int64)
