@@ -106,6 +106,17 @@ def crop_regions(box, width: int, height: int, settings: CropSettings = CropSett
     return np.unique(out[keep], axis=0) if keep.any() else out[:0]
 
 
+def picture_crops(parents, width: int, height: int,
+                  settings: CropSettings = CropSettings()) -> list[tuple[tuple[int, int, int, int], int]]:
+    """The crops of one picture's parent boxes (given best first), each once, with the index of the first
+    parent that asked for it: two near-identical parents (or overlapping strings) share tiles."""
+    seen: dict = {}
+    for index, parent in enumerate(parents):
+        for rect in crop_regions(parent, width, height, settings):
+            seen.setdefault(tuple(int(v) for v in rect), index)
+    return list(seen.items())
+
+
 def boxes_in_crop(boxes: np.ndarray, crop, min_visible: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (N, 4) of the full picture seen in `crop`: (kept mask, boxes clipped and shifted to the crop).
     A box is kept when at least `min_visible` of its area lies inside; a box cut off more than that is not a

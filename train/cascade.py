@@ -15,7 +15,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from models.crops import children_in_picture, crop_regions
+from models.crops import children_in_picture, picture_crops
 from models.detect import detect
 from models.letterbox import preprocess_bgr
 from models.spec import ModelSpec
@@ -40,10 +40,7 @@ def children_of_picture(image: np.ndarray, parents: np.ndarray, run2, spec2: Mod
                         settings: CascadeSettings, batch: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Stage 2 on the crops of one picture: (boxes in picture pixels, scores, class ids, crops run)."""
     height, width = image.shape[:2]
-    crops = []
-    for parent in parents:
-        crops += [tuple(int(v) for v in c) for c in crop_regions(parent, width, height, spec2.crop_settings)]
-    crops = list(dict.fromkeys(crops))[:settings.max_crops]  # the same tile of two near-identical parents once
+    crops = [rect for rect, _ in picture_crops(parents, width, height, spec2.crop_settings)][:settings.max_crops]
     thresholds = np.full(spec2.num_classes, EVAL_SCORE, np.float32)
     per_crop = []
     for start in range(0, len(crops), batch):

@@ -79,3 +79,13 @@ def test_children_half_inside_are_targets_the_rest_are_not():
 def test_settings_are_checked(bad):
     with pytest.raises(ValueError):
         CropSettings(**bad)
+
+
+def test_a_pictures_crops_are_each_cut_once_for_the_first_parent_asking():
+    from models.crops import picture_crops
+
+    box = (100, 150, 400, 200)
+    single = crop_regions(box, 640, 360, CropSettings())
+    crops = picture_crops([box, box, (500, 20, 540, 60)], 640, 360, CropSettings())
+    assert [rect for rect, parent in crops if parent == 0] == [tuple(r) for r in single.tolist()]
+    assert {parent for _, parent in crops} == {0, 2}  # the duplicate parent adds nothing

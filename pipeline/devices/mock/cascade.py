@@ -20,7 +20,7 @@ import queue
 import numpy as np
 
 from models.aipp import AippConfig
-from models.crops import crop_regions
+from models.crops import picture_crops
 from models.detect import detect
 from models.letterbox import letterbox_geometry
 from models.spec import ModelSpec
@@ -63,18 +63,12 @@ class CropInference:
             info = frame.info
             parent_boxes, parent_scores = self.parents(outputs[0][i], outputs[1][i], geometry, info.width,
                                                        info.height)
-            rects, seen = [], set()
-            for box, score in zip(parent_boxes, parent_scores):
-                for rect in crop_regions(box, info.width, info.height, self.crop_settings):
-                    key = tuple(int(v) for v in rect)
-                    if key not in seen:  # the same tile of two near-identical parents once
-                        seen.add(key)
-                        rects.append((key, box, float(score)))
+            rects = picture_crops(parent_boxes, info.width, info.height, self.crop_settings)
             skipped.append(max(0, len(rects) - self.settings.max_crops))
-            for rect, box, score in rects[:self.settings.max_crops]:
+            for rect, parent in rects[:self.settings.max_crops]:
                 crop_w, crop_h = rect[2] - rect[0], rect[3] - rect[1]
-                plans.append((i, rect, box, score, letterbox_geometry(crop_w, crop_h, w2, h2,
-                                                                      self.spec2.letterbox.placement)))
+                plans.append((i, rect, parent_boxes[parent], float(parent_scores[parent]),
+                              letterbox_geometry(crop_w, crop_h, w2, h2, self.spec2.letterbox.placement)))
         per_frame: list[list] = [[] for _ in frames]
         if not plans:
             return [tuple(p) for p in per_frame], skipped
