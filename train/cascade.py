@@ -28,12 +28,16 @@ class CascadeSettings:
     max_crops: int = 32  # as the daemon's stage2.max_crops default
 
 
-def parent_boxes(results: list[dict], image_id: int, parent_ids: set, settings: CascadeSettings) -> np.ndarray:
-    """Stage 1's parents of one picture above the threshold, best first, (N, 4) x1 y1 x2 y2."""
-    mine = [r for r in results if r["image_id"] == image_id and r["category_id"] - 1 in parent_ids
-            and r["score"] >= settings.parent_score]
-    mine.sort(key=lambda r: -r["score"])
-    return np.asarray([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in mine)], np.float32).reshape(-1, 4)
+def parent_boxes(results: list[dict], parent_ids: set, settings: CascadeSettings) -> dict:
+    """Stage 1's parents above the threshold per picture (image id -> (N, 4) x1 y1 x2 y2, best first), from
+    one pass over its results."""
+    by_image: dict = {}
+    for r in results:
+        if r["category_id"] - 1 in parent_ids and r["score"] >= settings.parent_score:
+            by_image.setdefault(r["image_id"], []).append(r)
+    return {image_id: np.asarray([[x, y, x + w, y + h] for x, y, w, h in
+                                  (r["bbox"] for r in sorted(mine, key=lambda r: -r["score"]))], np.float32)
+            for image_id, mine in by_image.items()}
 
 
 def children_of_picture(image: np.ndarray, parents: np.ndarray, run2, spec2: ModelSpec,
@@ -69,9 +73,10 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
     stage1 = coco_evaluate(stage1_set, stage1_results)
     parent_ids = {spec1.class_names.index(p) for p in spec2.crops["parents"]}
     children_set = relabel(dataset, spec2.class_names)
+    parents_by_image = parent_boxes(stage1_results, parent_ids, settings)
     results, crops_run = [], 0
     for image_id, sample in enumerate(dataset.samples):
-        parents = parent_boxes(stage1_results, image_id, parent_ids, settings)
+        parents = parents_by_image.get(image_id, np.zeros((0, 4), np.float32))
         image = cv2.imread(sample.image)
         if image is None:
             raise FileNotFoundError(f"{sample.image}: cannot read image")
