@@ -9,8 +9,10 @@ diagonally has a box wide in both directions: `max_side` bounds the tile side, a
 grid of tiles. A compact box (no longer than `max_aspect` times its width, within `max_side`) is one crop.
 
 Coordinates are integer pixels of the full camera picture, x1 y1 inclusive, x2 y2 exclusive, with even x1, y1,
-widths and heights: the alignment DVPP's crop (VPC) accepts for YUV 4:2:0 (left/top even, right/bottom odd in
-its inclusive convention), so the daemon can cut the same rectangles from the decoder's NV12 frame.
+widths and heights: the alignment DVPP's crop keeps for YUV (left/top even, right/bottom odd in its inclusive
+convention: Ascend/VisionSDK f156edc, mxBase/.../DvppWrapper/DvppWrapper.cpp CropRoiAlign with
+DvppWrapperDataType.h CONVERT_TO_EVEN / CONVERT_TO_ODD, which round other corners down), so the daemon cuts
+exactly these rectangles from the decoder's NV12 frame.
 """
 
 from __future__ import annotations

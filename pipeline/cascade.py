@@ -25,6 +25,8 @@ from pipeline.postprocess import class_thresholds
 from pipeline.preflight import model_file_problems
 from pipeline.types import Detections, FrameResult
 
+# The SDK's chain: ../shared/reference/visionsdk/plugins.md "mxpi_imagecrop" (boxes from an MxpiObjectList,
+# widened only by left/right/up/downExpandRatio) and its detection_yolov3_crop sample (../shared/reference/mindx).
 NOT_ON_ASCEND = ("stage2: the cascade runs on the mock device only in this version. On the Ascend device the "
                  "SDK's own chain (mxpi_objectpostprocessor -> mxpi_imagecrop -> mxpi_tensorinfer) cuts exactly "
                  "the post-processor's boxes, so it cannot cut the square tiles along a long parent the second "

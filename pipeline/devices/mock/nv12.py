@@ -91,8 +91,10 @@ def letterbox_nv12(buffer: np.ndarray, width: int, height: int, geometry: Letter
 
 
 def crop_nv12(buffer: np.ndarray, rect) -> np.ndarray:
-    """VPC crop: the rectangle (x1, y1, x2, y2; even corners, as DVPP requires of YUV 4:2:0) of an aligned
-    buffer, as a new aligned buffer whose valid picture is the crop."""
+    """VPC crop: the rectangle (x1, y1, x2, y2; x2 y2 exclusive) of an aligned buffer, as a new aligned buffer
+    whose valid picture is the crop. DVPP rounds a YUV crop's left/top down to even and its inclusive right/bottom
+    down to odd (Ascend/VisionSDK f156edc, DvppWrapper.cpp CropRoiAlign); here an odd corner is refused instead,
+    stricter than the SDK: every crop is aligned beforehand (models/crops.py), so one is our bug."""
     x1, y1, x2, y2 = (int(v) for v in rect)
     if x1 % 2 or y1 % 2 or x2 % 2 or y2 % 2 or x2 <= x1 or y2 <= y1:
         raise ValueError(f"crop {rect}: corners must be even and the rectangle not empty")
