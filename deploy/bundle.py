@@ -3,6 +3,7 @@
 inspector-<version>.tar.gz holds, under inspector-<version>/:
   VERSION, bundle.json        version, creation time, target platform, model facts, file list
   model/                      the converted model directory (OM, AIPP, manifest, the ONNX as CPU fallback)
+  stage2/                     the config's second-stage model directory, when it names one (converted too)
   config/daemon.yaml          the daemon config, `model: ../model` (secrets stay ${VAR} placeholders)
   config/pipeline.json        the MindX graph as it will run (informational; the daemon renders it)
   wheels/                     this package's wheel and the wheels of its runtime dependencies, for the target
@@ -198,8 +199,17 @@ def build_bundle(model_dir, config_path, out_dir, version: Optional[str] = None,
         shutil.copytree(model_dir, stage / "model")
         raw = yaml.safe_load(pathlib.Path(config_path).read_text(encoding="utf-8"))
         raw["model"] = "../model"
-        (stage / "config" / "daemon.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         installed = config.model_copy(update={"model": f"{INSTALL_ROOT}/model"})
+        if config.stage2 is not None:  # the second model travels beside the first, found the same way
+            try:
+                ModelSpec.load(config.stage2.model)
+            except ModelError as exc:
+                raise BundleError(f"{config_path}: stage2.model: {exc}") from exc
+            shutil.copytree(config.stage2.model, stage / "stage2")
+            raw["stage2"]["model"] = "../stage2"
+            installed = installed.model_copy(update={"stage2": config.stage2.model_copy(
+                update={"model": f"{INSTALL_ROOT}/stage2"})})
+        (stage / "config" / "daemon.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         (stage / "config" / "pipeline.json").write_text(graph_json(render_graph(installed, spec)), encoding="utf-8")
         wheel = build_wheel(stage / "wheels")
         download_dependencies(runtime_requirements(wheel), target, stage / "wheels", find_links)

@@ -25,15 +25,6 @@ from pipeline.postprocess import class_thresholds
 from pipeline.preflight import model_file_problems
 from pipeline.types import Detections, FrameResult
 
-# The SDK's chain: ../shared/reference/visionsdk/plugins.md "mxpi_imagecrop" (boxes from an MxpiObjectList,
-# widened only by left/right/up/downExpandRatio) and its detection_yolov3_crop sample (../shared/reference/mindx).
-NOT_ON_ASCEND = ("stage2: the cascade runs on the mock device only in this version. On the Ascend device the "
-                 "SDK's own chain (mxpi_objectpostprocessor -> mxpi_imagecrop -> mxpi_tensorinfer) cuts exactly "
-                 "the post-processor's boxes, so it cannot cut the square tiles along a long parent the second "
-                 "model is trained on, and our first model decodes its boxes in the graph for the host's NMS; "
-                 "see docs/cascade.md")
-
-
 def load_stage2(config: DaemonConfig, spec1: ModelSpec, source: str = "config") -> Tuple[Optional[ModelSpec],
                                                                                           List[str]]:
     """The second model's spec (None without one) and every problem with it, each naming the key."""
@@ -45,8 +36,6 @@ def load_stage2(config: DaemonConfig, spec1: ModelSpec, source: str = "config") 
     except ModelError as exc:
         return None, [f"{source}: stage2.model: {exc}"]
     problems = []
-    if config.device == "ascend":
-        problems.append(f"{source}: {NOT_ON_ASCEND}")
     if spec2.crops is None:
         problems.append(f"{source}: stage2.model: {stage2.model} is not a second-stage model (its manifest has no "
                         "crops): train it with data.crops (train/configs/demo-defect-stage2.yaml)")

@@ -12,6 +12,11 @@ shape follows (Ascend/VisionSDK source):
   "queue") for a live camera, as the mock's live queue does: dropping H.264 packets before the decoder would
   corrupt pictures, and a decoder held back by a full queue cannot recover (plugins.md "mxpi_videodecoder").
 - tensorinfer's results go straight to the appsink; the host asks for them by key with GetResult.
+With a second stage (issue 14, docs/cascade.md) a second stream, `inspector_stage2`: `appsrc1` ->
+`mxpi_tensorinfer1` (the second model's OM) -> `appsink1`. The host sends it the crops it cut from the decoded
+frame, as tensors (SendProtobuf), and reads the results back with GetResult: stage 1's objects come out of the
+first stream as tensors decoded on the host, so no element of the first stream holds boxes an `mxpi_imagecrop`
+could read.
 `modelPath` names the OM (`<model dir>/model.om`) so the same file runs on an Atlas box; the CPU mock device
 reads the manifest beside it and runs the exported ONNX/MINDIR instead. RTSP URLs keep their `${VAR}`
 placeholders: the device expands them when it opens the stream, so the file never holds a secret.
@@ -31,6 +36,8 @@ from pipeline.config import DaemonConfig, inline_password
 from pipeline.sdk import DOCUMENTED, ELEMENT_KEYS, check_properties
 
 STREAM_NAME = "inspector"
+STAGE2_STREAM = "inspector_stage2"
+STAGE2_SOURCE, STAGE2_INFER, STAGE2_SINK = "appsrc1", "mxpi_tensorinfer1", "appsink1"
 SOURCE_FACTORIES = ("mxpi_rtspsrc", "filesrc", "appsrc")
 MOCK_FACTORIES = {"mxpi_rtspsrc", "filesrc", "queue", "mxpi_videodecoder", "mxpi_skipframe",
                   "mxpi_parallel2serial", "mxpi_imageresize", "mxpi_tensorinfer", "mxpi_dataserialize", "appsink"}
@@ -88,7 +95,25 @@ def render_graph(config: DaemonConfig, spec: ModelSpec) -> dict:
                                                "outputDeviceId": "-1", "deviceId": device},
                                      "next": "appsink0"}
     elements["appsink0"] = {"factory": "appsink"}
-    return {STREAM_NAME: elements}
+    graph = {STREAM_NAME: elements}
+    if config.stage2 is not None:
+        graph[STAGE2_STREAM] = render_stage2(config)
+    return graph
+
+
+def render_stage2(config: DaemonConfig) -> dict:
+    """The second stage's stream: crops in from the host, the second model, results out. `Upper`: a partial batch
+    of crops runs in the smallest gear that holds it all (no crop waits for a later frame's)."""
+    device = str(config.device_id)
+    return {"stream_config": {"deviceId": device},
+            STAGE2_SOURCE: {"factory": "appsrc", "next": STAGE2_INFER},
+            STAGE2_INFER: {"factory": "mxpi_tensorinfer",
+                           "props": {"dataSource": STAGE2_SOURCE,
+                                     "modelPath": str(pathlib.Path(config.stage2.model) / "model.om"),
+                                     "waitingTime": str(config.batching.waiting_time_ms), "dynamicStrategy": "Upper",
+                                     "outputDeviceId": "-1", "deviceId": device},
+                           "next": STAGE2_SINK},
+            STAGE2_SINK: {"factory": "appsink"}}
 
 
 def padding_rgb(spec: ModelSpec) -> str:
@@ -117,6 +142,21 @@ class CameraChain:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stage2Plan:
+    """The second stage's stream: where the host sends crops, the model, where it reads results."""
+
+    stream: str
+    elements: Dict[str, dict]
+    source: Optional[str]
+    infer: Optional[str]
+    sink: Optional[str]
+
+    @property
+    def model_path(self) -> Optional[str]:
+        return self.elements.get(self.infer, {}).get("props", {}).get("modelPath") if self.infer else None
+
+
+@dataclasses.dataclass(frozen=True)
 class GraphPlan:
     """What a device needs from a graph: its stream, the cameras in merge-port order, the resize, the model
     and the output element, read once (`plan_graph`) for the mock device, the Ascend device and `validate`."""
@@ -129,6 +169,7 @@ class GraphPlan:
     infer: Optional[str]
     sink: Optional[str]
     sink_index: int  # the appsink's number among the stream's appsinks (GetProtobuf's outPluginId)
+    stage2: Optional[Stage2Plan] = None  # the second stage's stream, when the graph has one
 
     def props(self, name: Optional[str]) -> Dict[str, str]:
         return dict(self.elements.get(name, {}).get("props", {})) if name else {}
@@ -149,20 +190,12 @@ def _base(target: str) -> str:
     return target.split(":", 1)[0]
 
 
-def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[GraphPlan], List[str]]:
-    """The plan of a one-stream graph, and every structural problem found (never an exception)."""
-    problems: List[str] = []
-    if not isinstance(graph, dict) or not graph:
-        return None, [f"{source}: expected a JSON object of streams"]
-    if len(graph) != 1:
-        return None, [f"{source}: the daemon runs one stream, the graph has {len(graph)} ({', '.join(map(str, graph))})"]
-    stream_name, stream = next(iter(graph.items()))
-    where = f"{source}: stream {stream_name!r}"
+def _stream_elements(stream: object, where: str) -> Tuple[Optional[Dict[str, dict]], List[str]]:
+    """A stream's elements (without stream_config) and what is malformed in them."""
     if not isinstance(stream, dict):
         return None, [f"{where}: expected an object of elements"]
-    config = stream.get("stream_config", {})
-    device_id = str(config.get("deviceId", "0")) if isinstance(config, dict) else "0"
     elements = {k: v for k, v in stream.items() if k != "stream_config"}
+    problems = []
     for name, element in elements.items():
         if not isinstance(element, dict) or not isinstance(element.get("factory"), str):
             problems.append(f"{where}: element {name!r} has no 'factory'")
@@ -175,8 +208,32 @@ def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[G
                 if value is not None and not (isinstance(value, str) or
                                               (isinstance(value, list) and all(isinstance(v, str) for v in value))):
                     problems.append(f"{where}: element {name!r}: {key} must be a name or a list of names")
-    if problems:
+    return (None if problems else elements), problems
+
+
+def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[GraphPlan], List[str]]:
+    """The plan of a graph (the camera stream, and the second stage's stream when there is one), and every
+    structural problem found (never an exception)."""
+    if not isinstance(graph, dict) or not graph:
+        return None, [f"{source}: expected a JSON object of streams"]
+    streams = dict(graph)
+    stage2_stream = streams.pop(STAGE2_STREAM, None)
+    if len(streams) != 1:
+        return None, [f"{source}: the daemon runs one camera stream (and, with a second stage, "
+                      f"{STAGE2_STREAM!r}); the graph has {len(graph)} ({', '.join(map(str, graph))})"]
+    stream_name, stream = next(iter(streams.items()))
+    where = f"{source}: stream {stream_name!r}"
+    elements, problems = _stream_elements(stream, where)
+    if elements is None:
         return None, problems
+    config = stream.get("stream_config", {})
+    device_id = str(config.get("deviceId", "0")) if isinstance(config, dict) else "0"
+    stage2 = None
+    if stage2_stream is not None:
+        stage2, stage2_problems = _plan_stage2(stage2_stream, f"{source}: stream {STAGE2_STREAM!r}")
+        if stage2 is None:
+            return None, stage2_problems
+        problems += stage2_problems
     factory = {name: element["factory"] for name, element in elements.items()}
     sources = [n for n, f in factory.items() if f in SOURCE_FACTORIES]
     cameras = []
@@ -192,8 +249,32 @@ def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[G
     sink = next((s for s in sinks if infer and _reaches(elements, infer[0], s)), sinks[0] if sinks else None)
     plan = GraphPlan(str(stream_name), device_id, elements, tuple(_in_merge_order(elements, cameras)),
                      resize[0] if len(resize) == 1 else None, infer[0] if len(infer) == 1 else None, sink,
-                     sinks.index(sink) if sink else 0)
+                     sinks.index(sink) if sink else 0, stage2)
     return plan, problems
+
+
+def _plan_stage2(stream: object, where: str) -> Tuple[Optional[Stage2Plan], List[str]]:
+    """The second stage's stream must be exactly appsrc -> mxpi_tensorinfer -> appsink: the host feeds it crops
+    and reads its results, nothing else in it would be read."""
+    elements, problems = _stream_elements(stream, where)
+    if elements is None:
+        return None, problems
+    by_factory: Dict[str, List[str]] = {}
+    for name, element in elements.items():
+        by_factory.setdefault(element["factory"], []).append(name)
+    expected = ("appsrc", "mxpi_tensorinfer", "appsink")
+    found = {kind: by_factory.get(kind, []) for kind in expected}
+    others = sorted(set(by_factory) - set(expected))
+    if others or any(len(names) != 1 for names in found.values()):
+        problems.append(f"{where}: expected exactly one appsrc -> mxpi_tensorinfer -> appsink, found "
+                        f"{', '.join(f'{k}: {len(v)}' for k, v in by_factory.items()) or 'no element'}")
+        return Stage2Plan(STAGE2_STREAM, elements, None, None, None), problems
+    source, infer, sink = (found[kind][0] for kind in expected)
+    if _targets(elements[source].get("next")) != [infer] or _targets(elements[infer].get("next")) != [sink]:
+        problems.append(f"{where}: the elements must flow {source} -> {infer} -> {sink}")
+    if elements[infer].get("props", {}).get("dataSource", source) != source:
+        problems.append(f"{where}: element {infer!r}: dataSource must be {source!r} (the crops the host sends)")
+    return Stage2Plan(STAGE2_STREAM, elements, source, infer, sink), problems
 
 
 def _follow_camera(elements: dict, source: str):
@@ -295,6 +376,10 @@ def validate_graph(graph: object, source: str = "pipeline.json", spec: Optional[
             problems.append(f"{where}: element {name!r}: rtspUrl holds a password: put it in the environment "
                             f"and write ${{VAR}} instead")
     problems += _check_flow(plan, where)
+    if plan.stage2 is not None:
+        # Not run by the mock's graph emulation: the mock runs the second model from the config (DeviceSettings).
+        problems += [f"{source}: stream {plan.stage2.stream!r}: {p}" for name, element in plan.stage2.elements.items()
+                     for p in check_properties(name, element["factory"], element.get("props", {}))]
     if spec is not None and plan.resize:
         props = plan.props(plan.resize)
         size = (props.get("resizeHeight"), props.get("resizeWidth"))
@@ -392,6 +477,14 @@ def _check_against_config(plan: GraphPlan, config: DaemonConfig, where: str) -> 
     if plan.model_path is not None and pathlib.Path(plan.model_path).parent != pathlib.Path(config.model):
         problems.append(f"{where}: element {plan.infer!r}: modelPath {plan.model_path} is not in the config's "
                         f"model directory {config.model}")
+    if (plan.stage2 is None) != (config.stage2 is None):
+        problems.append(f"{where}: the config {'names' if config.stage2 else 'has no'} stage2, the graph "
+                        f"{'has no' if plan.stage2 is None else 'has a'} {STAGE2_STREAM!r} stream (render the graph "
+                        f"again: `inspector render`)")
+    elif plan.stage2 is not None and plan.stage2.model_path is not None and \
+            pathlib.Path(plan.stage2.model_path).parent != pathlib.Path(config.stage2.model):
+        problems.append(f"{where}: stream {plan.stage2.stream!r}: modelPath {plan.stage2.model_path} is not in the "
+                        f"config's stage2.model directory {config.stage2.model}")
     return problems
 
 

@@ -52,7 +52,7 @@ class FrameResult:
     infer_ms: float | None = None  # the batch's inference time, when the device measures it
     nv12: np.ndarray | None = None  # the decoded frame (DVPP-aligned NV12) for snapshots, when the device has it
     crops: tuple[CropOutput, ...] = ()  # a second stage's crops of this frame (none without one)
-    crops_skipped: int = 0  # crops of this frame's parents beyond stage2.max_crops, not examined
+    crops_skipped: int = 0  # crops of this frame's parents not examined: beyond stage2.max_crops, or lost
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 DEMO_DIR = pathlib.Path(__file__).resolve().parent
 DEMO_CLASSES = ("insulator", "defect")
 DEMO_SIZE = 416
-DEMO_STAGE2_SCORE = 0.3  # the bundled defect model's threshold (docs/cascade.md: its precision-recall)
 
 
 def cache_dir() -> pathlib.Path:
@@ -61,8 +60,10 @@ def export_untrained(out: pathlib.Path) -> None:
 def demo_config(output_directory: str = "inspector-out") -> DaemonConfig:
     data = yaml.safe_load((DEMO_DIR / "demo.yaml").read_text(encoding="utf-8"))
     data["model"] = str(demo_model_dir())
-    stage2 = DEMO_DIR / "stage2"
+    stage2 = DEMO_DIR / data["stage2"]["model"]
     if data["model"] == str(DEMO_DIR / "model") and (stage2 / "manifest.json").is_file():
-        data["stage2"] = {"model": str(stage2), "thresholds": {"score": DEMO_STAGE2_SCORE}}
+        data["stage2"]["model"] = str(stage2)
+    else:  # a trimmed install: the untrained stand-in's boxes would crop nothing worth a second look
+        del data["stage2"]
     data["output"] = {"directory": str(pathlib.Path(output_directory).resolve())}
     return parse_config(data, str(DEMO_DIR / "demo.yaml"), DEMO_DIR)

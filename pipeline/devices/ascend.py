@@ -18,13 +18,36 @@ What it relies on, from the SDK's source (Ascend/VisionSDK, commit f156edc) rath
 - every frame leaves mxpi_tensorinfer as its own buffer with batch dimension 1 (outputHasBatchDim = 1); the
   batch it ran in, its decode time and its latency are not reported: they are None here, never made up.
 
+A second stage (issue 14, docs/cascade.md) runs in a second stream (pipeline/graph.py `inspector_stage2`:
+appsrc -> mxpi_tensorinfer -> appsink). The first model's objects come out of the first stream as tensors that
+the host decodes, so no element of that stream holds boxes an mxpi_imagecrop could read (MxpiImageCrop.cpp
+reads an MxpiObjectList from its dataSource): the host cuts the crops itself and sends them back in.
+- with a second stage, every first-stage result also carries the decoded full-resolution picture (the key the
+  resize reads, i.e. mxpi_parallel2serial0): one device-to-host copy of the NV12 frame per frame, the cost of
+  host-side cropping (about 3.1 MB at 1080p; counted by the double). It replaces the resize's picture for the
+  camera size (its visionInfo width/height) and serves snapshots too.
+- the crops (pipeline/devices/crops.py, the same pixels as on the mock device) go to the second stream as ONE
+  buffer per frame: an MxpiTensorPackageList of uint8 NV12 tensors [1, h*3/2, w, 1] (the AIPP OM's input dims,
+  aclmdlGetInputDimsV2 for YUV420SP_U8), host memory in `dataStr` (memType 0; the SDK copies it in,
+  PyDataHelper.cpp ReBuildTensorPackageList; the SDK's own sample does the same:
+  mxStream/samples/streamserver/streamserverSourceCode/model_server.py send_inputs), with the frame's channel
+  and id as a second key (MxsmStream.cpp SendProtobufComm adds every protobuf of the vector to the buffer), sent
+  with SendProtobuf (needs protobuf 4.25.1 on the box, api_Python.md "SendProtobuf").
+- mxpi_tensorinfer batches the packages of several buffers (MxpiTensorInfer.cpp: each package is one item of
+  dataQueue_) and returns each buffer with one output package per crop, in order; the reader does not wait for
+  them: it keeps reading the first stream and hands frames on in order once their crops are back. A frame whose
+  crops do not come back within STAGE2_TIMEOUT_S (or that is behind STAGE2_PENDING others) goes on without
+  them, its crops counted as not examined.
+
 Verified against a double of that API (tests/pipeline/devices/fake_mindx.py) that follows those files;
 verified only on a real Atlas box: the OM, DVPP and the NPU themselves (README, "On an Atlas box").
 """
 
 from __future__ import annotations
 
+import collections
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -42,9 +65,9 @@ from models.errors import ModelError
 from models.letterbox import LetterboxGeometry, letterbox_geometry
 from models.spec import ModelSpec
 from pipeline.config import expand_placeholders
-from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings
+from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings, check_stage2_plan
 from pipeline.graph import GraphPlan, plan_graph, validate_graph
-from pipeline.types import CameraStats, FrameInfo, FrameResult
+from pipeline.types import CameraStats, CropOutput, FrameInfo, FrameResult
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +82,24 @@ TIMED_OUT = 1001  # APP_ERR_COMM_FAILURE: "Get empty result, or exceed the time 
 SIZE_RECHECK_S = 10.0
 # What the SDK does not tell the host: reported as unknown, never as zero.
 UNMEASURED = ("dropped", "skipped", "reconnects", "errors")
+UINT8 = 4  # MxBase TensorDataType.h TENSOR_DTYPE_UINT8
+HOST_MEMORY = 0  # MxpiDataType.proto MXPI_MEMORY_HOST
+CROPS_TAG_KEY = "inspector_crops_of"  # the second key of a crops buffer: the frame it belongs to
+STAGE2_POLL_MS = 5  # the reader's wait on either stream while crops are out
+STAGE2_TIMEOUT_S = 10.0
+STAGE2_PENDING = 64  # frames held for their crops, at most (the oldest then goes on without them)
 
 
 def import_sdk() -> types.SimpleNamespace:
     try:
         import MxpiDataType_pb2
-        from StreamManagerApi import StreamManagerApi, StringVector
+        from StreamManagerApi import InProtobufVector, MxProtobufIn, StreamManagerApi, StringVector
     except ImportError as exc:
         raise DeviceError(f"the Ascend device needs the MindX SDK, which is not importable here ({exc}): "
                           f"{SDK_HINT}") from exc
     return types.SimpleNamespace(StreamManagerApi=StreamManagerApi, StringVector=StringVector,
-                                 MxpiDataType=MxpiDataType_pb2)
+                                 MxpiDataType=MxpiDataType_pb2, MxProtobufIn=MxProtobufIn,
+                                 InProtobufVector=InProtobufVector)
 
 
 def check(api: str, code: int) -> None:
@@ -107,6 +137,11 @@ class AscendDevice(BaseDevice):
         self.lost = 0  # buffers that reached the appsink with an upstream error, or without the model's output
         self.sizes: Dict[int, Tuple[int, int, LetterboxGeometry]] = {}  # channel -> camera size, geometry
         self._next_size_check = 0.0
+        self.planner = None  # pipeline.devices.crops.CropPlanner, with a second stage
+        self.spec2: Optional[ModelSpec] = None
+        self.picture_key: Optional[str] = None  # the decoded picture's key, with a second stage
+        self.pending: "collections.deque[_Pending]" = collections.deque()  # frames in order, some awaiting crops
+        self.crops_lost = 0  # crops sent to the second stream whose results never came
 
     # --- start-up checks ------------------------------------------------------------------------------------
     def _checked_plan(self, graph: dict, settings: DeviceSettings) -> GraphPlan:
@@ -138,7 +173,36 @@ class AscendDevice(BaseDevice):
         if problems:
             raise DeviceError("the graph disagrees with the OM's manifest:\n  " + "\n  ".join(problems))
         self.spec = spec
+        check_stage2_plan(plan, settings)
+        if settings.stage2 is not None:
+            self._check_stage2(plan, settings)
         return plan
+
+    def _check_stage2(self, plan: GraphPlan, settings: DeviceSettings) -> None:
+        from pipeline.devices.crops import CropPlanner
+
+        om = pathlib.Path(plan.stage2.model_path or "")
+        check_om_file(om)
+        try:
+            spec2 = ModelSpec.load(om.parent)
+        except ModelError as exc:
+            raise DeviceError(f"stream {plan.stage2.stream}: modelPath {om}: {exc}") from exc
+        if spec2.model_format != "om" or spec2.model_file != om.name or spec2.aipp is None:
+            raise DeviceError(f"stream {plan.stage2.stream}: modelPath {om}: the manifest beside it does not describe "
+                              f"this OM with its AIPP: convert the second model with `inspector convert`")
+        if spec2.crops is None:
+            raise DeviceError(f"stream {plan.stage2.stream}: modelPath {om}: not a second-stage model (no crops in "
+                              f"its manifest)")
+        if spec2.input_width % 16 or spec2.input_height % 2:
+            # The host sends NV12 of exactly the model's input size; DVPP's 16-aligned rows would not fit it.
+            raise DeviceError(f"stream {plan.stage2.stream}: the second model's input {spec2.input_width}x"
+                              f"{spec2.input_height}: the width must be a multiple of 16 and the height even")
+        self.picture_key = plan.props(plan.resize).get("dataSource")
+        if not self.picture_key or self.picture_key == "auto":
+            raise DeviceError(f"element {plan.resize}: with a second stage its dataSource must name the decoded "
+                              f"picture (the host crops from it)")
+        self.spec2 = spec2
+        self.planner = CropPlanner(spec2, settings.stage2)
 
     def create_streams(self, graph: dict, settings: DeviceSettings) -> None:
         plan = self._checked_plan(graph, settings)
@@ -161,39 +225,154 @@ class AscendDevice(BaseDevice):
     # --- results --------------------------------------------------------------------------------------------
     def _keys(self, with_size: bool):
         keys = self.sdk.StringVector()
-        for key in [self.plan.infer, FRAME_INFO_KEY] + ([self.plan.resize] if with_size else []):
+        if self.picture_key is not None:  # the decoded picture, every frame: it gives the size too
+            names = [self.plan.infer, FRAME_INFO_KEY, self.picture_key]
+        else:
+            names = [self.plan.infer, FRAME_INFO_KEY] + ([self.plan.resize] if with_size else [])
+        for key in names:
             keys.push_back(key.encode())
         return keys
 
     def _read_loop(self) -> None:
-        """The only caller of GetResult. Every wait is bounded by GET_RESULT_TIMEOUT_MS."""
+        """The only caller of GetResult (both streams). Every wait is bounded by GET_RESULT_TIMEOUT_MS."""
         stream, sink = self.plan.stream.encode(), self.plan.sink.encode()
         plain, sized = self._keys(False), self._keys(True)
         try:
             while not self.stop_event.is_set():
                 need_size = len(self.sizes) < len(self.stats) or time.monotonic() >= self._next_size_check
-                answer = self.api.GetResult(stream, sink, sized if need_size else plain, GET_RESULT_TIMEOUT_MS)
-                if answer.errorCode == TIMED_OUT:
-                    continue
-                if answer.errorCode != 0:
+                awaiting = any(p.plans for p in self.pending)
+                answer = self.api.GetResult(stream, sink, sized if need_size else plain,
+                                            STAGE2_POLL_MS if awaiting else GET_RESULT_TIMEOUT_MS)
+                if answer.errorCode == 0:
+                    result = self.parse(answer.metadataVec)
+                    if result is not None:
+                        self._accept(result)
+                elif answer.errorCode != TIMED_OUT:
                     self._lost(f"the appsink delivered error {answer.errorCode}: {answer.errorMsg}")
-                    continue
-                result = self.parse(answer.metadataVec)
-                if result is None:
-                    continue
-                stats = self.stats[result.info.channel_id]
-                stats.processed += 1
-                stats.state = "running"
-                stats.frames_in = max(stats.frames_in, result.info.frame_id + 1)
-                while not self.stop_event.is_set():
-                    try:
-                        self.results.put(result, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
+                if self.planner is not None:
+                    self._collect_crops()
+                self._hand_on()
         except Exception as exc:  # a device failure stops the daemon with this error
             self.error = exc
             logger.error("ascend device: %s", exc)
+
+    def _accept(self, result: FrameResult) -> None:
+        stats = self.stats[result.info.channel_id]
+        stats.processed += 1
+        stats.state = "running"
+        stats.frames_in = max(stats.frames_in, result.info.frame_id + 1)
+        plans, skipped = [], 0
+        if self.planner is not None:
+            plans, skipped = self.planner.plan(result.tensors, result.geometry, result.info.width,
+                                               result.info.height)
+            if plans:
+                self._send_crops(result, plans)
+        self.pending.append(_Pending(result, plans, skipped, time.monotonic()))
+
+    def _hand_on(self) -> None:
+        """Frames go on in the order they came, each once its crops are back (or given up)."""
+        now = time.monotonic()
+        for item in self.pending:
+            if item.plans and (now - item.sent > STAGE2_TIMEOUT_S or len(self.pending) > STAGE2_PENDING):
+                self._give_up(item, f"no answer from the second stage within {STAGE2_TIMEOUT_S:g} s"
+                              if now - item.sent > STAGE2_TIMEOUT_S else f"{len(self.pending)} frames waiting")
+        while self.pending and not self.pending[0].plans and not self.stop_event.is_set():
+            item = self.pending[0]
+            result = dataclasses.replace(item.result, crops=item.crops, crops_skipped=item.skipped) \
+                if self.planner is not None else item.result
+            try:
+                self.results.put(result, timeout=0.5)
+            except queue.Full:
+                return  # the host is behind: try again after the next read
+            self.pending.popleft()
+
+    # --- the second stage -----------------------------------------------------------------------------------
+    def _send_crops(self, result: FrameResult, plans) -> None:
+        md = self.sdk.MxpiDataType
+        h2, w2 = self.spec2.input_height, self.spec2.input_width
+        crops = md.MxpiTensorPackageList()
+        for plan in plans:
+            data = self.planner.cut(result.nv12, plan)
+            tensor = crops.tensorPackageVec.add().tensorVec.add()
+            tensor.tensorDataType = UINT8
+            tensor.memType = HOST_MEMORY
+            tensor.deviceId = int(self.plan.device_id)
+            tensor.tensorShape.extend([1, h2 * 3 // 2, w2, 1])
+            tensor.dataStr = data.tobytes()
+            tensor.tensorDataSize = data.nbytes
+        tag = md.MxpiFrameInfo()
+        tag.channelId, tag.frameId = result.info.channel_id, result.info.frame_id
+        vector = self.sdk.InProtobufVector()
+        for key, kind, message in ((self.plan.stage2.source, "MxpiTensorPackageList", crops),
+                                   (CROPS_TAG_KEY, "MxpiFrameInfo", tag)):
+            item = self.sdk.MxProtobufIn()
+            item.key, item.type, item.protobuf = key.encode(), f"MxTools.{kind}".encode(), message.SerializeToString()
+            vector.append(item)
+        code = self.api.SendProtobuf(self.plan.stage2.stream.encode(), self.plan.stage2.source.encode(), vector)
+        if code != 0:
+            raise DeviceError("MindX SDK call failed", api="SendProtobuf", code=code)
+
+    def _collect_crops(self) -> None:
+        """Every answer of the second stream that is ready, matched to its frame by the tag it carries."""
+        keys = self.sdk.StringVector()
+        for key in (self.plan.stage2.infer, CROPS_TAG_KEY):
+            keys.push_back(key.encode())
+        stream, sink = self.plan.stage2.stream.encode(), self.plan.stage2.sink.encode()
+        while any(p.plans for p in self.pending):
+            answer = self.api.GetResult(stream, sink, keys, STAGE2_POLL_MS)
+            if answer.errorCode == TIMED_OUT:
+                return
+            waiting = [p for p in self.pending if p.plans]
+            if answer.errorCode != 0:  # an errored buffer carries no tag: the oldest one is the one lost
+                self._give_up(waiting[0], f"error {answer.errorCode}: {answer.errorMsg}")
+                continue
+            by_type = {item.dataType: item for item in answer.metadataVec if item.errorCode == 0}
+            if "MxpiFrameInfo" not in by_type or "MxpiTensorPackageList" not in by_type:
+                self._give_up(waiting[0], "an answer without the model output or its frame")
+                continue
+            tag = self.sdk.MxpiDataType.MxpiFrameInfo()
+            tag.ParseFromString(by_type["MxpiFrameInfo"].serializedMetadata)
+            key = (int(tag.channelId), int(tag.frameId))
+            match = next((i for i, p in enumerate(waiting) if (p.result.info.channel_id, p.result.info.frame_id)
+                          == key), None)
+            if match is None:
+                logger.warning("ascend device: second-stage results for channel %d frame %d, which is not waiting",
+                               *key)
+                continue
+            for earlier in waiting[:match]:  # answers come in order: these will not come any more
+                self._give_up(earlier, "a later frame's crops came back first")
+            self._take_crops(waiting[match], by_type["MxpiTensorPackageList"].serializedMetadata)
+
+    def _take_crops(self, item: "_Pending", serialized: bytes) -> None:
+        packages = self.sdk.MxpiDataType.MxpiTensorPackageList()
+        packages.ParseFromString(serialized)
+        if len(packages.tensorPackageVec) != len(item.plans):
+            self._give_up(item, f"{len(packages.tensorPackageVec)} results for {len(item.plans)} crops")
+            return
+        crops = []
+        for plan, package in zip(item.plans, packages.tensorPackageVec):
+            crops.append(CropOutput(plan.rect, plan.parent_box, plan.parent_score, plan.geometry,
+                                    tuple(self._tensor(t) for t in package.tensorVec)))
+        item.crops, item.plans = tuple(crops), []
+
+    def _give_up(self, item: "_Pending", why: str) -> None:
+        self.crops_lost += len(item.plans)
+        if self.crops_lost == len(item.plans) or self.crops_lost % 1000 < len(item.plans):
+            logger.warning("ascend device: camera %s frame %d goes on without its %d crops (%d lost so far): %s",
+                           item.result.info.camera_id, item.result.info.frame_id, len(item.plans), self.crops_lost,
+                           why)
+        item.skipped += len(item.plans)
+        item.plans = []
+
+    @staticmethod
+    def _tensor(tensor) -> np.ndarray:
+        dtype = TENSOR_DTYPES.get(tensor.tensorDataType)
+        if dtype is None:
+            raise DeviceError(f"tensor data type {tensor.tensorDataType} is not handled")
+        array = np.frombuffer(tensor.dataStr, dtype=dtype).reshape(tuple(tensor.tensorShape))
+        if array.shape[0] != 1:
+            raise DeviceError(f"expected one frame (or crop) per tensor, got a tensor of shape {array.shape}")
+        return array[0].astype(np.float32)
 
     def _lost(self, why: str) -> None:
         self.lost += 1
@@ -213,27 +392,40 @@ class AscendDevice(BaseDevice):
         channel = int(frame.channelId)
         if not 0 <= channel < len(self.stats):
             raise DeviceError(f"a result from channel {channel}, the stream has {len(self.stats)} cameras")
-        if "MxpiVisionList" in by_type:
+        nv12 = None
+        if self.picture_key is not None:
+            if "MxpiVisionList" not in by_type:
+                self._lost(f"camera {self.stats[channel].camera_id}: no decoded picture to crop from")
+                return None
+            nv12 = self._picture(channel, by_type["MxpiVisionList"].serializedMetadata)
+        elif "MxpiVisionList" in by_type:
             self._learn_size(channel, by_type["MxpiVisionList"].serializedMetadata)
         if channel not in self.sizes:
             self._lost(f"camera {self.stats[channel].camera_id}: its picture size is not known yet")
             return None
         tensors = md.MxpiTensorPackageList()
         tensors.ParseFromString(by_type["MxpiTensorPackageList"].serializedMetadata)
-        arrays = []
-        for tensor in tensors.tensorPackageVec[0].tensorVec:
-            dtype = TENSOR_DTYPES.get(tensor.tensorDataType)
-            if dtype is None:
-                raise DeviceError(f"tensor data type {tensor.tensorDataType} is not handled")
-            array = np.frombuffer(tensor.dataStr, dtype=dtype).reshape(tuple(tensor.tensorShape))
-            if array.shape[0] != 1:
-                raise DeviceError(f"expected one frame per result, got a tensor of shape {array.shape}")
-            arrays.append(array[0].astype(np.float32))
+        arrays = [self._tensor(tensor) for tensor in tensors.tensorPackageVec[0].tensorVec]
         width, height, geometry = self.sizes[channel]
         # Decode time, latency, the batch and its gear: the SDK reports none of them to the host.
         info = FrameInfo(self.stats[channel].camera_id, channel, int(frame.frameId), None, time.time(), None,
                          width, height)
-        return FrameResult(info, geometry, tuple(arrays), None, None)
+        return FrameResult(info, geometry, tuple(arrays), None, None, nv12=nv12)
+
+    def _picture(self, channel: int, serialized: bytes) -> np.ndarray:
+        """The decoded frame (NV12, DVPP-aligned) the host crops from; its visionInfo gives the camera size."""
+        vision = self.sdk.MxpiDataType.MxpiVisionList()
+        vision.ParseFromString(serialized)
+        picture = vision.visionVec[0]
+        info = picture.visionInfo
+        width, height = int(info.width), int(info.height)
+        aligned_w, aligned_h = int(info.widthAligned), int(info.heightAligned)
+        data = picture.visionData.dataStr
+        if len(data) < aligned_w * aligned_h * 3 // 2 or aligned_w < width or aligned_h < height:
+            raise DeviceError(f"element {self.picture_key}: a {width}x{height} picture (aligned {aligned_w}x"
+                              f"{aligned_h}) with {len(data)} bytes is not NV12")
+        self._set_size(channel, width, height)
+        return np.frombuffer(data, np.uint8, aligned_w * aligned_h * 3 // 2).reshape(aligned_h * 3 // 2, aligned_w)
 
     def _learn_size(self, channel: int, serialized: bytes) -> None:
         vision = self.sdk.MxpiDataType.MxpiVisionList()
@@ -242,7 +434,9 @@ class AscendDevice(BaseDevice):
         pre = info.preprocessInfo[0] if len(info.preprocessInfo) else None
         if pre is None:
             raise DeviceError(f"element {self.plan.resize}: its picture carries no preprocessInfo (source size)")
-        width, height = int(pre.widthSrc), int(pre.heightSrc)
+        self._set_size(channel, int(pre.widthSrc), int(pre.heightSrc))
+
+    def _set_size(self, channel: int, width: int, height: int) -> None:
         geometry = letterbox_geometry(width, height, self.spec.input_width, self.spec.input_height,
                                       self.spec.letterbox.placement)
         previous = self.sizes.get(channel)
@@ -283,3 +477,14 @@ class AscendDevice(BaseDevice):
 
     def lost_frames(self) -> int:
         return self.lost
+
+
+@dataclasses.dataclass
+class _Pending:
+    """A frame on its way to the host: `plans` are its crops still out at the second stage."""
+
+    result: FrameResult
+    plans: list
+    skipped: int
+    sent: float
+    crops: tuple = ()

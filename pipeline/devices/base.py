@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
+import pathlib
 
 from pipeline.types import CameraStats, FrameResult
 
@@ -103,3 +104,15 @@ def create_device(kind: str, **kwargs) -> BaseDevice:
         raise DeviceError(f"device {kind!r} is not in the device registry (valid: {', '.join(DEVICES)})")
     module_name, class_name = DEVICES[kind]
     return getattr(importlib.import_module(module_name), class_name)(**kwargs)
+
+
+def check_stage2_plan(plan, settings: DeviceSettings) -> None:
+    """The graph's second-stage stream and the settings' second stage go together (pipeline/graph.py GraphPlan)."""
+    if (plan.stage2 is None) != (settings.stage2 is None):
+        raise DeviceError(f"the settings {'name' if settings.stage2 else 'have no'} a second stage, the graph "
+                          f"{'has no' if plan.stage2 is None else 'has a'} second-stage stream: render the graph "
+                          f"from the same config (`inspector render`)")
+    if plan.stage2 is not None and plan.stage2.model_path is not None and \
+            pathlib.Path(plan.stage2.model_path).parent != pathlib.Path(settings.stage2.model_dir):
+        raise DeviceError(f"stream {plan.stage2.stream}: modelPath {plan.stage2.model_path} is not in the second "
+                          f"stage's model directory {settings.stage2.model_dir}")

@@ -82,8 +82,8 @@ class Metrics:
                                     registry=self.registry, buckets=(0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0))
         self.events = Counter("inspector_events", "Events by camera and type (start, update, end).",
                               ["camera", "type"], registry=self.registry)
-        self.crops_skipped = Counter("inspector_crops_skipped", "Second-stage crops beyond stage2.max_crops, not "
-                                     "examined.", ["camera"], registry=self.registry)
+        self.crops_skipped = Counter("inspector_crops_skipped", "Second-stage crops not examined: beyond "
+                                     "stage2.max_crops, or lost on the device.", ["camera"], registry=self.registry)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

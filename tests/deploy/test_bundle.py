@@ -136,11 +136,16 @@ def git_status() -> str:
                           text=True).stdout
 
 
-def test_bundle_contents_and_no_secrets(om_dir, tmp_path, monkeypatch, wheelhouse):
+def test_bundle_contents_and_no_secrets(om_dir, stage2_model_dir, tmp_path, monkeypatch, wheelhouse):
     monkeypatch.setenv("CAM_PASSWORD", "hunter2")
+    om2 = tmp_path / "stage2-om"
+    with monkeypatch.context() as env:
+        env.setenv("PATH", "/nonexistent")  # convert writes the AIPP and the manifest; no atc here
+        convert(stage2_model_dir, om2)
     config = tmp_path / "daemon.yaml"
     config.write_text(yaml.safe_dump({"cameras": [{"id": "c", "url": "rtsp://viewer:${CAM_PASSWORD}@10.0.0.7/s"}],
-                                      "model": str(om_dir), "output": {"directory": "/var/lib/inspector/out"}}))
+                                      "model": str(om_dir), "output": {"directory": "/var/lib/inspector/out"},
+                                      "stage2": {"model": str(om2)}}))
     before = git_status()
     archive = build_bundle(om_dir, config, tmp_path / "dist", "9.9.9", find_links=str(wheelhouse))
     assert git_status() == before  # bundling writes nothing into the source tree (no build/, no egg-info)
@@ -150,7 +155,7 @@ def test_bundle_contents_and_no_secrets(om_dir, tmp_path, monkeypatch, wheelhous
     base = "inspector-9.9.9/"
     for name in ("VERSION", "bundle.json", "SHA256SUMS", "install.sh", "requirements.lock", "config/daemon.yaml",
                  "config/pipeline.json", "systemd/inspector.service", "model/manifest.json", "model/model.onnx",
-                 "model/aipp.cfg", "model/model.om"):
+                 "model/aipp.cfg", "model/model.om", "stage2/manifest.json", "stage2/aipp.cfg"):
         assert base + name in names, name
     assert any(n.startswith(base + "wheels/inspector-") and n.endswith(".whl") for n in names)
     assert b"hunter2" not in contents and b"${CAM_PASSWORD}" in contents
@@ -161,6 +166,11 @@ def test_bundle_contents_and_no_secrets(om_dir, tmp_path, monkeypatch, wheelhous
     with tarfile.open(archive) as tar:
         lock = tar.extractfile(base + "requirements.lock").read().decode()
         bundle_json = json.loads(tar.extractfile(base + "bundle.json").read())
+        installed = yaml.safe_load(tar.extractfile(base + "config/daemon.yaml").read())
+        graph = json.loads(tar.extractfile(base + "config/pipeline.json").read())
+    # The second model is found beside the first, on the box as in the graph.
+    assert installed["stage2"]["model"] == "../stage2"
+    assert graph["inspector_stage2"]["mxpi_tensorinfer1"]["props"]["modelPath"] == "/opt/inspector/current/stage2/model.om"
     lines = lock.splitlines()
     assert lines and all(" --hash=sha256:" in line for line in lines) and any(l.startswith("numpy==") for l in lines)
     assert bundle_json["target"] == Target.host().to_dict()

@@ -209,3 +209,33 @@ def test_cli_validate_for_the_ascend_device(tiny_model_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "'filesrc0': a file source does not decode on the device" in err
     assert "the OM's largest gear is 8" in err  # and tensorinfer would fill batches of 8, not max_batch 4
+
+
+def test_a_second_stage_is_its_own_stream_and_is_checked(config, tiny_model_dir, stage2_model_dir):
+    spec = ModelSpec.load(tiny_model_dir)
+    with_stage2 = config.model_copy(update={"stage2": parse_config({
+        "cameras": [{"id": "a", "url": "rtsp://127.0.0.1/a"}], "model": str(tiny_model_dir),
+        "stage2": {"model": str(stage2_model_dir)}}).stage2})
+    graph = render_graph(with_stage2, spec)
+    assert graph["inspector_stage2"]["appsrc1"]["next"] == "mxpi_tensorinfer1"
+    props = graph["inspector_stage2"]["mxpi_tensorinfer1"]["props"]
+    assert props["dataSource"] == "appsrc1" and props["modelPath"] == str(stage2_model_dir / "model.om")
+    assert validate_graph(graph, spec=spec, config=with_stage2, for_mock=True) == []
+    plan, _ = plan_graph(graph)
+    assert (plan.stage2.source, plan.stage2.infer, plan.stage2.sink) == ("appsrc1", "mxpi_tensorinfer1", "appsink1")
+    # The config and the graph must agree on the second stage.
+    assert any("has a 'inspector_stage2' stream" in p for p in validate_graph(graph, config=config))
+    assert any("has no 'inspector_stage2' stream" in p
+               for p in validate_graph(render_graph(config, spec), config=with_stage2))
+    # Anything but appsrc -> tensorinfer -> appsink, or a tensorinfer reading something else, is refused.
+    broken = copy.deepcopy(graph)
+    broken["inspector_stage2"]["mxpi_imageresize1"] = {"factory": "mxpi_imageresize"}
+    assert any("expected exactly one appsrc -> mxpi_tensorinfer -> appsink" in p for p in validate_graph(broken))
+    broken = copy.deepcopy(graph)
+    broken["inspector_stage2"]["mxpi_tensorinfer1"]["props"]["dataSource"] = "appsrc9"
+    assert any("dataSource must be 'appsrc1'" in p for p in validate_graph(broken))
+    broken = copy.deepcopy(graph)
+    broken["inspector_stage2"]["mxpi_tensorinfer1"]["props"]["waitingTime"] = "0"
+    assert any("'inspector_stage2'" in p and "waitingTime" in p for p in validate_graph(broken))
+    # A third stream is not something the daemon runs.
+    assert "the daemon runs one camera stream" in validate_graph({**graph, "other": graph["inspector"]})[0]

@@ -27,7 +27,7 @@ import time
 from models.aipp import AippConfig
 from models.errors import ModelError
 from models.spec import ModelSpec
-from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings
+from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings, check_stage2_plan
 from pipeline.devices.mock.infer import InferenceEngine, InferSettings
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.devices.mock.source import CameraSource, SourceSpec
@@ -81,6 +81,7 @@ class MockDevice(BaseDevice):
             raise DeviceError(f"the graph has {len(plan.cameras)} sources, the settings {len(settings.cameras)} cameras")
         if plan.resize is None or plan.infer is None:
             raise DeviceError("the mock device needs exactly one mxpi_imageresize and one mxpi_tensorinfer")
+        check_stage2_plan(plan, settings)
         resize_type = plan.props(plan.resize).get("resizeType", "Resizer_Stretch")  # the SDK's default
         if resize_type != LETTERBOX:
             raise DeviceError(f"element {plan.resize!r}: resizeType {resize_type!r} is not emulated "
