@@ -277,14 +277,15 @@ class AscendDevice(BaseDevice):
                 self._give_up(item, f"no answer from the second stage within {STAGE2_TIMEOUT_S:g} s"
                               if now - item.sent > STAGE2_TIMEOUT_S else f"{len(self.pending)} frames waiting")
         while self.pending and not self.pending[0].plans and not self.stop_event.is_set():
-            item = self.pending[0]
+            item = self.pending.popleft()
             result = dataclasses.replace(item.result, crops=item.crops, crops_skipped=item.skipped) \
                 if self.planner is not None else item.result
-            try:
-                self.results.put(result, timeout=0.5)
-            except queue.Full:
-                return  # the host is behind: try again after the next read
-            self.pending.popleft()
+            while not self.stop_event.is_set():  # the host is behind: hold the reader (the SDK's queues fill)
+                try:
+                    self.results.put(result, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
 
     # --- the second stage -----------------------------------------------------------------------------------
     def _send_crops(self, result: FrameResult, plans) -> None:
