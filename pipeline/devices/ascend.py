@@ -322,6 +322,8 @@ class AscendDevice(BaseDevice):
         while any(p.plans for p in self.pending):
             answer = self.api.GetResult(stream, sink, keys, STAGE2_POLL_MS)
             if answer.errorCode == TIMED_OUT:
+                # Also what a buffer refused with APP_ERR_COMM_FAILURE (1001) answers: indistinguishable from a
+                # timeout, so such a frame waits for STAGE2_TIMEOUT_S, or for a later frame's answer, and goes on.
                 return
             waiting = [p for p in self.pending if p.plans]
             if answer.errorCode != 0:  # an errored buffer carries no tag: the oldest one is the one lost
