@@ -132,3 +132,16 @@ def test_nv12_crop_keeps_the_chroma_of_its_pixels():
     assert crop.shape == empty_nv12(64, 40).shape
     with pytest.raises(ValueError, match="even"):
         crop_nv12(nv12, (101, 50, 165, 90))
+
+
+def test_the_aipp_of_a_batch_of_crops_is_each_crops_own_exactly(calls):
+    bar = (100, 150, 400, 200)
+    rgb = picture(bar)
+    outputs, geometries = stage1_outputs([[bar]], [[(0.9, 0.0)]])
+    inference = cascade()
+    crops, _ = inference.run([frame(rgb)], geometries, outputs)
+    nv12 = frame(rgb).nv12
+    for j, crop in enumerate(crops[0]):
+        plan = inference.planner.plan([o[0] for o in outputs], geometries[0], 640, 360)[0][j]
+        alone = inference.aipp.apply_nv12(inference.planner.cut(nv12, plan), 96, 96)
+        np.testing.assert_array_equal(calls[0][j], alone)
