@@ -1,9 +1,10 @@
 """CPU time of the daemon's threads per processed frame (docs/performance.md, "The mock's own overhead").
 
-    python docs/bench/thread_cpu.py [seconds]
+    python docs/bench/thread_cpu.py [seconds] [--stage2 DIR] [--clip FILE]
 
-Four looping file cameras (../shared/videos) through the demo model on the mock device; after a 5 s warm-up,
-each thread's CPU time (/proc/self/task/<tid>/stat) over the measured window, grouped by thread name.
+Four looping file cameras (../shared/videos, or --clip) through the demo model on the mock device, with a
+second stage when --stage2 names one; after a 5 s warm-up, each thread's CPU time
+(/proc/self/task/<tid>/stat) over the measured window, grouped by thread name.
 """
 
 import collections
@@ -35,14 +36,16 @@ def cpu_by_thread() -> dict:
     return out
 
 
-def main(seconds: float) -> None:
-    clips = sorted((ROOT.parent / "shared" / "videos").glob("*.mp4")) or [ROOT / "pipeline/demo/insulators.mp4"]
+def main(seconds: float, stage2: str | None = None, clip: str | None = None) -> None:
+    clips = [pathlib.Path(clip)] if clip else \
+        sorted((ROOT.parent / "shared" / "videos").glob("*.mp4")) or [ROOT / "pipeline/demo/insulators.mp4"]
     config = parse_config({
         "cameras": [{"id": f"cam{i}", "url": str(clips[i % len(clips)]), "loop": True, "mode": "file"}
                     for i in range(4)],
         "model": str(ROOT / "pipeline/demo/model"), "output": {"directory": tempfile.mkdtemp()},
         "batching": {"max_batch": 4, "waiting_time_ms": 40, "in_flight": 2}, "summary_interval_s": 60,
-        "http": {"enabled": False}})
+        "http": {"enabled": False},
+        **({"stage2": {"model": stage2, "thresholds": {"score": 0.3}}} if stage2 else {})})
     daemon, stop = Daemon(config), threading.Event()
     runner = threading.Thread(target=daemon.run, args=(stop,), name="daemon-main")
     runner.start()
@@ -67,4 +70,11 @@ def main(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 15.0)
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("seconds", nargs="?", type=float, default=15.0)
+    parser.add_argument("--stage2")
+    parser.add_argument("--clip")
+    args = parser.parse_args()
+    main(args.seconds, args.stage2, args.clip)

@@ -170,7 +170,8 @@ def test_bundle_contents_and_no_secrets(om_dir, stage2_model_dir, tmp_path, monk
         graph = json.loads(tar.extractfile(base + "config/pipeline.json").read())
     # The second model is found beside the first, on the box as in the graph.
     assert installed["stage2"]["model"] == "../stage2"
-    assert graph["inspector_stage2"]["mxpi_tensorinfer1"]["props"]["modelPath"] == "/opt/inspector/current/stage2/model.om"
+    model_path = graph["inspector_stage2"]["mxpi_tensorinfer1"]["props"]["modelPath"]
+    assert model_path == "/opt/inspector/current/stage2/model.om"
     lines = lock.splitlines()
     assert lines and all(" --hash=sha256:" in line for line in lines) and any(l.startswith("numpy==") for l in lines)
     assert bundle_json["target"] == Target.host().to_dict()
