@@ -221,7 +221,6 @@ class _AppStream:
         self.results: "queue.Queue" = queue.Queue()
         self.items: list = []  # (buffer, package index), waiting for a batch
         self.first = 0.0
-        self.done: dict = {}  # id(buffer) -> outputs received so far
 
 
 class StreamManagerApi:

@@ -77,6 +77,16 @@ def frame(spec, channel, frame_id, nv12, insulator=True):
     return metadata
 
 
+def detection_lines(tmp_path, count, stop, runner, errors) -> list:
+    """The daemon's first `count` detection lines, once written; the daemon stopped."""
+    out = tmp_path / "out" / "detections.jsonl"
+    wait_for(lambda: errors or (out.exists() and len(out.read_text().splitlines()) >= count))
+    stop.set()
+    runner.join(timeout=30)
+    assert not errors, errors
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
 def test_crops_go_to_the_second_stream_and_their_defects_come_back_in_frame_order(oms, dev_root, tmp_path):
     om1, om2 = oms
     spec1, spec2 = ModelSpec.load(om1), ModelSpec.load(om2)
@@ -90,12 +100,7 @@ def test_crops_go_to_the_second_stream_and_their_defects_come_back_in_frame_orde
     nv12 = np.random.default_rng(0).integers(0, 256, (HEIGHT * 3 // 2, WIDTH), dtype=np.uint8)
     api.push_frame(frame(spec1, 0, 1, nv12))
     api.push_frame(frame(spec1, 0, 2, nv12, insulator=False))  # no parent: no crops, but it waits its turn
-    out = tmp_path / "out" / "detections.jsonl"
-    wait_for(lambda: errors or (out.exists() and len(out.read_text().splitlines()) >= 2))
-    stop.set()
-    runner.join(timeout=30)
-    assert not errors, errors
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    lines = detection_lines(tmp_path, 2, stop, runner, errors)
     assert [line["frame"] for line in lines] == [1, 2]
 
     # What went to the second stream: one buffer for frame 1, its crops as the AIPP OM's NV12 input, tagged.
@@ -149,12 +154,7 @@ def test_a_lost_answer_costs_the_crops_not_the_frame(oms, dev_root, tmp_path):
     api.push_frame(frame(spec1, 0, 5, nv12))
     wait_for(lambda: seen)
     api.push_frame(frame(spec1, 0, 6, nv12))
-    out = tmp_path / "out" / "detections.jsonl"
-    wait_for(lambda: errors or (out.exists() and len(out.read_text().splitlines()) >= 2))
-    stop.set()
-    runner.join(timeout=30)
-    assert not errors, errors
-    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    lines = detection_lines(tmp_path, 2, stop, runner, errors)
     assert [line["frame"] for line in lines] == [5, 6]
     assert not [d for d in lines[0]["detections"] if d["class"] == "defect"]  # its crops were lost
     assert [d for d in lines[1]["detections"] if d["class"] == "defect"]  # the next frame's came back
