@@ -427,7 +427,8 @@ class AscendDevice(BaseDevice):
         if len(data) < aligned_w * aligned_h * 3 // 2 or aligned_w < width or aligned_h < height:
             raise DeviceError(f"element {self.picture_key}: a {width}x{height} picture (aligned {aligned_w}x"
                               f"{aligned_h}) with {len(data)} bytes is not NV12")
-        self._set_size(channel, width, height)
+        if self.sizes.get(channel, (None, None))[:2] != (width, height):  # every frame: recompute on a change only
+            self._set_size(channel, width, height)
         return np.frombuffer(data, np.uint8, aligned_w * aligned_h * 3 // 2).reshape(aligned_h * 3 // 2, aligned_w)
 
     def _learn_size(self, channel: int, serialized: bytes) -> None:
