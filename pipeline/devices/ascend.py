@@ -7,7 +7,14 @@ says what is missing.
 What it relies on, from the SDK's source (Ascend/VisionSDK, commit f156edc) rather than from its samples:
 - results are fetched with `GetResult(stream, appsink, keys, timeout_ms)` from ONE thread (concurrent calls
   are not supported, api_Python.md "GetResult"); the timeout bounds every wait, so stopping is bounded too
-  (GetProtobuf, by contrast, blocks with no timeout). A timeout answers APP_ERR_COMM_FAILURE (1001).
+  (GetProtobuf, by contrast, blocks with no timeout). A timeout answers APP_ERR_COMM_FAILURE (1001) with
+  its own message; a buffer a plugin refused with 1001 carries the plugin's message instead (`timed_out`).
+- every string of an answer is bytes (StreamManagerApi.i builds with SWIG_PYTHON_STRICT_BYTE_CHAR): message
+  types are compared as decoded text (`entries_by_type`), every argument is passed as bytes.
+- InitManager starts the stream manager's threads before it checks the process's user (MxStreamManager.cpp),
+  and refuses a user who does not own the SDK's libmxbase.so (DeviceManager.cpp UserPermissionCheck): the
+  device checks the owner first with a message that says what to do, and destroys the SDK after any failed
+  start, so that a failed start never leaves threads that keep the process alive.
 - the answer's metadataVec holds only the keys the buffer carried, each named by its message TYPE
   (StreamManagerApi.cpp GetResult): entries are taken by type, never by position. A buffer that carries an
   upstream plugin's error answers that error instead: the frame is counted as lost and logged.
@@ -18,7 +25,7 @@ What it relies on, from the SDK's source (Ascend/VisionSDK, commit f156edc) rath
 - every frame leaves mxpi_tensorinfer as its own buffer with batch dimension 1 (outputHasBatchDim = 1); the
   batch it ran in, its decode time and its latency are not reported: they are None here, never made up.
 
-A second stage (issue 14, docs/cascade.md) runs in a second stream (pipeline/graph.py `inspector_stage2`:
+A second stage (docs/cascade.md) runs in a second stream (pipeline/graph.py `inspector_stage2`:
 appsrc -> mxpi_tensorinfer -> appsink). The first model's objects come out of the first stream as tensors that
 the host decodes, so no element of that stream holds boxes an mxpi_imagecrop could read (MxpiImageCrop.cpp
 reads an MxpiObjectList from its dataSource): the host cuts the crops itself and sends them back in.
@@ -27,8 +34,8 @@ reads an MxpiObjectList from its dataSource): the host cuts the crops itself and
   host-side cropping (about 3.1 MB at 1080p; counted by the double). It replaces the resize's picture for the
   camera size (its visionInfo width/height) and serves snapshots too.
 - the crops (pipeline/devices/crops.py, the same pixels as on the mock device) go to the second stream as ONE
-  buffer per frame: an MxpiTensorPackageList of uint8 NV12 tensors [1, h*3/2, w, 1] (the AIPP OM's input dims,
-  aclmdlGetInputDimsV2 for YUV420SP_U8), host memory in `dataStr` (memType 0; the SDK copies it in,
+  buffer per frame: an MxpiTensorPackageList of uint8 NV12 tensors of h*w*1.5 bytes with the dims
+  mxpi_tensorinfer reads from the OM, [1, h, w, 3] (`crop_dims`), host memory in `dataStr` (memType 0; the SDK copies it in,
   PyDataHelper.cpp ReBuildTensorPackageList; the SDK's own sample does the same:
   mxStream/samples/streamserver/streamserverSourceCode/model_server.py send_inputs), with the frame's channel
   and id as a second key (MxsmStream.cpp SendProtobufComm adds every protobuf of the vector to the buffer), sent
@@ -71,6 +78,7 @@ from pipeline.types import CameraStats, CropOutput, FrameInfo, FrameResult
 
 logger = logging.getLogger(__name__)
 
+SDK_LIBRARY = "lib/libmxbase.so"  # DeviceManager.cpp MXBASE_LIB_PATH, under MX_SDK_HOME
 SDK_HINT = ("install the MindX SDK (mxVision) for this Atlas box and `source <sdk>/set_env.sh` (and CANN's "
             "set_env.sh) so that `import StreamManagerApi` works; use --device mock on machines without an NPU")
 FRAME_INFO_KEY = "ReservedFrameInfo"  # MxpiBufferManager.cpp FRAME_INFO_KEY: the frame info's metadata key
@@ -78,7 +86,9 @@ FRAME_INFO_KEY = "ReservedFrameInfo"  # MxpiBufferManager.cpp FRAME_INFO_KEY: th
 TENSOR_DTYPES = {0: np.float32, 1: np.float16, 2: np.int8, 3: np.int32, 4: np.uint8, 9: np.int64}
 RESULT_QUEUE = 64
 GET_RESULT_TIMEOUT_MS = 200
-TIMED_OUT = 1001  # APP_ERR_COMM_FAILURE: "Get empty result, or exceed the time limit"
+COMM_FAILURE = 1001  # APP_ERR_COMM_FAILURE: a timeout, and also what many plugins' refusals answer
+STREAM_NOT_EXIST = 6002  # APP_ERR_STREAM_NOT_EXIST: the stream is gone (destroyed, or never created)
+TIMEOUT_TEXT = b"Get empty result, or exceed the time limit"  # MxsmStream.cpp GetResult: the timeout's errorMsg
 SIZE_RECHECK_S = 10.0
 # What the SDK does not tell the host: reported as unknown, never as zero.
 UNMEASURED = ("dropped", "skipped", "reconnects", "errors")
@@ -88,6 +98,14 @@ CROPS_TAG_KEY = "inspector_crops_of"  # the second key of a crops buffer: the fr
 STAGE2_POLL_MS = 5  # the reader's wait on either stream while crops are out
 STAGE2_TIMEOUT_S = 10.0
 STAGE2_PENDING = 64  # frames held for their crops, at most (the oldest then goes on without them)
+
+
+def crop_dims(height: int, width: int) -> List[int]:
+    """The shape of one crop sent to the second stream: the model's input dims as mxpi_tensorinfer reads them
+    (ModelInferenceProcessor -> aclmdlGetInputDims, V1: for a static AIPP YUV420SP_U8 model n, h, w, c of the
+    picture, NHWC, c = 3), batch 1. mxpi_tensorinfer only warns about a shape it does not expect; what it
+    enforces is the byte count, h * w * 1.5 (MxpiTensorInfer.cpp CheckTensorShape, CheckTensorDatasize)."""
+    return [1, height, width, 3]
 
 
 def import_sdk() -> types.SimpleNamespace:
@@ -105,6 +123,45 @@ def import_sdk() -> types.SimpleNamespace:
 def check(api: str, code: int) -> None:
     if code != 0:
         raise DeviceError("MindX SDK call failed", api=api, code=code)
+
+
+def text(value) -> str:
+    """A string field of an SDK answer: bytes, as the SWIG binding builds it (StreamManagerApi.i defines
+    SWIG_PYTHON_STRICT_BYTE_CHAR), decoded for logs and comparisons."""
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def entries_by_type(metadata) -> Dict[str, object]:
+    """GetResult's metadataVec by message type name (dataType: bytes such as b"MxpiFrameInfo"), errored entries
+    left out."""
+    return {text(item.dataType): item for item in metadata if item.errorCode == 0}
+
+
+def timed_out(answer) -> bool:
+    """GetResult's 1001 is a timeout only when its message says so: a buffer refused by a plugin with
+    APP_ERR_COMM_FAILURE answers 1001 too, with the plugin's message (MxsmStream.cpp GetResult,
+    GenerateMetaAndBufferOutput)."""
+    return answer.errorCode == COMM_FAILURE and TIMEOUT_TEXT in bytes(answer.errorMsg or b"")
+
+
+def sdk_owner_problem(home: Optional[str] = None) -> Optional[str]:
+    """Why the SDK would refuse this process at InitManager, or None: MX_SDK_HOME unset, or its libmxbase.so not
+    owned by the process's real user (DeviceManager.cpp UserPermissionCheck -> FileUtils.cpp ConstrainOwner,
+    which compares with getuid(); the mxVision install guide: the install user and the run user are the same).
+    The service must run as the SDK's owner."""
+    home = home if home is not None else os.environ.get("MX_SDK_HOME")
+    if not home:
+        return "MX_SDK_HOME is not set (source the MindX SDK's set_env.sh, or bin/inspector-env)"
+    library = pathlib.Path(home) / SDK_LIBRARY
+    try:
+        owner = library.stat().st_uid
+    except OSError as exc:
+        return f"{library}: {exc.strerror}: MX_SDK_HOME does not point at an mxVision install"
+    if owner != os.getuid():
+        return (f"{library} belongs to uid {owner}, this process runs as uid {os.getuid()}: the MindX SDK refuses "
+                f"to start (\"Check user permission failed\"); run the daemon as the user that installed the SDK "
+                f"(install.sh detects it)")
+    return None
 
 
 def check_om_file(path: pathlib.Path) -> None:
@@ -214,9 +271,22 @@ class AscendDevice(BaseDevice):
             props = expanded[plan.stream][chain.source].get("props", {})
             if "rtspUrl" in props:
                 props["rtspUrl"] = expand_placeholders(props["rtspUrl"], f"element {chain.source}: rtspUrl")
+        owner = sdk_owner_problem()
+        if owner is not None:
+            raise DeviceError(owner)
         self.api = self.sdk.StreamManagerApi()
-        check("InitManager", self.api.InitManager())
-        check("CreateMultipleStreams", self.api.CreateMultipleStreams(json.dumps(expanded).encode()))
+        try:
+            code = self.api.InitManager()
+            if code != 0:
+                raise DeviceError(f"MindX SDK call failed (the SDK's log under $MX_SDK_HOME/logs says why; common "
+                                  f"causes: set_env.sh not sourced, the SDK's files not owned by this user)",
+                                  api="InitManager", code=code)
+            check("CreateMultipleStreams", self.api.CreateMultipleStreams(json.dumps(expanded).encode()))
+        except BaseException:
+            # InitManager starts the stream manager's threads even when it then fails (MxStreamManager.cpp:
+            # CreateManagementThreads before DeviceManager::InitDevices); only DestroyAllStreams ends them.
+            self._destroy_api()
+            raise
         self.reader = threading.Thread(target=self._read_loop, name="ascend-results", daemon=True)
         self.reader.start()
         logger.info("ascend device: stream %s created with %d cameras, results from %s", plan.stream,
@@ -247,8 +317,11 @@ class AscendDevice(BaseDevice):
                     result = self.parse(answer.metadataVec)
                     if result is not None:
                         self._accept(result)
-                elif answer.errorCode != TIMED_OUT:
-                    self._lost(f"the appsink delivered error {answer.errorCode}: {answer.errorMsg}")
+                elif answer.errorCode == STREAM_NOT_EXIST:
+                    raise DeviceError(f"stream {self.plan.stream} no longer exists: {text(answer.errorMsg).strip()}",
+                                      api="GetResult", code=answer.errorCode)
+                elif not timed_out(answer):
+                    self._lost(f"the appsink delivered error {answer.errorCode}: {text(answer.errorMsg).strip()}")
                 if self.planner is not None:
                     self._collect_crops()
                 self._hand_on()
@@ -298,7 +371,7 @@ class AscendDevice(BaseDevice):
             tensor.tensorDataType = UINT8
             tensor.memType = HOST_MEMORY
             tensor.deviceId = int(self.plan.device_id)
-            tensor.tensorShape.extend([1, h2 * 3 // 2, w2, 1])
+            tensor.tensorShape.extend(crop_dims(h2, w2))
             tensor.dataStr = data.tobytes()
             tensor.tensorDataSize = data.nbytes
         tag = md.MxpiFrameInfo()
@@ -321,15 +394,13 @@ class AscendDevice(BaseDevice):
         stream, sink = self.plan.stage2.stream.encode(), self.plan.stage2.sink.encode()
         while any(p.plans for p in self.pending):
             answer = self.api.GetResult(stream, sink, keys, STAGE2_POLL_MS)
-            if answer.errorCode == TIMED_OUT:
-                # Also what a buffer refused with APP_ERR_COMM_FAILURE (1001) answers: indistinguishable from a
-                # timeout, so such a frame waits for STAGE2_TIMEOUT_S, or for a later frame's answer, and goes on.
+            if timed_out(answer):
                 return
             waiting = [p for p in self.pending if p.plans]
             if answer.errorCode != 0:  # an errored buffer carries no tag: the oldest one is the one lost
-                self._give_up(waiting[0], f"error {answer.errorCode}: {answer.errorMsg}")
+                self._give_up(waiting[0], f"error {answer.errorCode}: {text(answer.errorMsg).strip()}")
                 continue
-            by_type = {item.dataType: item for item in answer.metadataVec if item.errorCode == 0}
+            by_type = entries_by_type(answer.metadataVec)
             if "MxpiFrameInfo" not in by_type or "MxpiTensorPackageList" not in by_type:
                 self._give_up(waiting[0], "an answer without the model output or its frame")
                 continue
@@ -385,7 +456,7 @@ class AscendDevice(BaseDevice):
     def parse(self, metadata) -> Optional[FrameResult]:
         """One GetResult answer's metadataVec -> a FrameResult, by message type (entries may be omitted)."""
         md = self.sdk.MxpiDataType
-        by_type = {item.dataType: item for item in metadata if item.errorCode == 0}
+        by_type = entries_by_type(metadata)
         if "MxpiTensorPackageList" not in by_type or "MxpiFrameInfo" not in by_type:
             self._lost(f"no {'model output' if 'MxpiTensorPackageList' not in by_type else 'frame info'} in the "
                        f"result (an element upstream failed on this frame)")
@@ -470,9 +541,12 @@ class AscendDevice(BaseDevice):
         self.stop_event.set()
         if self.reader is not None:
             self.reader.join(timeout=5)  # GetResult waits at most GET_RESULT_TIMEOUT_MS
-        if self.api is not None:
-            code = self.api.DestroyAllStreams()
-            self.api = None
+        self._destroy_api()
+
+    def _destroy_api(self) -> None:
+        api, self.api = self.api, None
+        if api is not None:
+            code = api.DestroyAllStreams()
             if code != 0:
                 logger.error("DestroyAllStreams returned %d", code)
 

@@ -64,7 +64,7 @@ def run_daemon(daemon):
             errors.append(exc)
 
     fake_mindx.StreamManagerApi.instances.clear()
-    runner = threading.Thread(target=run)
+    runner = threading.Thread(target=run, daemon=True)  # a failing test must not keep pytest from exiting
     runner.start()
     wait_for(lambda: errors or (fake_mindx.StreamManagerApi.instances
                                 and fake_mindx.StreamManagerApi.instances[-1].graph is not None))
@@ -189,6 +189,7 @@ def test_the_double_refuses_what_the_sdk_refuses(om_dir, dev_root, tmp_path, mon
 
     assert api.CreateMultipleStreams(json.dumps(graph).encode()) == fake_mindx.APP_ERR_COMM_INIT_FAIL
     assert any("waitingTime" in p for p in api.refused)
+    assert api.DestroyAllStreams() == 0
 
 
 def test_a_file_camera_is_refused_with_what_to_do(om_dir, dev_root, tmp_path):
@@ -287,7 +288,7 @@ def test_detections_become_events_through_zones_and_rules(om_dir, dev_root, tmp_
     empty = np.zeros_like(scores)
     stop = threading.Event()
     fake_mindx.StreamManagerApi.instances.clear()
-    runner = threading.Thread(target=lambda: daemon.run(stop))
+    runner = threading.Thread(target=lambda: daemon.run(stop), daemon=True)
     runner.start()
     wait_for(lambda: fake_mindx.StreamManagerApi.instances and fake_mindx.StreamManagerApi.instances[-1].graph)
     api = fake_mindx.StreamManagerApi.instances[-1]

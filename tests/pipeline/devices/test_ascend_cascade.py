@@ -117,7 +117,9 @@ def test_crops_go_to_the_second_stream_and_their_defects_come_back_in_frame_orde
     h2, w2 = spec2.input_height, spec2.input_width
     for package, plan in zip(packages, plans):
         tensor = package["tensorVec"][0]
-        assert tensor["tensorShape"] == [1, h2 * 3 // 2, w2, 1] and tensor["tensorDataType"] == 4
+        # The dims mxpi_tensorinfer reads from the OM (aclmdlGetInputDims), h * w * 1.5 bytes of NV12.
+        assert tensor["tensorShape"] == [1, h2, w2, 3] and tensor["tensorDataType"] == 4
+        assert tensor["tensorDataSize"] == h2 * w2 * 3 // 2
         sent = np.frombuffer(fake_mindx.base64.b64decode(tensor["dataStr"]), np.uint8).reshape(h2 * 3 // 2, w2)
         np.testing.assert_array_equal(sent, planner.cut(nv12, plan))  # the mock device's pixels, exactly
     assert sum(batch.shape[0] for batch in seen) == len(plans)
