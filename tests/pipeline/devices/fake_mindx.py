@@ -506,12 +506,13 @@ class StreamManagerApi:
         self.appsinks = [n for n, e in stream.items() if n != "stream_config" and e.get("factory") == "appsink"]
         infer = next((e for e in stream.values() if isinstance(e, dict) and e.get("factory") == "mxpi_tensorinfer"),
                      None)
+        self.max_batch, self.waiting_s = 1, 0.0
         if infer is not None:
             props = infer.get("props", {})
             self.max_batch = _ModelDesc(props["modelPath"]).max_batch
             self.waiting_s = int(props.get("waitingTime", "5000")) / 1000.0
-            self._batcher = threading.Thread(target=self._batch_loop, daemon=True)
-            self._batcher.start()
+        self._batcher = threading.Thread(target=self._batch_loop, daemon=True)  # every stream's tensorinfer
+        self._batcher.start()
         return 0
 
     # What the stream produces, driven by the test: one decoded frame reaching mxpi_tensorinfer.

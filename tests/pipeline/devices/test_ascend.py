@@ -306,3 +306,46 @@ def test_detections_become_events_through_zones_and_rules(om_dir, dev_root, tmp_
                                                                     ("end", "left", "defect")]
     assert events[0]["event_id"] == events[1]["event_id"] and events[0]["frame"] == 0
     assert events[0]["box"] == [20.0, 40.0, 220.0, 440.0]  # camera pixels (640x480 from 320x320)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_daemon_not_run_by_the_sdks_owner_is_refused_with_what_to_do(om_dir, dev_root, tmp_path, sdk_home,
+                                                                         monkeypatch):
+    """The SDK refuses at InitManager a process whose user does not own libmxbase.so (DeviceManager.cpp); the
+    device says so before touching the SDK, naming the file and the fix."""
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path)
+    os.chown(sdk_home / "lib/libmxbase.so", 4242, 4242)
+    fake_mindx.StreamManagerApi.instances.clear()
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="libmxbase.so belongs to uid 4242.*run the daemon as the user that "
+                                          "installed the SDK"):
+        device.create_streams(graph, device_settings(config))
+    assert fake_mindx.StreamManagerApi.instances == []
+
+
+@pytest.mark.parametrize("codes", [{"InitManager": 2001}, {"CreateMultipleStreams": 1003}])
+def test_a_failed_start_destroys_the_sdk(om_dir, dev_root, tmp_path, monkeypatch, codes):
+    """InitManager starts threads that only DestroyAllStreams ends: after a failed start none may be left (the
+    devices conftest fails any test that leaves them)."""
+    monkeypatch.setenv("CAM_PW", "x")
+    config, graph = setup(om_dir, tmp_path)
+    device = AscendDevice(sdk=fake_mindx.make_sdk(codes), device_root=str(dev_root))
+    with pytest.raises(DeviceError):
+        device.create_streams(graph, device_settings(config))
+    api = fake_mindx.StreamManagerApi.instances[-1]
+    assert api.calls[-1] == "DestroyAllStreams" and not api.management_threads_alive()
+
+
+def test_a_buffer_refused_with_1001_is_a_counted_loss_not_a_timeout(om_dir, dev_root, tmp_path, monkeypatch,
+                                                                   caplog):
+    """1001 is both GetResult's timeout and many plugins' refusal code; the message tells them apart."""
+    monkeypatch.setenv("CAM_PW", "x")
+    device, api, spec = started_device(om_dir, dev_root, tmp_path, waiting_time_ms=10)
+    api.push_error(fake_mindx.APP_ERR_COMM_FAILURE, "mxpi_tensorinfer0: The datasize of concated inputTensors[0]"
+                                                    "(3) does not match model inputTensors[0](153600).")
+    api.push_frame(fake_mindx.frame_metadata(0, 1, 640, 480, list(model_outputs(spec)), (320, 320)))
+    result = device.get_result(5.0)
+    device.destroy()
+    assert result is not None and result.info.frame_id == 1
+    assert device.lost == 1 and "error 1001: mxpi_tensorinfer0: The datasize" in caplog.text

@@ -190,3 +190,23 @@ def test_the_second_om_and_the_graph_are_checked_before_start(oms, dev_root, tmp
             start(graph, onnx)
     finally:
         (stage2_model_dir / "model.om").unlink()
+
+
+def test_crops_the_second_stream_refuses_are_given_up_at_once(oms, dev_root, tmp_path, monkeypatch):
+    """A crops buffer mxpi_tensorinfer refuses (here: the wrong byte count) answers 1001 with the plugin's
+    message: the frame goes on without its crops at once, not after the second stage's timeout."""
+    import pipeline.devices.ascend as ascend
+
+    monkeypatch.setattr(ascend, "STAGE2_TIMEOUT_S", 600.0)  # a frame waiting for its timeout would fail the test
+    om1, om2 = oms
+    spec1, spec2 = ModelSpec.load(om1), ModelSpec.load(om2)
+    config = make_config(tmp_path, om1, om2)
+    fake_mindx.StreamManagerApi.models[str(om2 / "model.om")] = second_model(spec2)[0]
+    monkeypatch.setattr(CropPlanner, "cut", lambda self, nv12, plan: np.zeros(7, np.uint8))
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    daemon = Daemon(config, device=device)
+    api, stop, runner, errors = run_daemon(daemon)
+    api.push_frame(frame(spec1, 0, 3, np.zeros((HEIGHT * 3 // 2, WIDTH), np.uint8)))
+    lines = detection_lines(tmp_path, 1, stop, runner, errors)
+    assert lines[0]["frame"] == 3 and not [d for d in lines[0]["detections"] if d["class"] == "defect"]
+    assert device.crops_lost > 0
