@@ -50,6 +50,10 @@ def mindx_sdk() -> dict:
         info["error"] = f"{type(cause).__name__}: {cause}"  # the whole reason: which module or library is missing
     if home:
         info["version"] = _first_line(pathlib.Path(home) / "version.info")
+        from pipeline.devices.ascend import sdk_owner_problem
+
+        # The SDK refuses at InitManager a process whose user does not own libmxbase.so.
+        info["run_user_problem"] = sdk_owner_problem(home)
     return info
 
 
@@ -87,7 +91,7 @@ def report(ascend_home: str = "/usr/local/Ascend", device_root: str = "/dev") ->
     sdk, toolkit, npu = mindx_sdk(), cann(ascend_home), npus(device_root)
     runtimes = [name for name, package in (("onnxruntime", "onnxruntime"), ("mindspore", "mindspore"))
                 if _version(package)]
-    ascend_ready = sdk["importable"] and bool(npu["devices"])
+    ascend_ready = sdk["importable"] and bool(npu["devices"]) and not sdk.get("run_user_problem")
     return {
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -98,6 +102,7 @@ def report(ascend_home: str = "/usr/local/Ascend", device_root: str = "/dev") ->
         "npus": npu,
         "daemon_device": "ascend" if ascend_ready else "mock",
         "why": ("MindX SDK importable and NPUs visible" if ascend_ready else
-                f"no MindX SDK ({sdk.get('error')})" if not sdk["importable"] else "no /dev/davinci* device") +
+                f"no MindX SDK ({sdk.get('error')})" if not sdk["importable"] else
+                "no /dev/davinci* device" if not npu["devices"] else sdk["run_user_problem"]) +
                ("" if ascend_ready else ": the daemon runs the CPU mock device"),
     }

@@ -389,7 +389,7 @@ def validate_graph(graph: object, source: str = "pipeline.json", spec: Optional[
     if config is not None:
         problems += _check_against_config(plan, config, where)
     if device == "ascend":
-        problems += ascend_problems(plan, where)
+        problems += ascend_problems(plan, where, spec)
     return problems
 
 
@@ -488,9 +488,28 @@ def _check_against_config(plan: GraphPlan, config: DaemonConfig, where: str) -> 
     return problems
 
 
-def ascend_problems(plan: GraphPlan, where: str = "graph") -> List[str]:
-    """What the Ascend device refuses before it creates the stream."""
+# MxpiVideoDecoder.cpp CHANNEL_ID_310_MAX / CHANNEL_ID_310P_MAX: the VDEC channels of the chip.
+VDEC_CHANNELS = {"Ascend310": 32, "Ascend310B": 32, "Ascend310P": 256}
+
+
+def ascend_problems(plan: GraphPlan, where: str = "graph", spec: Optional[ModelSpec] = None) -> List[str]:
+    """What the Ascend device refuses before it creates the stream; with the OM's manifest, also what the chip it
+    was converted for refuses (its decoder's channels, DVPP's paste corner)."""
     problems = []
+    soc = str((spec.aipp or {}).get("soc_version", "Ascend310")) if spec is not None else "Ascend310"
+    channels = VDEC_CHANNELS.get(soc, VDEC_CHANNELS["Ascend310"])
+    for name, element in plan.elements.items():
+        value = element.get("props", {}).get("vdecChannelId")
+        if element["factory"] == "mxpi_videodecoder" and value is not None and value.isdigit() \
+                and int(value) >= channels:
+            problems.append(f"{where}: element {name!r}: vdecChannelId {value}: the {soc}'s video decoder has "
+                            f"{channels} channels (0..{channels - 1}; MxpiVideoDecoder.cpp): at most {channels} "
+                            f"cameras per chip")
+    if spec is not None and spec.letterbox.placement != "top-left":
+        # MxpiImageResize.cpp: Resizer_KeepAspectRatio_Fit without padding placement pastes at the top left
+        # (RightDown padding); a model trained on centred letterboxes would see its pictures shifted.
+        problems.append(f"{where}: the model's letterbox placement is {spec.letterbox.placement!r}; DVPP pastes the "
+                        f"picture top-left on the Ascend device: train and export with placement 'top-left'")
     infers = [n for n, e in plan.elements.items() if e["factory"] == "mxpi_tensorinfer"]
     if len(infers) != 1:
         problems.append(f"{where}: the Ascend device needs exactly one mxpi_tensorinfer, the graph has {len(infers)}")

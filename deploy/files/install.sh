@@ -2,7 +2,7 @@
 # Install (or upgrade to) the inspector release in this bundle directory on an Atlas edge box.
 #
 #   sudo ./install.sh [--root DIR] [--health-timeout SECONDS] [--no-deps]
-#                     [--cann-env FILE] [--mxvision-env FILE]
+#                     [--cann-env FILE] [--mxvision-env FILE] [--user NAME]
 #                     [--extra-site DIR] [--start-cmd CMD --stop-cmd CMD]
 #
 # Steps: verify every file against SHA256SUMS; check this box's Python and machine are the bundle's target;
@@ -12,7 +12,8 @@
 # `inspector validate` and `inspector doctor` from the new release (through bin/inspector-env, as the unit
 # does); switch <root>/opt/inspector/current atomically, keeping `previous`; restart the service; wait until
 # the daemon reports healthy (`inspector health`); if it does not within the timeout, switch back to the
-# previous release and restart it. Installing the version already current is a no-op. The root directory is
+# previous release and restart it. The service runs as the owner of the MindX SDK (--user overrides), with a
+# cascade's second model (stage2/) installed beside the first. Installing the version already current is a no-op. The root directory is
 # a parameter so the whole procedure runs in a temporary root.
 set -euo pipefail
 
@@ -22,8 +23,14 @@ with_deps=1
 extra_site=""
 start_cmd=""
 stop_cmd=""
-cann_env="/usr/local/Ascend/ascend-toolkit/set_env.sh"
+# CANN: the toolkit on development boxes, nnae or nnrt (runtime only) on inference boxes; the first present.
+cann_env=""
+for candidate in ascend-toolkit nnae nnrt; do
+  if [ -r "/usr/local/Ascend/$candidate/set_env.sh" ]; then cann_env="/usr/local/Ascend/$candidate/set_env.sh"; break; fi
+done
+cann_env="${cann_env:-/usr/local/Ascend/ascend-toolkit/set_env.sh}"
 mxvision_env="/usr/local/Ascend/mxVision/set_env.sh"
+run_user=""
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 say() { echo "install.sh: $*"; }
@@ -38,7 +45,8 @@ while [ $# -gt 0 ]; do
     --stop-cmd) stop_cmd="$2"; shift 2 ;;
     --cann-env) cann_env="$2"; shift 2 ;;
     --mxvision-env) mxvision_env="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --user) run_user="$2"; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -81,6 +89,7 @@ mkdir -p "$base/releases"
 rm -rf "$release"
 mkdir -p "$release"
 cp -a model config bin wheels requirements.lock VERSION bundle.json SHA256SUMS "$release/"
+[ -d stage2 ] && cp -a stage2 "$release/"  # the second model of a cascade (config: stage2.model: ../stage2)
 [ -f README.md ] && cp -a README.md "$release/"
 # --system-site-packages: the MindX SDK's Python modules live in the system environment.
 python3 -m venv --system-site-packages "$release/venv"
@@ -100,7 +109,7 @@ if [ "$with_deps" -eq 1 ]; then
   offline_pip install --find-links "$release/wheels" --require-hashes -r requirements.lock
 fi
 offline_pip install --no-deps "$release"/wheels/inspector-*.whl
-chmod 640 "$release"/model/*.om 2>/dev/null || true
+chmod 640 "$release"/model/*.om "$release"/stage2/*.om 2>/dev/null || true
 touch "$release/.complete"
 
 # 4. Where the Ascend environment is (read by bin/inspector-env), then checks from the new release, before
@@ -116,19 +125,38 @@ config="$release/config/daemon.yaml"
 "$release/bin/inspector-env" doctor --config "$config" >/dev/null || die "inspector doctor: this box cannot run the configured device; nothing was switched"
 
 # 5. Service files: the unit, and the secrets file (created empty once, never overwritten, mode 600).
+#    The run user: the MindX SDK refuses to start in a process whose user does not own its libmxbase.so
+#    (mxBase DeviceManager.cpp UserPermissionCheck; the mxVision install guide: install user = run user), so
+#    the service runs as the SDK's owner. Without an SDK (the mock device), as a system user `inspector`.
+sdk_library="$(dirname "$mxvision_env")/lib/libmxbase.so"
+if [ -z "$run_user" ] && [ -f "$sdk_library" ]; then
+  run_user="$(stat -c %U "$sdk_library")"
+  [ "$run_user" != "UNKNOWN" ] || die "$sdk_library belongs to uid $(stat -c %u "$sdk_library"), which has no user name; pass --user"
+  say "the service runs as $run_user, the owner of $sdk_library (the MindX SDK refuses any other user)"
+fi
+run_user="${run_user:-inspector}"
+[[ "$run_user" =~ ^[a-z_][a-z0-9_-]*[$]?$ ]] || die "--user '$run_user' is not a user name"
 unit_dir="${root%/}/etc/systemd/system"
 mkdir -p "$unit_dir" "${root%/}/etc/inspector" "${root%/}/var/lib/inspector"
-install -m 644 "$bundle/systemd/inspector.service" "$unit_dir/inspector.service"
+sed -e "s/^User=inspector$/User=$run_user/" -e "s/^Group=inspector$/Group=$run_user/" \
+  "$bundle/systemd/inspector.service" > "$unit_dir/inspector.service"
+chmod 644 "$unit_dir/inspector.service"
 env_file="${root%/}/etc/inspector/inspector.env"
 if [ ! -f "$env_file" ]; then
   (umask 077; printf '# Secrets for the inspector daemon, e.g. CAM1_PASSWORD=...\n' > "$env_file")
 fi
 chmod 600 "$env_file"
 if [ "$root" = "/" ] && [ "$(id -u)" -eq 0 ]; then
-  id inspector >/dev/null 2>&1 || useradd --system --home /var/lib/inspector --shell /usr/sbin/nologin inspector
-  getent group HwHiAiUser >/dev/null && usermod -aG HwHiAiUser inspector
-  chown -R inspector:inspector /var/lib/inspector
-  chown inspector:inspector "$release"/model/*.om 2>/dev/null || true
+  if [ "$run_user" = inspector ]; then
+    id inspector >/dev/null 2>&1 || useradd --system --home /var/lib/inspector --shell /usr/sbin/nologin inspector
+  fi
+  id "$run_user" >/dev/null 2>&1 || die "user $run_user does not exist"
+  getent group HwHiAiUser >/dev/null && usermod -aG HwHiAiUser "$run_user"
+  run_group="$(id -gn "$run_user")"
+  sed -i "s/^Group=$run_user$/Group=$run_group/" "$unit_dir/inspector.service"
+  chown -R "$run_user:$run_group" /var/lib/inspector
+  # The device refuses an OM not owned by the running user (and the SDK one with a looser mode than 640).
+  chown "$run_user:$run_group" "$release"/model/*.om "$release"/stage2/*.om 2>/dev/null || true
 fi
 
 restart() {

@@ -221,7 +221,7 @@ class AscendDevice(BaseDevice):
                               f"({spec.model_format}), not this OM: convert with `inspector convert`")
         if spec.aipp is None:
             raise DeviceError(f"modelPath {om}: the manifest records no AIPP; the OM would expect RGB, not NV12")
-        problems = validate_graph(graph, spec=spec)
+        problems = validate_graph(graph, spec=spec, device="ascend")
         if max(spec.batch_gears) != settings.max_batch:
             problems.append(f"max batch {settings.max_batch}: the OM's largest gear is {max(spec.batch_gears)}, and "
                             f"mxpi_tensorinfer fills every batch to it (convert with gears up to {settings.max_batch})")

@@ -72,6 +72,52 @@ def current_version(root):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving the stand-in SDK to another user needs root")
+def test_a_cascade_installs_and_runs_as_the_sdks_owner(om_dir, stage2_model_dir, tmp_path, wheelhouse):
+    """A bundle with a second stage: stage2/ installed beside the model (mode 640), validate passes on it, the
+    daemon runs healthy, and the unit runs as the owner of the MindX SDK's libmxbase.so, which the SDK demands
+    (DeviceManager.cpp UserPermissionCheck)."""
+    root = tmp_path / "root"
+    om2 = tmp_path / "stage2-om"
+    env_path = os.environ["PATH"]
+    os.environ["PATH"] = "/nonexistent"  # convert writes the AIPP and the manifest; no atc here
+    try:
+        convert(stage2_model_dir, om2)
+    finally:
+        os.environ["PATH"] = env_path
+    (om2 / "model.om").write_bytes(b"stand-in for the second OM")
+    sdk = tmp_path / "mxVision"
+    (sdk / "lib").mkdir(parents=True)
+    (sdk / "set_env.sh").write_text(f"export MX_SDK_HOME={sdk}\n")
+    (sdk / "lib/libmxbase.so").write_bytes(b"stand-in")
+    os.chown(sdk / "lib/libmxbase.so", 65534, 65534)  # installed by `nobody`
+    config = tmp_path / "daemon.yaml"
+    config.write_text(yaml.safe_dump({
+        "cameras": [{"id": "cam", "url": str(DEMO_CLIP), "loop": True}], "model": str(om_dir),
+        "output": {"directory": str(root / "var/lib/inspector/out")}, "summary_interval_s": 2,
+        "stage2": {"model": str(om2)}}))
+    archive = build_bundle(om_dir, config, tmp_path / "dist", "1.0.0", find_links=str(wheelhouse))
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    try:
+        result = install(tmp_path / "x/inspector-1.0.0", root, "--mxvision-env", str(sdk / "set_env.sh"))
+        assert result.returncode == 0, result.stdout + result.stderr
+        release = root / "opt/inspector/releases/1.0.0"
+        assert oct((release / "stage2/model.om").stat().st_mode & 0o777) == "0o640"
+        assert (release / "stage2/manifest.json").is_file()
+        owner = subprocess.run(["id", "-nu", "65534"], capture_output=True, text=True).stdout.strip()
+        unit = (root / "etc/systemd/system/inspector.service").read_text()
+        assert f"\nUser={owner}\n" in unit and "\nUser=inspector\n" not in unit
+        assert f"runs as {owner}, the owner of {sdk}/lib/libmxbase.so" in result.stdout
+        status = json.loads((root / "var/lib/inspector/out/status.json").read_text())
+        assert status["state"] == "running" and status["cameras"][0]["processed"] > 0
+    finally:
+        pid = root / "daemon.pid"
+        if pid.exists():
+            subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
+
+
+@pytest.mark.slow
 def test_install_upgrade_and_rollback(om_dir, tmp_path, wheelhouse):
     root = tmp_path / "root"
     try:

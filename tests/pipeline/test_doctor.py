@@ -59,3 +59,27 @@ def test_cann_atc_and_npus_are_found_where_they_are(tmp_path, monkeypatch):
     assert result["npus"]["devices"] == ["davinci0"]
     # NPUs alone are not enough: without the SDK the daemon still runs the mock.
     assert result["daemon_device"] == "mock" and result["why"].startswith("no MindX SDK")
+
+
+def test_require_ascend_fails_for_a_user_who_does_not_own_the_sdk(tmp_path, monkeypatch, capsys):
+    """SDK importable, an NPU visible, but this process's user is not the SDK's owner: the SDK would refuse
+    InitManager, so doctor says the Ascend device cannot run, and why."""
+    for name in ("StreamManagerApi", "MxpiDataType_pb2"):
+        (tmp_path / f"{name}.py").write_text("InProtobufVector = MxProtobufIn = StreamManagerApi = StringVector = 0\n")
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sdk = tmp_path / "mxVision"
+    (sdk / "lib").mkdir(parents=True)
+    (sdk / "lib/libmxbase.so").write_bytes(b"x")
+    monkeypatch.setenv("MX_SDK_HOME", str(sdk))
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    (dev / "davinci0").touch()
+    assert report(str(tmp_path / "no-cann"), str(dev))["daemon_device"] == "ascend"  # the owner runs it
+    import os
+
+    monkeypatch.setattr(os, "getuid", lambda: 4242)
+    result = report(str(tmp_path / "no-cann"), str(dev))
+    assert result["daemon_device"] == "mock"
+    assert "libmxbase.so belongs to uid" in result["why"] and "run the daemon as the user that installed" in \
+        result["why"]

@@ -349,3 +349,38 @@ def test_a_buffer_refused_with_1001_is_a_counted_loss_not_a_timeout(om_dir, dev_
     device.destroy()
     assert result is not None and result.info.frame_id == 1
     assert device.lost == 1 and "error 1001: mxpi_tensorinfer0: The datasize" in caplog.text
+
+
+def test_a_centred_letterbox_is_refused_on_the_device(om_dir, dev_root, tmp_path, monkeypatch):
+    """DVPP pastes the picture top-left (MxpiImageResize.cpp); a model trained on centred letterboxes is refused,
+    by the device and by `validate`."""
+    import json
+
+    from pipeline.graph import validate_graph
+
+    monkeypatch.setenv("CAM_PW", "x")
+    manifest = json.loads((om_dir / "manifest.json").read_text())
+    manifest["letterbox"]["placement"] = "center"
+    (om_dir / "manifest.json").write_text(json.dumps(manifest))
+    config, graph = setup(om_dir, tmp_path)
+    spec = ModelSpec.load(om_dir)
+    problems = validate_graph(graph, spec=spec, device="ascend")
+    assert any("placement is 'center'" in p for p in problems), problems
+    assert not any("placement" in p for p in validate_graph(graph, spec=spec, device="mock"))
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    with pytest.raises(DeviceError, match="DVPP pastes the picture top-left"):
+        device.create_streams(graph, device_settings(config))
+
+
+def test_a_310_decodes_32_channels_at_most(om_dir, tmp_path, monkeypatch):
+    from pipeline.graph import validate_graph
+
+    monkeypatch.setenv("CAM_PW", "x")
+    _, graph = setup(om_dir, tmp_path, cameras=1)
+    spec = ModelSpec.load(om_dir)
+    decoder = graph["inspector"]["mxpi_videodecoder0"]["props"]
+    decoder["vdecChannelId"] = "31"
+    assert validate_graph(graph, spec=spec, device="ascend") == []
+    decoder["vdecChannelId"] = "32"
+    assert any("vdecChannelId 32: the Ascend310's video decoder has 32 channels" in p
+               for p in validate_graph(graph, spec=spec, device="ascend"))
