@@ -143,6 +143,21 @@ def runtime_requirements(wheel: pathlib.Path) -> List[str]:
     return requirements
 
 
+# The MindX SDK's SendProtobuf (the second stage's crops) needs protobuf 4.25.1 in the Python that runs the SDK
+# (api_Python.md "SendProtobuf"); the release's venv puts its own packages before the system's, so an Ascend
+# bundle pins the SDK's version. onnxruntime (a CPU runtime, which pulls a newer protobuf) is left out: the box
+# runs the OM and the Ascend device never imports it.
+SDK_PROTOBUF = "protobuf==4.25.1"
+
+
+def box_requirements(requirements: List[str], device: str) -> List[str]:
+    """What a bundle installs for the configured device: the wheel's runtime requirements, or for `ascend` those
+    without onnxruntime and with the SDK's protobuf."""
+    if device != "ascend":
+        return list(requirements)
+    return [r for r in requirements if not re.match(r"onnxruntime\b", r)] + [SDK_PROTOBUF]
+
+
 def download_dependencies(requirements: List[str], target: Target, wheels: pathlib.Path,
                           find_links: Optional[str] = None) -> None:
     """Binary wheels of `requirements` and everything they need, for `target`, into `wheels`."""
@@ -155,7 +170,12 @@ def download_dependencies(requirements: List[str], target: Target, wheels: pathl
             command += ["--no-index", "--find-links", find_links]
         constraints = SOURCE_ROOT / "constraints.txt"
         if target.python == "3.11" and constraints.is_file():
-            command += ["-c", str(constraints)]  # the versions the tests ran with, where they apply
+            # The versions the tests ran with, where they apply; a package pinned here keeps its own pin.
+            pinned = {re.split(r"[=<>!~ ]", r, 1)[0].lower() for r in requirements if "==" in r}
+            kept = pathlib.Path(tmp) / "constraints.txt"
+            kept.write_text("".join(line + "\n" for line in constraints.read_text(encoding="utf-8").splitlines()
+                                    if re.split(r"[=<>!~ ]", line, 1)[0].lower() not in pinned), encoding="utf-8")
+            command += ["-c", str(kept)]
         result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise BundleError(f"downloading the dependencies for Python {target.python} on {target.machine} "
@@ -212,7 +232,8 @@ def build_bundle(model_dir, config_path, out_dir, version: Optional[str] = None,
         (stage / "config" / "daemon.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         (stage / "config" / "pipeline.json").write_text(graph_json(render_graph(installed, spec)), encoding="utf-8")
         wheel = build_wheel(stage / "wheels")
-        download_dependencies(runtime_requirements(wheel), target, stage / "wheels", find_links)
+        download_dependencies(box_requirements(runtime_requirements(wheel), config.device), target, stage / "wheels",
+                              find_links)
         (stage / "requirements.lock").write_text(lock_file(stage / "wheels"), encoding="utf-8")
         (stage / "systemd").mkdir()
         shutil.copy(FILES / "inspector.service", stage / "systemd" / "inspector.service")

@@ -14,7 +14,8 @@ import tarfile
 import pytest
 import yaml
 
-from deploy.bundle import SOURCE_ROOT, Target, build_bundle, build_wheel, download_dependencies, runtime_requirements
+from deploy.bundle import (SDK_PROTOBUF, SOURCE_ROOT, Target, box_requirements, build_bundle, build_wheel,
+                           download_dependencies, runtime_requirements)
 from deploy.convert import convert
 from tests.support.clips import DEMO_CLIP
 
@@ -294,3 +295,21 @@ def test_an_atlas_bundle_resolves_every_wheel_for_aarch64_and_python_39(tmp_path
         if "manylinux" in tags[2]:
             glibc = [tuple(int(v) for v in t.split("_")[1:3]) for t in tags[2].split(".") if t.startswith("manylinux_")]
             assert not glibc or min(glibc) <= (2, 17), name
+
+
+@pytest.mark.slow
+def test_an_ascend_bundle_carries_the_sdks_protobuf_and_no_cpu_runtime(tmp_path):
+    """The box runs the OM: no onnxruntime (whose protobuf 6 would shadow the one the SDK's SendProtobuf needs),
+    protobuf 4.25.1 instead (api_Python.md "SendProtobuf"), for aarch64 / CPython 3.9."""
+    wheel = build_wheel(tmp_path / "wheel")
+    requirements = box_requirements(runtime_requirements(wheel), "ascend")
+    assert SDK_PROTOBUF in requirements and not any(r.startswith("onnxruntime") for r in requirements)
+    assert box_requirements(runtime_requirements(wheel), "mock") == runtime_requirements(wheel)
+    wheels = tmp_path / "wheels"
+    download_dependencies(requirements, Target.parse("linux_aarch64", "3.9", None), wheels)
+    names = sorted(p.name.lower() for p in wheels.glob("*.whl"))
+    assert [n.split("-")[1] for n in names if n.startswith("protobuf-")] == ["4.25.1"], names
+    assert not [n for n in names if n.startswith("onnxruntime")], names
+    host = tmp_path / "host"  # the 3.11 constraints pin another protobuf: the SDK's pin wins
+    download_dependencies([SDK_PROTOBUF], Target.host(), host)
+    assert [p.name for p in host.glob("protobuf-*")][0].startswith("protobuf-4.25.1")

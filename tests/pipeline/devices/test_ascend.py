@@ -384,3 +384,21 @@ def test_a_310_decodes_32_channels_at_most(om_dir, tmp_path, monkeypatch):
     decoder["vdecChannelId"] = "32"
     assert any("vdecChannelId 32: the Ascend310's video decoder has 32 channels" in p
                for p in validate_graph(graph, spec=spec, device="ascend"))
+
+
+def test_the_ascend_device_runs_without_onnxruntime(om_dir, dev_root, tmp_path, monkeypatch):
+    """An Ascend bundle installs no CPU runtime: the daemon on the Ascend device must never import one."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    monkeypatch.setenv("CAM_PW", "x")
+    config, _ = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=10)
+    daemon = Daemon(config, device=AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root)))
+    spec = ModelSpec.load(om_dir)
+    api, stop, runner, errors = run_daemon(daemon)
+    api.push_frame(fake_mindx.frame_metadata(0, 1, 640, 480, list(model_outputs(spec)), (320, 320)))
+    out = tmp_path / "out" / "detections.jsonl"
+    wait_for(lambda: errors or (out.exists() and out.read_text().strip()))
+    stop.set()
+    runner.join(timeout=30)
+    assert not errors, errors
