@@ -167,6 +167,13 @@ def _validate(args) -> int:
                                        for_mock=args.mock or device == "mock" and config is not None,
                                        device=device)
             warnings += graph_warnings(graph, where)
+            if config is None and device is None and not args.mock:
+                # A graph alone: its validity is the SDK's; whether inspector's devices run it is said apart.
+                for name, kwargs in (("the mock device", {"for_mock": True}), ("the Ascend device",
+                                                                                {"device": "ascend"})):
+                    extra = [p for p in validate_graph(graph, where, **kwargs) if p not in problems]
+                    print(f"inspector on {name}: " + ("can run it" if not extra else
+                                                      "cannot run it:\n  " + "\n  ".join(extra)))
     except ConfigError as exc:
         problems.append(str(exc))
     for warning in warnings:
@@ -174,7 +181,7 @@ def _validate(args) -> int:
     for problem in problems:
         print(problem, file=sys.stderr)
     if not problems:
-        print("valid")
+        print("valid" if config is not None or args.mock or args.device else "valid for the MindX SDK")
     return 1 if problems else 0
 
 

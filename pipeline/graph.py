@@ -369,7 +369,9 @@ def validate_graph(graph: object, source: str = "pipeline.json", spec: Optional[
                     problems.append(f"{where}: element {name!r}: {key} {target!r} names no element")
         for ref in (props.get("dataSource") or "").split(","):
             ref = ref.strip()
-            if ref and ref != "auto" and not _names_output(elements, ref):
+            if ref and ref != "auto" and not _names_output(elements, ref) and not _custom_publishers(elements):
+                # With a plugin the SDK does not document, the key may be one it publishes (its outputKeys):
+                # graph_warnings says so instead.
                 problems.append(f"{where}: element {name!r}: dataSource {ref!r} names no element")
         if kind == "mxpi_rtspsrc" and "rtspUrl" in props and inline_password(props["rtspUrl"]):
             # Never echoed: the graph is copied into the output directory and read by whoever can.
@@ -391,6 +393,11 @@ def validate_graph(graph: object, source: str = "pipeline.json", spec: Optional[
     if device == "ascend":
         problems += ascend_problems(plan, where, spec)
     return problems
+
+
+def _custom_publishers(elements: dict) -> List[str]:
+    """Elements of plugins the SDK does not document: any of them may publish metadata under keys of its own."""
+    return [n for n, e in elements.items() if e["factory"] not in DOCUMENTED]
 
 
 def _names_output(elements: dict, ref: str) -> bool:
@@ -534,6 +541,12 @@ def graph_warnings(graph: object, source: str = "pipeline.json") -> List[str]:
         if element["factory"] not in DOCUMENTED:
             warnings.append(f"{source}: element {name!r}: factory {element['factory']!r} is not a documented MindX "
                             f"SDK plugin (a plugin of your own must be installed on the box)")
+        custom = _custom_publishers(plan.elements)
+        for ref in (element.get("props", {}).get("dataSource") or "").split(","):
+            ref = ref.strip()
+            if ref and ref != "auto" and not _names_output(plan.elements, ref) and custom:
+                warnings.append(f"{source}: element {name!r}: dataSource {ref!r} names no element; it may be a key "
+                                f"that {', '.join(repr(c) for c in custom)} publishes (e.g. its outputKeys)")
         extra = set(element) - ELEMENT_KEYS
         if extra:  # the SDK's own samples carry such keys (e.g. "former" on an appsink): not read by anyone
             warnings.append(f"{source}: element {name!r}: keys {sorted(extra)} are not read by the SDK")

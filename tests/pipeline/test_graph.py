@@ -239,3 +239,45 @@ def test_a_second_stage_is_its_own_stream_and_is_checked(config, tiny_model_dir,
     assert any("'inspector_stage2'" in p and "waitingTime" in p for p in validate_graph(broken))
     # A third stream is not something the daemon runs.
     assert "the daemon runs one camera stream" in validate_graph({**graph, "other": graph["inspector"]})[0]
+
+
+def test_a_key_a_custom_plugin_publishes_is_a_warning_and_the_verdicts_are_apart(tmp_path, capsys):
+    """Shaped like the SDK's AllObjectsStructuring sample: a plugin of its own publishes metadata under a key
+    (its outputKeys) that a later element reads. Valid for the SDK (with a warning); whether inspector's devices
+    can run the graph is said on its own lines."""
+    from inspector.cli import main
+
+    graph = {"structuring": {
+        "stream_config": {"deviceId": "0"},
+        "mxpi_rtspsrc0": {"factory": "mxpi_rtspsrc", "props": {"rtspUrl": "rtsp://10.0.0.1/s"},
+                          "next": "mxpi_videodecoder0"},
+        "mxpi_videodecoder0": {"factory": "mxpi_videodecoder", "next": "mxpi_selectobject0"},
+        "mxpi_selectobject0": {"factory": "mxpi_selectobject", "props": {"outputKeys": "vision"},
+                               "next": "mxpi_imageresize0"},
+        "mxpi_imageresize0": {"factory": "mxpi_imageresize", "props": {"dataSource": "vision"},
+                              "next": "appsink0"},
+        "appsink0": {"factory": "appsink"}}}
+    path = tmp_path / "structuring.pipeline"
+    path.write_text(json.dumps(graph))
+    assert main(["validate", "--graph", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "valid for the MindX SDK" in captured.out
+    assert "dataSource 'vision' names no element; it may be a key that 'mxpi_selectobject0' publishes" in captured.err
+    assert "inspector on the mock device: cannot run it" in captured.out
+    assert "inspector on the Ascend device: cannot run it" in captured.out and "mxpi_tensorinfer" in captured.out
+    # Without a plugin that could publish it, an unknown key is still an error.
+    graph["structuring"]["mxpi_selectobject0"]["factory"] = "mxpi_imageresize"
+    del graph["structuring"]["mxpi_selectobject0"]["props"]
+    path.write_text(json.dumps(graph))
+    assert main(["validate", "--graph", str(path)]) == 1
+    assert "dataSource 'vision' names no element" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["fire_v.pipeline", "detection_yolov3_crop.pipeline", "meter_det.pipeline",
+                                  "passengerflowestimation.pipeline", "infer_offline_video_regular.pipeline"])
+def test_the_sdk_samples_get_a_verdict_for_the_sdk_and_for_inspector(shared_dir, name, capsys):
+    from inspector.cli import main
+
+    main(["validate", "--graph", str(shared_dir / "reference/mindx" / name)])
+    out = capsys.readouterr().out
+    assert "inspector on the mock device:" in out and "inspector on the Ascend device:" in out
