@@ -58,8 +58,14 @@ def register(commands) -> None:
     plan.add_argument("--batch", type=int, default=4, help="batch size (a dynamic-batch gear)")
     plan.add_argument("--npu-fps", type=float, help="measured NPU inferences/s of the model at this batch "
                                                     "(default: estimated from its computation)")
-    plan.add_argument("--host-ms", type=float, help="measured host time per frame on one box core, in ms (default: "
+    plan.add_argument("--host-ms", type=float, help="measured host time per frame on one box core, in ms, without "
+                                                    "a second stage's crops (default: "
                                                     "this machine's figure x an ARM factor, an estimate)")
+    plan.add_argument("--stage2-cfg", help="a second stage on crops: its network (e.g. yolov4-tiny)")
+    plan.add_argument("--stage2-size", type=int, default=96, help="the second model's input size (default 96)")
+    plan.add_argument("--crops-per-frame", type=float, default=10.0,
+                      help="second-stage crops per inferred frame (default 10, the demo clip's mean)")
+    plan.add_argument("--stage2-npu-fps", type=float, help="measured NPU crops/s of the second model at this batch")
     plan.add_argument("--json", action="store_true", help="print JSON instead of the table")
     plan.set_defaults(handler=_plan)
 
@@ -108,14 +114,16 @@ def _bundle(args) -> int:
 
 
 def _plan(args) -> int:
-    from deploy.plan import format_plans, plan
+    from deploy.plan import Stage2, format_plans, plan
 
     try:
         width, height = (int(v) for v in args.camera.lower().split("x"))
     except ValueError:
         print(f"inspector plan: --camera {args.camera!r}: expected WxH", file=__import__("sys").stderr)
         return 2
-    plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps, args.host_ms)
+    stage2 = Stage2(args.stage2_cfg, args.stage2_size, args.crops_per_frame, args.stage2_npu_fps) \
+        if args.stage2_cfg else None
+    plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps, args.host_ms, stage2)
              for cfg in (args.cfg or ["yolov4", "yolov4-tiny"]) for size in args.sizes for skip in args.frame_skip]
     print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else format_plans(plans))
     return 0

@@ -18,6 +18,10 @@ Budget of one chip (../shared/reference/README.md, "Ascend 310 budget"):
   (`inspector bench --host-only`: 0.2 ms per frame at 5 detections, 2026-11-26, docs/performance.md) times
   ARM_FACTOR, an estimate of how much slower one Atlas 200/500 Cortex-A55 core is than one core here, plus
   the protobuf parsing the benchmark cannot include. `--host-ms` gives a figure measured on a box.
+- A second stage (`--stage2-cfg`, docs/cascade.md): its NPU time per frame (crops per frame / its inference
+  rate at the same batch) adds to the first model's; the host cuts the crops from the decoded picture, which is
+  copied from the device on every inferred frame (width x height x 1.5 bytes, reported as MB/s per camera), at
+  CROP_HOST_MS_HERE per ten crops of a 1080p frame here (docs/bench/ascend-crop-cost-1080p.txt) x ARM_FACTOR.
 """
 
 from __future__ import annotations
@@ -39,6 +43,18 @@ ANCHORS = (("MindSpore YOLOv4-608 CI threshold", ("yolov4", 608), 14.0),
 BATCH_GAIN = {1: 1.0, 2: 1.15, 4: 1.3, 8: 1.3}
 HOST_MS_HERE = 0.2  # `inspector bench --host-only`, 5 detections per frame, main thread, this machine
 ARM_FACTOR = 4.0  # estimate: one box core vs one core here
+CROP_HOST_MS_HERE = 0.51  # parents, cut, letterbox and serialise of 10 crops of a 1080p frame, this machine
+CROPS_PER_FRAME = 10.0  # the demo clip's mean (docs/cascade.md); --crops-per-frame for a site's own figure
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage2:
+    """A second model on crops: its network, input size, crops per inferred frame and (given) NPU rate."""
+
+    cfg: str
+    size: int
+    crops_per_frame: float = CROPS_PER_FRAME
+    npu_fps: Optional[float] = None
 
 
 def gflops(cfg_name: str, size: int, classes: int = 80) -> float:
@@ -86,13 +102,14 @@ class Plan:
     limits: dict
     cameras: int
     bottleneck: str
+    stage2: Optional[dict] = None  # with a second stage: its NPU rate, crops, picture copy and host time
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 def plan(cfg_name: str, size: int, width: int, height: int, camera_fps: float, frame_skip: int = 0, batch: int = 4,
-         npu_fps: Optional[float] = None, host_ms: Optional[float] = None) -> Plan:
+         npu_fps: Optional[float] = None, host_ms: Optional[float] = None, stage2: Optional[Stage2] = None) -> Plan:
     inferred_fps = camera_fps / (frame_skip + 1)
     pixels = width * height
     if npu_fps is None:
@@ -101,17 +118,31 @@ def plan(cfg_name: str, size: int, width: int, height: int, camera_fps: float, f
     else:
         npu_high, source = npu_fps, "given"
     host_ms = host_ms if host_ms is not None else HOST_MS_HERE * ARM_FACTOR
+    npu_seconds = 1.0 / npu_fps  # per inferred frame
+    cascade = None
+    if stage2 is not None:
+        if stage2.npu_fps is None:
+            low2, high2 = estimated_npu_fps(stage2.cfg, stage2.size, batch)
+        else:
+            low2 = high2 = stage2.npu_fps
+        npu_seconds += stage2.crops_per_frame / low2
+        crop_ms = CROP_HOST_MS_HERE * ARM_FACTOR * stage2.crops_per_frame / 10.0
+        host_ms += crop_ms
+        cascade = {"cfg": stage2.cfg, "size": stage2.size, "crops_per_frame": stage2.crops_per_frame,
+                   "npu_fps": round(low2, 1), "npu_fps_high": round(high2, 1),
+                   "picture_copy_mb_s_per_camera": round(pixels * 1.5 * inferred_fps / 1e6, 1),
+                   "host_ms_for_crops": round(crop_ms, 2)}
     limits = {
         "VDEC": VDEC_PIXEL_RATE / (pixels * camera_fps),
         "VDEC channels": float(VDEC_CHANNELS),
         "VPC": 1.0 / (vpc_seconds_per_frame(width, height, size) * inferred_fps),
-        "NPU": npu_fps / inferred_fps,
+        "NPU": 1.0 / (npu_seconds * inferred_fps),
         "host": 1000.0 / (host_ms * inferred_fps),
     }
     bottleneck = min(limits, key=limits.get)
     return Plan(cfg_name, size, batch, f"{width}x{height}", camera_fps, frame_skip, round(npu_fps, 1),
                 round(npu_high, 1), source, round(host_ms, 2), {k: round(v, 1) for k, v in limits.items()},
-                int(limits[bottleneck]), bottleneck)
+                int(limits[bottleneck]), bottleneck, cascade)
 
 
 def format_plans(plans: list[Plan]) -> str:
@@ -126,4 +157,10 @@ def format_plans(plans: list[Plan]) -> str:
     lines.append(f"host: {plans[0].host_ms if plans else 0:.1f} ms per frame on one box core (measured here x "
                  f"{ARM_FACTOR:g}, an estimate; --host-ms to give a measured figure); VPC: a letterbox is "
                  f"{LETTERBOX_OPERATIONS} operations")
+    cascade = next((p.stage2 for p in plans if p.stage2), None)
+    if cascade:
+        lines.append(f"second stage: {cascade['cfg']} at {cascade['size']}, {cascade['crops_per_frame']:g} crops a "
+                     f"frame at {cascade['npu_fps']:g} crops/s on the NPU (in the NPU column), the decoded picture "
+                     f"copied to the host at {cascade['picture_copy_mb_s_per_camera']:g} MB/s per camera, "
+                     f"{cascade['host_ms_for_crops']:g} ms of host time a frame for the crops (in the host column)")
     return "\n".join(lines)

@@ -47,3 +47,25 @@ def test_the_npu_estimate_is_the_range_of_the_anchors():
     # is higher: 81.7 fps x 65.9 / 128.5 GFLOPs = 41.9 fps.
     assert p.npu_fps == pytest.approx(14.0, rel=0.02) and p.npu_fps_high == pytest.approx(41.9, rel=0.02)
     assert p.limits["NPU"] == pytest.approx(14.0 / 25, abs=0.05)  # cameras from the low end
+
+
+def test_a_second_stage_costs_npu_time_host_time_and_a_picture_copy():
+    from deploy.plan import CROP_HOST_MS_HERE, ARM_FACTOR, Stage2, plan
+
+    single = plan("yolov4-tiny", 416, 1920, 1080, 25.0, npu_fps=300.0, host_ms=1.0)
+    cascade = plan("yolov4-tiny", 416, 1920, 1080, 25.0, npu_fps=300.0, host_ms=1.0,
+                   stage2=Stage2("yolov4-tiny", 96, crops_per_frame=10.0, npu_fps=2000.0))
+    # NPU: 1/300 + 10/2000 s per frame instead of 1/300; 25 frames/s per camera.
+    assert cascade.limits["NPU"] == pytest.approx(1.0 / ((1 / 300 + 10 / 2000) * 25.0), abs=0.05)
+    assert single.limits["NPU"] == pytest.approx(12.0, abs=0.05)
+    assert cascade.limits["host"] == pytest.approx(1000.0 / ((1.0 + CROP_HOST_MS_HERE * ARM_FACTOR) * 25), abs=0.05)
+    assert cascade.stage2["picture_copy_mb_s_per_camera"] == pytest.approx(1920 * 1080 * 1.5 * 25 / 1e6, abs=0.05)
+    assert cascade.cameras < single.cameras and single.stage2 is None
+
+
+def test_plan_command_prints_the_second_stage(capsys):
+    from inspector.cli import main
+
+    assert main(["plan", "--cfg", "yolov4-tiny", "--sizes", "416", "--npu-fps", "300", "--stage2-cfg", "yolov4-tiny",
+                 "--stage2-npu-fps", "2000"]) == 0
+    assert "second stage: yolov4-tiny at 96, 10 crops a frame" in capsys.readouterr().out
