@@ -313,3 +313,23 @@ def test_an_ascend_bundle_carries_the_sdks_protobuf_and_no_cpu_runtime(tmp_path)
     host = tmp_path / "host"  # the 3.11 constraints pin another protobuf: the SDK's pin wins
     download_dependencies([SDK_PROTOBUF], Target.host(), host)
     assert [p.name for p in host.glob("protobuf-*")][0].startswith("protobuf-4.25.1")
+
+
+@pytest.mark.parametrize("present, expected", [(("nnrt",), "nnrt"), (("nnae", "nnrt"), "nnae"),
+                                               (("ascend-toolkit", "nnae"), "ascend-toolkit")])
+def test_inspector_env_finds_cann_as_toolkit_nnae_or_nnrt(tmp_path, present, expected):
+    """Inference boxes often carry only nnae or nnrt, not the toolkit: bin/inspector-env sources the first."""
+    ascend = tmp_path / "Ascend"
+    for name in present:
+        (ascend / name).mkdir(parents=True)
+        (ascend / name / "set_env.sh").write_text(f"export CANN_FOUND={name}\n")
+    release = tmp_path / "release"
+    (release / "bin").mkdir(parents=True)
+    (release / "venv/bin").mkdir(parents=True)
+    shutil.copy(REPO / "deploy/files/inspector-env", release / "bin/inspector-env")
+    (release / "venv/bin/inspector").write_text("#!/bin/sh\necho \"cann=$CANN_FOUND\"\n")
+    (release / "venv/bin/inspector").chmod(0o755)
+    result = subprocess.run(["bash", str(release / "bin/inspector-env")], capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"], "INSPECTOR_ASCEND_ENV": "/nonexistent",
+                                 "ASCEND_HOME": str(ascend)})
+    assert result.stdout.strip() == f"cann={expected}", result.stdout + result.stderr

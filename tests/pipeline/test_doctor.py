@@ -66,7 +66,9 @@ def test_require_ascend_fails_for_a_user_who_does_not_own_the_sdk(tmp_path, monk
     InitManager, so doctor says the Ascend device cannot run, and why."""
     for name in ("StreamManagerApi", "MxpiDataType_pb2"):
         (tmp_path / f"{name}.py").write_text("InProtobufVector = MxProtobufIn = StreamManagerApi = StringVector = 0\n")
-        monkeypatch.delitem(sys.modules, name, raising=False)
+        # setitem, not delitem: the stand-in modules this test imports are removed again afterwards.
+        monkeypatch.setitem(sys.modules, name, None)
+        del sys.modules[name]
     monkeypatch.syspath_prepend(str(tmp_path))
     sdk = tmp_path / "mxVision"
     (sdk / "lib").mkdir(parents=True)
