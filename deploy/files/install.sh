@@ -13,8 +13,8 @@
 # does); switch <root>/opt/inspector/current atomically, keeping `previous`; restart the service; wait until
 # the daemon reports healthy (`inspector health`); if it does not within the timeout, switch back to the
 # previous release and restart it. The service runs as the owner of the MindX SDK (--user overrides), with a
-# cascade's second model (stage2/) installed beside the first. Installing the version already current is a no-op. The root directory is
-# a parameter so the whole procedure runs in a temporary root.
+# cascade's second model (stage2/) installed beside the first. Installing the version already current is a
+# no-op. The root directory is a parameter so the whole procedure runs in a temporary root.
 set -euo pipefail
 
 root="/"
@@ -46,7 +46,7 @@ while [ $# -gt 0 ]; do
     --cann-env) cann_env="$2"; shift 2 ;;
     --mxvision-env) mxvision_env="$2"; shift 2 ;;
     --user) run_user="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
 done

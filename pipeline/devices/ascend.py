@@ -33,13 +33,13 @@ reads an MxpiObjectList from its dataSource): the host cuts the crops itself and
   resize reads, i.e. mxpi_parallel2serial0): one device-to-host copy of the NV12 frame per frame, the cost of
   host-side cropping (about 3.1 MB at 1080p; counted by the double). It replaces the resize's picture for the
   camera size (its visionInfo width/height) and serves snapshots too.
-- the crops (pipeline/devices/crops.py, the same pixels as on the mock device) go to the second stream as ONE
-  buffer per frame: an MxpiTensorPackageList of uint8 NV12 tensors of h*w*1.5 bytes with the dims
-  mxpi_tensorinfer reads from the OM, [1, h, w, 3] (`crop_dims`), host memory in `dataStr` (memType 0; the SDK copies it in,
-  PyDataHelper.cpp ReBuildTensorPackageList; the SDK's own sample does the same:
-  mxStream/samples/streamserver/streamserverSourceCode/model_server.py send_inputs), with the frame's channel
-  and id as a second key (MxsmStream.cpp SendProtobufComm adds every protobuf of the vector to the buffer), sent
-  with SendProtobuf (needs protobuf 4.25.1 on the box, api_Python.md "SendProtobuf").
+- the crops (pipeline/devices/crops.py, the same pixels as on the mock device) go to the second stream as ONE buffer
+  per frame: an MxpiTensorPackageList of uint8 NV12 tensors of h*w*1.5 bytes with the dims mxpi_tensorinfer reads from
+  the OM, [1, h, w, 3] (`crop_dims`), host memory in `dataStr` (memType 0; the SDK copies it in, PyDataHelper.cpp
+  ReBuildTensorPackageList; the SDK's own sample does the same:
+  mxStream/samples/streamserver/streamserverSourceCode/model_server.py send_inputs), with the frame's channel and id
+  as a second key (MxsmStream.cpp SendProtobufComm adds every protobuf of the vector to the buffer), sent with
+  SendProtobuf (needs protobuf 4.25.1 on the box, api_Python.md "SendProtobuf").
 - mxpi_tensorinfer batches the packages of several buffers (MxpiTensorInfer.cpp: each package is one item of
   dataQueue_) and returns each buffer with one output package per crop, in order; the reader does not wait for
   them: it keeps reading the first stream and hands frames on in order once their crops are back. A frame whose

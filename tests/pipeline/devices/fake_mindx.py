@@ -26,19 +26,19 @@ omitted and what is refused:
   (MxpiTensorInfer.cpp: maxBatchSize_ = modelDesc_.batchSizes.back(); Process runs DataProcess only when
   dataQueue_.size() >= maxBatchSize_; the waiting thread runs the rest after timeTravel_). Each frame leaves as
   its own buffer with batch dimension 1 (outputHasBatchDim defaults to 1).
-- GetResult(stream, element, keys, timeout_ms) waits at most timeout_ms and answers APP_ERR_COMM_FAILURE (1001)
-  "Get empty result, or exceed the time limit" when nothing came (MxsmStream.cpp GetResult); `element` must be
-  an appsink (APP_ERR_STREAM_ELEMENT_INVALID, "ElementName(x) is not a name of output element", otherwise:
-  MxsmStream.cpp CheckRequirementsForGetResult); a key the buffer does not carry is OMITTED from
-  metadataVec (StreamManagerApi.cpp GetResult skips entries whose dataPtr is null), and an entry carries the
-  message TYPE in dataType, never the key; a buffer that carries an upstream error answers its error code and
-  message instead (MxsmStream.cpp GenerateMetaAndBufferOutput). Asking for an MxpiVisionList copies its picture
-  to the host (PyDataHelper.cpp ParseVisionList): the double counts those bytes (`picture_bytes_copied`).
-  GetResult must not run from two threads at once (api_Python.md "GetResult": 输出结果不支持多线程并发).
-  The answer's fields (errorCode, errorMsg, metadataVec, bufferOutput) are MxBufferAndMetadataOutput's in
-  StreamManagerApi.h. A timeout and an errored buffer both answer 1001 when the plugin's error was 1001; only
-  the message tells them apart ("Get empty result, or exceed the time limit(N)." for the timeout). Only the keyed form is modelled: GetResult(stream, outPluginId, timeout), which answers
-  an MxDataOutput without metadata, fails the test loudly instead (a limit of the double, not of the SDK).
+- GetResult(stream, element, keys, timeout_ms) waits at most timeout_ms and answers APP_ERR_COMM_FAILURE (1001) "Get
+  empty result, or exceed the time limit" when nothing came (MxsmStream.cpp GetResult); `element` must be an appsink
+  (APP_ERR_STREAM_ELEMENT_INVALID, "ElementName(x) is not a name of output element", otherwise: MxsmStream.cpp
+  CheckRequirementsForGetResult); a key the buffer does not carry is OMITTED from metadataVec (StreamManagerApi.cpp
+  GetResult skips entries whose dataPtr is null), and an entry carries the message TYPE in dataType, never the key; a
+  buffer that carries an upstream error answers its error code and message instead (MxsmStream.cpp
+  GenerateMetaAndBufferOutput). Asking for an MxpiVisionList copies its picture to the host (PyDataHelper.cpp
+  ParseVisionList): the double counts those bytes (`picture_bytes_copied`). GetResult must not run from two threads at
+  once (api_Python.md "GetResult": 输出结果不支持多线程并发). The answer's fields (errorCode, errorMsg, metadataVec, bufferOutput)
+  are MxBufferAndMetadataOutput's in StreamManagerApi.h. A timeout and an errored buffer both answer 1001 when the
+  plugin's error was 1001; only the message tells them apart ("Get empty result, or exceed the time limit(N)." for the
+  timeout). Only the keyed form is modelled: GetResult(stream, outPluginId, timeout), which answers an MxDataOutput
+  without metadata, fails the test loudly instead (a limit of the double, not of the SDK).
 - The frame info travels as metadata under the key "ReservedFrameInfo" (MxpiBufferManager.cpp FRAME_INFO_KEY,
   AddFrameInfoToMetadata), in the same protobuf map GetResult's keys are looked up in
   (MxpiMetadataManager.cpp AddProtoMetadata -> mxpiProtobufMap), so GetResult returns it like any key.
