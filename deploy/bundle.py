@@ -26,6 +26,7 @@ import dataclasses
 import datetime
 import importlib.metadata
 import json
+import logging
 import pathlib
 import platform
 import re
@@ -44,6 +45,8 @@ from models.integrity import sha256_file
 from models.spec import ModelSpec
 from pipeline.config import load_config
 from pipeline.graph import graph_json, render_graph
+
+logger = logging.getLogger(__name__)
 
 FILES = pathlib.Path(__file__).resolve().parent / "files"
 SOURCE_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -230,6 +233,13 @@ def build_bundle(model_dir, config_path, out_dir, version: Optional[str] = None,
             installed = installed.model_copy(update={"stage2": config.stage2.model_copy(
                 update={"model": f"{INSTALL_ROOT}/stage2"})})
         (stage / "config" / "daemon.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        # The site's cameras are rarely reachable from where a bundle is built: the daemon asks an `auto` camera
+        # its codec on the box at every start; the bundled graph (a reference copy) assumes the default for it.
+        auto = [camera.id for camera in config.cameras if camera.codec == "auto"]
+        if auto:
+            logger.warning("cameras %s: codec auto: the daemon asks them on the box at start; the bundled "
+                           "config/pipeline.json assumes H264 for them (set codec: h264 or h265 to fix it)",
+                           ", ".join(auto))
         (stage / "config" / "pipeline.json").write_text(graph_json(render_graph(installed, spec)), encoding="utf-8")
         wheel = build_wheel(stage / "wheels")
         download_dependencies(box_requirements(runtime_requirements(wheel), config.device), target, stage / "wheels",

@@ -137,6 +137,7 @@ def _run(args) -> int:
 
 
 def _validate(args) -> int:
+    from pipeline.codecs import resolve_codecs
     from pipeline.config import ConfigError, load_config
     from pipeline.daemon import load_spec
     from pipeline.graph import graph_warnings, load_graph, render_graph, validate_graph
@@ -147,6 +148,7 @@ def _validate(args) -> int:
         return 2
     problems: List[str] = []
     warnings: List[str] = []
+    notes: List[str] = []
     config = spec = None
     try:
         if args.config:
@@ -155,6 +157,11 @@ def _validate(args) -> int:
                 config = config.model_copy(update={"device": args.device})
             spec = load_spec(config, args.config, problems)  # every problem is reported, not the first
             problems += preflight(config, spec, args.config)
+            codecs = resolve_codecs(config, args.config)  # the cameras asked: what the decoders are set up for
+            config = codecs.config
+            notes += codecs.notes
+            warnings += codecs.warnings
+            problems += codecs.problems
         device = args.device or (config.device if config is not None else None)
         if args.graph:
             graph, where = load_graph(args.graph), args.graph
@@ -176,6 +183,8 @@ def _validate(args) -> int:
                                                       "cannot run it:\n  " + "\n  ".join(extra)))
     except ConfigError as exc:
         problems.append(str(exc))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for problem in problems:
@@ -186,12 +195,25 @@ def _validate(args) -> int:
 
 
 def _render(args) -> int:
+    from pipeline.codecs import resolve_codecs
     from pipeline.config import load_config
     from pipeline.daemon import load_spec
     from pipeline.graph import graph_json, render_graph
 
     config = load_config(args.config)
-    text = graph_json(render_graph(config, load_spec(config, args.config)))
+    spec = load_spec(config, args.config)
+    # The graph is for a box whose decoders take what the graph says: every codec known, none contradicted.
+    codecs = resolve_codecs(config, args.config)
+    refused = codecs.problems + [
+        f"{args.config}: cameras[{i}] ({c.id}).codec: auto, and the camera could not be asked "
+        f"({f.reason}): set codec: h264 or h265 for it (the graph must name what its decoder decodes)"
+        for i, (c, f) in enumerate(zip(config.cameras, codecs.findings)) if c.id in codecs.unresolved]
+    if refused:
+        print("inspector render: error: not rendered:\n  " + "\n  ".join(refused), file=sys.stderr)
+        return 1
+    for note in codecs.notes:
+        print(f"note: {note}", file=sys.stderr)
+    text = graph_json(render_graph(codecs.config, spec))
     if args.relative_to:
         text = text.replace(str(pathlib.Path(args.relative_to).resolve()) + "/", "")
     if args.out:

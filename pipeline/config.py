@@ -72,6 +72,10 @@ class CameraConfig(Strict):
     id: str = Field(description="Stable camera name: used in outputs, logs and metrics. Letters, digits, "
                                 "'-', '_', '.'.", pattern=f"^{NAME_PATTERN}$")
     url: str = Field(description="rtsp:// URL (credentials as ${VAR} placeholders) or a local video file path.")
+    codec: Literal["h264", "h265", "auto"] = Field(
+        "auto", description="What the camera streams; the box's video decoder is set up for it (mxpi_videodecoder "
+                            "inputVideoFormat). auto: asked from the camera by validate, run and render "
+                            "(pipeline/codecs.py); render refuses an auto it cannot resolve.")
     mode: Optional[Literal["live", "file"]] = Field(
         None, description="live: latency-bounded, the oldest frames are dropped when the model falls behind "
                           "(default for rtsp://). file: every frame is processed (default for file paths).")

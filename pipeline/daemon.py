@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Tuple
 from models.spec import ModelSpec
 from models.errors import ModelError
 from pipeline.cascade import Cascade, class_names, device_stage2, load_stage2
+from pipeline.codecs import resolve_codecs
 from pipeline.config import ConfigError, DaemonConfig
 from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, create_device
 from pipeline.frames import FrameHandler
@@ -112,6 +113,9 @@ class Daemon:
         problems = preflight(config, self.spec, source)
         if problems:
             raise ConfigError("\n".join(problems))
+        if graph is None:
+            # The graph names each camera's codec: ask the cameras (`auto`, and a stated codec checked).
+            config = self.config = self._resolve_codecs(config)
         self.graph = graph if graph is not None else render_graph(config, self.spec)
         problems = validate_graph(self.graph, spec=self.spec, config=config, device=config.device)
         if problems:
@@ -128,6 +132,19 @@ class Daemon:
         self.view = StatusView(config, self.device, self.frames, self.outputs, self.metrics)
         self.server: Optional[StatusServer] = None
         self._lock_handle = None
+
+    @staticmethod
+    def _resolve_codecs(config: DaemonConfig) -> DaemonConfig:
+        """A camera that cannot be asked now keeps the decoder's default (it may be down: the daemon starts all the
+        same); one whose stream the decoder cannot take is named here, and fails on its own when it opens."""
+        resolution = resolve_codecs(config, "config")
+        for note in resolution.notes:
+            logger.info("%s", note)
+        for warning in resolution.warnings:
+            logger.warning("%s", warning)
+        for problem in resolution.problems:
+            logger.error("%s", problem)
+        return resolution.config
 
     # What tests, benchmarks and the status side read, by their old names.
     @property

@@ -11,8 +11,10 @@ shape follows (Ascend/VisionSDK source):
 - the queue sits after the decoder and drops the oldest decoded frame when full (`leaky: 2`, plugins.md
   "queue") for a live camera, as the mock's live queue does: dropping H.264 packets before the decoder would
   corrupt pictures, and a decoder held back by a full queue cannot recover (plugins.md "mxpi_videodecoder").
+- each decoder's `inputVideoFormat` is its camera's codec (`codec` in the config, `auto` resolved by asking the
+  camera: pipeline/codecs.py), since on the releases of 310 boxes the property, not the stream, sets the VDEC up.
 - tensorinfer's results go straight to the appsink; the host asks for them by key with GetResult.
-With a second stage (issue 14, docs/cascade.md) a second stream, `inspector_stage2`: `appsrc1` ->
+With a second stage (docs/cascade.md) a second stream, `inspector_stage2`: `appsrc1` ->
 `mxpi_tensorinfer1` (the second model's OM) -> `appsink1`. The host sends it the crops it cut from the decoded
 frame, as tensors (SendProtobuf), and reads the results back with GetResult: stage 1's objects come out of the
 first stream as tensors decoded on the host, so no element of the first stream holds boxes an `mxpi_imagecrop`
@@ -32,6 +34,7 @@ from typing import Dict, List, Optional, Tuple
 
 from models.spec import ModelSpec
 from core.configfile import read_json
+from pipeline.codecs import DEFAULT_FORMAT, describe, video_format
 from pipeline.config import DaemonConfig, inline_password
 from pipeline.sdk import DOCUMENTED, ELEMENT_KEYS, check_properties
 
@@ -62,7 +65,8 @@ def render_graph(config: DaemonConfig, spec: ModelSpec) -> dict:
         else:
             elements[src] = {"factory": "filesrc", "props": {"location": camera.url}, "next": decoder}
         elements[decoder] = {"factory": "mxpi_videodecoder",
-                             "props": {"inputVideoFormat": "H264", "outputImageFormat": "YUV420SP_NV12",
+                             "props": {"inputVideoFormat": video_format(camera.codec),
+                                       "outputImageFormat": "YUV420SP_NV12",
                                        "vdecChannelId": str(index), "deviceId": device},
                              "next": queue}
         live = camera.effective_mode == "live"
@@ -478,6 +482,11 @@ def _check_against_config(plan: GraphPlan, config: DaemonConfig, where: str) -> 
             if chain.url is not None and chain.url != camera.url:
                 problems.append(f"{where}: element {chain.source!r}: its URL differs from camera {camera.id!r}'s in "
                                 f"the config (graph sources follow the config's cameras, in order)")
+            decoded = chain.decoder_props.get("inputVideoFormat", DEFAULT_FORMAT)
+            if camera.codec != "auto" and chain.decoder and decoded != video_format(camera.codec):
+                problems.append(f"{where}: element {chain.decoder!r}: inputVideoFormat {decoded}, camera "
+                                f"{camera.id!r} streams {describe(camera.codec)} (codec: {camera.codec} in the "
+                                f"config): the decoder would decode nothing")
             if chain.frame_skip != camera.frame_skip:
                 problems.append(f"{where}: camera {camera.id!r}: frame skip {chain.frame_skip} in the graph, "
                                 f"{camera.frame_skip} in the config")

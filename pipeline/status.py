@@ -95,7 +95,8 @@ class StatusView:
             frame = self.frames.latest.get(camera_id)
             last = self.frames.last_result.get(camera_id)
             cameras.append({"id": camera_id, "state": stats.state, "degraded": reasons[camera_id] is not None,
-                            "reason": reasons[camera_id], "fps": round(self.rates.get(camera_id, 0.0), 2),
+                            "reason": reasons[camera_id], "last_error": stats.last_error,
+                            "fps": round(self.rates.get(camera_id, 0.0), 2),
                             "frames_in": stats.frames_in, "processed": stats.processed,
                             "dropped": stats.value("dropped"), "reconnects": stats.value("reconnects"),
                             "detections": self.frames.detection_counts[camera_id],

@@ -66,7 +66,8 @@ async function refresh() {
   for (const cam of status.cameras) {
     const c = card(cam);
     c.div.className = "camera" + (cam.degraded ? " degraded" : "");
-    c.rates.textContent = cam.state + (cam.degraded ? " (" + cam.reason + ")" : "") + " \\u00b7 " +
+    c.rates.textContent = cam.state + (cam.degraded ? " (" + cam.reason + ")" : "") +
+      (cam.state === "failed" && cam.last_error ? ": " + cam.last_error : "") + " \\u00b7 " +
       cam.fps.toFixed(1) + " fps \\u00b7 processed " + cam.processed + " \\u00b7 dropped " + (cam.dropped === null ? "?" : cam.dropped) +
       " \\u00b7 reconnects " + cam.reconnects + " \\u00b7 detections " + cam.detections;
     if (cam.last_frame !== null && cam.last_frame !== c.frame) {

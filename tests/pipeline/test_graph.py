@@ -156,9 +156,27 @@ def test_cli_render_then_validate(config, tiny_model_dir, tmp_path, capsys, monk
     path = tmp_path / "daemon.yaml"
     path.write_text(json.dumps(data))  # JSON is YAML
     graph = tmp_path / "pipeline.json"
+    # Cameras that cannot be asked their codec (nothing listens): the graph for a box must name it.
+    assert main(["render", "--config", str(path), "--out", str(graph)]) == 1 and not graph.exists()
+    err = capsys.readouterr().err
+    assert "cameras[0] (a).codec: auto, and the camera could not be asked" in err and "cameras[1] (b)" in err
+    assert "cameras[2]" not in err and "pw" not in err  # the file answered; no secret in the reason
+    data["cameras"][0]["codec"], data["cameras"][1]["codec"] = "h264", "h265"
+    path.write_text(json.dumps(data))
     assert main(["render", "--config", str(path), "--out", str(graph)]) == 0
+    assert "cameras[2] (c).codec: auto: the camera streams H.264" in capsys.readouterr().err
+    decoders = {n: e["props"]["inputVideoFormat"] for n, e in json.loads(graph.read_text())["inspector"].items()
+                if n.startswith("mxpi_videodecoder")}
+    assert decoders == {"mxpi_videodecoder0": "H264", "mxpi_videodecoder1": "H265", "mxpi_videodecoder2": "H264"}
     assert main(["validate", "--config", str(path), "--graph", str(graph)]) == 0
+    # A graph whose decoder contradicts the config's codec.
     data = json.loads(graph.read_text())
+    data["inspector"]["mxpi_videodecoder1"]["props"]["inputVideoFormat"] = "H264"
+    graph.write_text(json.dumps(data))
+    assert main(["validate", "--config", str(path), "--graph", str(graph)]) == 1
+    assert "'mxpi_videodecoder1': inputVideoFormat H264, camera 'b' streams H.265" in capsys.readouterr().err
+    data = json.loads(graph.read_text())
+    data["inspector"]["mxpi_videodecoder1"]["props"]["inputVideoFormat"] = "H265"
     data["inspector"]["mxpi_imageresize0"]["props"]["resizeWidth"] = "608"
     graph.write_text(json.dumps(data))
     assert main(["validate", "--config", str(path), "--graph", str(graph)]) == 1

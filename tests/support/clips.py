@@ -1,4 +1,4 @@
-"""Camera clips for tests: the real ones in ../shared/videos when present, else H.264 encoded here."""
+"""Camera clips for tests: the real ones in ../shared/videos when present, else H.264 (or H.265) encoded here."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ DEMO_CLIP = REPO / "pipeline" / "demo" / "insulators.mp4"
 
 
 def encode_clip(path: pathlib.Path, frames: int = 120, width: int = 640, height: int = 360, fps: int = 25,
-                seed: int = 0) -> pathlib.Path:
-    """A real H.264 (libx264) clip of moving coloured rectangles."""
+                seed: int = 0, codec: str = "libx264") -> pathlib.Path:
+    """A real H.264 (libx264) or H.265 (codec="libx265") clip of moving coloured rectangles."""
     import av
     import cv2
 
@@ -21,9 +21,10 @@ def encode_clip(path: pathlib.Path, frames: int = 120, width: int = 640, height:
     shapes = [(rng.integers(0, width), rng.integers(0, height), rng.integers(20, 120), rng.integers(20, 120),
                tuple(int(c) for c in rng.integers(0, 256, 3)), rng.integers(-6, 7, 2)) for _ in range(6)]
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": str(fps), "preset": "veryfast"}
+        stream.options = {"g": str(fps), "preset": "veryfast"} if codec == "libx264" else \
+            {"preset": "ultrafast", "x265-params": f"keyint={fps}:log-level=error"}
         for i in range(frames):
             image = np.full((height, width, 3), 60, np.uint8)
             for x, y, w, h, colour, (dx, dy) in shapes:

@@ -1,12 +1,13 @@
-"""A real RTSP server for tests: GStreamer's gst-rtsp-server, serving H.264 on 127.0.0.1.
+"""A real RTSP server for tests: GStreamer's gst-rtsp-server, serving H.264 and H.265 on 127.0.0.1.
 
 Run by Debian's /usr/bin/python3 (the GObject bindings are Debian packages, not importable from a venv):
 
-    /usr/bin/python3 rtsp_server.py PORT NAME=file:/path/clip.mp4 NAME=live:640x360@30 ...
+    /usr/bin/python3 rtsp_server.py PORT NAME=file:/path/clip.mp4 NAME=live:640x360@30 NAME=live265:640x360@15 ...
 
 file: the clip's own H.264, unchanged (qtdemux ! h264parse ! rtph264pay); each client gets its own pipeline
 from the start of the file, and an end of stream when it ends. live: a moving test pattern encoded live with
-x264 at the given size and rate. Prints "ready" once listening.
+x264 at the given size and rate; live265: the same encoded with x265 (rtph265pay), as most IP cameras stream by
+default. Prints "ready" once listening.
 """
 
 import sys
@@ -28,6 +29,12 @@ def launch_line(spec: str) -> str:
         return (f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
                 f"framerate={fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
                 f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )")
+    if kind == "live265":
+        size, _, fps = value.partition("@")
+        width, height = size.split("x")
+        return (f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
+                f"framerate={fps}/1 ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
+                f"h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96 )")
     raise SystemExit(f"unknown source {spec!r}")
 
 

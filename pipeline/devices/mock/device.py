@@ -27,6 +27,7 @@ import time
 from models.aipp import AippConfig
 from models.errors import ModelError
 from models.spec import ModelSpec
+from pipeline.codecs import DEFAULT_FORMAT
 from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings, check_stage2_plan
 from pipeline.devices.mock.infer import InferenceEngine, InferSettings
 from pipeline.devices.mock.queues import FrameQueue
@@ -115,7 +116,8 @@ class MockDevice(BaseDevice):
             source = CameraSource(
                 SourceSpec(camera.camera_id, channel, chain.url, chain.factory == "mxpi_rtspsrc", live,
                            chain.frame_skip, camera.max_frames, camera.loop, camera.rate_fps,
-                           camera.no_frame_timeout_s, backoff_max_s=camera.reconnect_max_s),
+                           camera.no_frame_timeout_s, backoff_max_s=camera.reconnect_max_s,
+                           video_format=chain.decoder_props.get("inputVideoFormat", DEFAULT_FORMAT)),
                 frame_queue, stats, self.stop_event)
             self.sources.append(source)
             self.stats.append(stats)
