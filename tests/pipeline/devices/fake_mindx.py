@@ -20,6 +20,12 @@ omitted and what is refused:
   with APP_ERR_COMM_INIT_FAIL. The SDK itself calls InitManager when it was not called (MxStreamManager.cpp
   CreateMultipleStreams: `if (!dPtr_->isInitialized_) InitManager()`); the double is stricter and asserts the
   explicit InitManager-then-create order the device follows (api_Python.md "InitManager", the samples).
+- mxpi_videodecoder decodes one codec per element. On the mxVision releases of 310 boxes it is set up from
+  `inputVideoFormat` (default H264), which must match the stream (plugins.md "mxpi_videodecoder"); the 7.3 SDK
+  takes the first frame's format from mxpi_rtspsrc and keeps it (MxpiVideoDecoder.cpp Process: SetDvppVideoFormat
+  once, `isInitVdec_`; `takes_upstream_format=True`). A frame of another codec never reaches mxpi_tensorinfer
+  (the VDEC drops what it cannot decode: the DVPP VDEC reference, "若码流中有坏帧...VDEC可能会丢帧"); the double
+  records it in `decoder_errors` as the SDK logs it, and the host hears nothing (`push_camera_frame`).
 - GetResult on a stream that does not exist (never created, or destroyed) answers APP_ERR_STREAM_NOT_EXIST
   (MxStreamManager.cpp GetResult: IsStreamExist).
 - mxpi_tensorinfer fills every batch to the model's LARGEST gear and otherwise waits `waitingTime` ms
@@ -442,8 +448,11 @@ class StreamManagerApi:
     instances: list = []
     models: dict = {}  # modelPath -> what the model computes, for a host-fed stream (uint8 batch -> outputs)
 
-    def __init__(self, codes: dict | None = None):
+    def __init__(self, codes: dict | None = None, takes_upstream_format: bool = False):
         self.codes = dict(codes or {})
+        self.takes_upstream_format = takes_upstream_format
+        self.decoder_formats: dict = {}  # decoder -> the format its VDEC was set up for
+        self.decoder_errors: list = []  # (decoder, what it is set up for, what came)
         self.calls: list = []
         self.graph: dict | None = None
         self.results: "queue.Queue" = queue.Queue()  # buffers at the appsink
@@ -522,6 +531,23 @@ class StreamManagerApi:
             if not self._pending:
                 self._first_pending = time.monotonic()
             self._pending.append(metadata)
+
+    def push_camera_frame(self, metadata: dict, codec: str) -> bool:
+        """One encoded frame of `codec` ("H264"/"H265") from the camera of the frame's channel, through its
+        decoder; True when decoded (then it goes on as `push_frame`)."""
+        channel = str(metadata["ReservedFrameInfo"][1]["channelId"])
+        stream = self.graph[self.stream_name]
+        source = next(e for n, e in stream.items() if n != "stream_config" and e.get("factory") == "mxpi_rtspsrc"
+                      and e.get("props", {}).get("channelId") == channel)
+        decoder = source["next"]
+        if decoder not in self.decoder_formats:  # MxpiVideoDecoder.cpp: the VDEC is set up at the first frame
+            configured = stream[decoder].get("props", {}).get("inputVideoFormat", "H264")
+            self.decoder_formats[decoder] = codec if self.takes_upstream_format else configured
+        if codec != self.decoder_formats[decoder]:
+            self.decoder_errors.append((decoder, self.decoder_formats[decoder], codec))
+            return False
+        self.push_frame(metadata)
+        return True
 
     def push_error(self, code: int, message: str) -> None:
         """A buffer that carries an upstream plugin's error to the appsink (MxsmStream.cpp
@@ -703,8 +729,9 @@ class StreamManagerApi:
         return self.codes.get("DestroyAllStreams", 0)
 
 
-def make_sdk(codes: dict | None = None) -> types.SimpleNamespace:
-    return types.SimpleNamespace(StreamManagerApi=lambda: StreamManagerApi(codes), StringVector=StringVector,
+def make_sdk(codes: dict | None = None, takes_upstream_format: bool = False) -> types.SimpleNamespace:
+    return types.SimpleNamespace(StreamManagerApi=lambda: StreamManagerApi(codes, takes_upstream_format),
+                                 StringVector=StringVector,
                                  MxpiDataType=MxpiDataType, MxProtobufIn=MxProtobufIn,
                                  InProtobufVector=InProtobufVector)
 

@@ -402,3 +402,54 @@ def test_the_ascend_device_runs_without_onnxruntime(om_dir, dev_root, tmp_path, 
     stop.set()
     runner.join(timeout=30)
     assert not errors, errors
+
+
+@pytest.mark.parametrize("upstream", [False, True])
+def test_each_decoder_is_set_up_for_its_cameras_codec(om_dir, dev_root, tmp_path, monkeypatch, upstream):
+    """The graph names each camera's codec; the SDK's decoders take only that one (fake_mindx: the property on
+    the releases of 310 boxes, the first frame's format on the 7.3 SDK), whatever the host hears."""
+    import json
+
+    monkeypatch.setenv("CAM_PW", "x")
+    config, _ = setup(om_dir, tmp_path, waiting_time_ms=10)
+    cameras = [config.cameras[0].model_copy(update={"codec": "h264"}),
+               config.cameras[1].model_copy(update={"codec": "h265"})]
+    config = config.model_copy(update={"cameras": cameras})
+    daemon = Daemon(config, device=AscendDevice(sdk=fake_mindx.make_sdk(takes_upstream_format=upstream),
+                                                device_root=str(dev_root)))
+    spec = ModelSpec.load(om_dir)
+    api, stop, runner, errors = run_daemon(daemon)
+    assert [api.graph["inspector"][f"mxpi_videodecoder{i}"]["props"]["inputVideoFormat"] for i in (0, 1)] == \
+        ["H264", "H265"]
+    outputs = list(model_outputs(spec))
+    assert api.push_camera_frame(fake_mindx.frame_metadata(1, 1, 640, 480, outputs, (320, 320)), "H265")
+    assert api.push_camera_frame(fake_mindx.frame_metadata(0, 1, 640, 480, outputs, (320, 320)), "H264")
+    # The camera comes back from a reconnect with its factory default: both SDKs' decoders refuse it.
+    assert not api.push_camera_frame(fake_mindx.frame_metadata(0, 2, 640, 480, outputs, (320, 320)), "H265")
+    out = tmp_path / "out" / "detections.jsonl"
+    wait_for(lambda: errors or (out.exists() and len(out.read_text().splitlines()) >= 2))
+    time.sleep(0.3)
+    stop.set()
+    runner.join(timeout=30)
+    assert not errors, errors
+    lines = [json.loads(l) for l in out.read_text().splitlines()]
+    assert sorted((l["camera"], l["frame"]) for l in lines) == [("cam0", 1), ("cam1", 1)]
+    assert api.decoder_errors == [("mxpi_videodecoder0", "H264", "H265")]
+
+
+def test_an_unresolved_auto_camera_of_h265_decodes_nothing_on_a_310_release(om_dir, dev_root, tmp_path,
+                                                                            monkeypatch, caplog):
+    """Why `auto` must be resolved: a camera the daemon could not ask gets the default H264 (and a warning naming
+    it); on the releases of 310 boxes its H.265 frames then never reach the model."""
+    monkeypatch.setenv("CAM_PW", "x")
+    config, _ = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=10)
+    daemon = Daemon(config, device=AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root)))
+    assert "cameras[0] (cam0).codec: auto, and the camera could not be asked" in caplog.text
+    api, stop, runner, errors = run_daemon(daemon)
+    spec = ModelSpec.load(om_dir)
+    assert not api.push_camera_frame(fake_mindx.frame_metadata(0, 1, 640, 480, list(model_outputs(spec)),
+                                                               (320, 320)), "H265")
+    stop.set()
+    runner.join(timeout=30)
+    assert not errors, errors
+    assert api.decoder_errors == [("mxpi_videodecoder0", "H264", "H265")]
