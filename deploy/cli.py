@@ -54,6 +54,8 @@ def register(commands) -> None:
     plan.add_argument("--sizes", type=parse_int_list, default=(416, 608), help="model input sizes")
     plan.add_argument("--camera", default="1920x1080", help="camera resolution WxH (default 1920x1080)")
     plan.add_argument("--fps", type=float, default=25.0, help="camera frame rate (default 25)")
+    plan.add_argument("--codec", choices=("h264", "h265"), default="h264",
+                      help="what the cameras stream (the VDEC's rate is the same for both; default h264)")
     plan.add_argument("--frame-skip", type=parse_skips, default=(0,), help="frame skip values, e.g. 0,1,4")
     plan.add_argument("--batch", type=int, default=4, help="batch size (a dynamic-batch gear)")
     plan.add_argument("--npu-fps", type=float, help="measured NPU inferences/s of the model at this batch "
@@ -123,7 +125,8 @@ def _plan(args) -> int:
         return 2
     stage2 = Stage2(args.stage2_cfg, args.stage2_size, args.crops_per_frame, args.stage2_npu_fps) \
         if args.stage2_cfg else None
-    plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps, args.host_ms, stage2)
+    plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps, args.host_ms, stage2,
+                  args.codec)
              for cfg in (args.cfg or ["yolov4", "yolov4-tiny"]) for size in args.sizes for skip in args.frame_skip]
     print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else format_plans(plans))
     return 0

@@ -1,8 +1,13 @@
 """`inspector plan`: how many cameras one Ascend 310 carries, and which unit runs out first.
 
 Budget of one chip (../shared/reference/README.md, "Ascend 310 budget"):
-- VDEC: 1080p at 480 fps in total (16 channels x 30 fps), 4K at 120 fps: a pixel rate of ~995 Mpx/s, and at
-  most 16 channels. Every camera frame is decoded, also the ones frame skip drops afterwards.
+- VDEC, the same for H.264 and H.265 (the vendor's table, VDEC_SOURCE, gives one figure per resolution for both:
+  the VDEC takes H.264 BP/MP/HP and H.265 8/10-bit, level 5.1): 4K at 120 fps in total (4 channels of 30 fps
+  recommended), 1080p at 480 fps (16 x 30), 720p or less at 960 fps (32 x 30). That is a pixel rate of ~995
+  Mpx/s (1080p and 4K alike) and at most 960 frames/s, on at most 32 channels (vdecChannelId 0..31; at 30 fps
+  the rate alone gives the vendor's recommended channel counts). Every camera frame is decoded, also the ones
+  frame skip drops afterwards. Device memory per channel, given for H.265 with 9 reference frames (H.264 needs
+  no more): ~182 MB at 4K, ~56 MB at 1080p, ~35 MB at 720p or less.
 - VPC (resize): 1080p at about 1000 fps in practice (1440 fps raw; host-device copies cap it): ~2074 Mpx/s
   of input pixels, and at most 1440 operations/s however small the picture. Only frames that pass frame skip
   are resized. The letterbox is TWO operations on an Ascend 310 (MxpiImageResize.cpp DvppResizeAndCrop: a
@@ -31,8 +36,14 @@ from typing import Optional
 
 from models.darknet_cfg import parse_cfg
 
-VDEC_PIXEL_RATE = 1920 * 1080 * 480.0
-VDEC_CHANNELS = 16
+VDEC_SOURCE = ("CANN 8.0.0 application development guide, \"VDEC Performance Specifications\", table for the "
+               "Atlas 200/300/500 inference product (Ascend 310); the same in CANN 5.0.4")
+VDEC_PIXEL_RATE = 1920 * 1080 * 480.0  # = 3840 x 2160 x 120
+VDEC_FRAME_RATE = 960.0  # 720p or less
+VDEC_CHANNELS = 32
+# (largest picture of the class, its name, total fps, MB of device memory per channel (H.265, 9 ref. frames)).
+VDEC_TABLE = ((1280 * 720, "720p", 960, 35), (1920 * 1080, "1080p", 480, 56), (3840 * 2160, "4K", 120, 182))
+CODECS = {"h264": "H.264", "h265": "H.265"}
 VPC_PIXEL_RATE = 1920 * 1080 * 1000.0
 VPC_OPERATIONS = 1440.0  # per second, the raw 1080p rate: a small picture costs at least this
 LETTERBOX_OPERATIONS = 2
@@ -80,6 +91,17 @@ def estimated_npu_fps(cfg_name: str, size: int, batch: int) -> tuple:
     return min(rates), max(rates)
 
 
+def vdec_frames_per_second(pixels: int) -> float:
+    """Frames/s of this size the VDEC decodes in total, over all channels, H.264 or H.265."""
+    return min(VDEC_FRAME_RATE, VDEC_PIXEL_RATE / pixels)
+
+
+def vdec_memory_mb(pixels: int) -> float:
+    """Device memory one channel of this picture size holds (the vendor's figure of the next class up)."""
+    return next((mb for largest, _, _, mb in VDEC_TABLE if pixels <= largest), VDEC_TABLE[-1][3] * pixels /
+                VDEC_TABLE[-1][0])
+
+
 def vpc_seconds_per_frame(width: int, height: int, model_size: int) -> float:
     """The two operations of a letterbox: the camera frame's resize, then the paste of the resized picture."""
     def operation(pixels: float) -> float:
@@ -103,13 +125,18 @@ class Plan:
     cameras: int
     bottleneck: str
     stage2: Optional[dict] = None  # with a second stage: its NPU rate, crops, picture copy and host time
+    codec: str = "h264"
+    vdec_mb_per_camera: float = 0.0  # device memory of one decoding channel
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 def plan(cfg_name: str, size: int, width: int, height: int, camera_fps: float, frame_skip: int = 0, batch: int = 4,
-         npu_fps: Optional[float] = None, host_ms: Optional[float] = None, stage2: Optional[Stage2] = None) -> Plan:
+         npu_fps: Optional[float] = None, host_ms: Optional[float] = None, stage2: Optional[Stage2] = None,
+         codec: str = "h264") -> Plan:
+    if codec not in CODECS:
+        raise ValueError(f"codec {codec!r}: the Ascend 310 decodes {' and '.join(CODECS)}")
     inferred_fps = camera_fps / (frame_skip + 1)
     pixels = width * height
     if npu_fps is None:
@@ -133,7 +160,7 @@ def plan(cfg_name: str, size: int, width: int, height: int, camera_fps: float, f
                    "picture_copy_mb_s_per_camera": round(pixels * 1.5 * inferred_fps / 1e6, 1),
                    "host_ms_for_crops": round(crop_ms, 2)}
     limits = {
-        "VDEC": VDEC_PIXEL_RATE / (pixels * camera_fps),
+        "VDEC": vdec_frames_per_second(pixels) / camera_fps,
         "VDEC channels": float(VDEC_CHANNELS),
         "VPC": 1.0 / (vpc_seconds_per_frame(width, height, size) * inferred_fps),
         "NPU": 1.0 / (npu_seconds * inferred_fps),
@@ -142,7 +169,7 @@ def plan(cfg_name: str, size: int, width: int, height: int, camera_fps: float, f
     bottleneck = min(limits, key=limits.get)
     return Plan(cfg_name, size, batch, f"{width}x{height}", camera_fps, frame_skip, round(npu_fps, 1),
                 round(npu_high, 1), source, round(host_ms, 2), {k: round(v, 1) for k, v in limits.items()},
-                int(limits[bottleneck]), bottleneck, cascade)
+                int(limits[bottleneck]), bottleneck, cascade, codec, float(vdec_memory_mb(pixels)))
 
 
 def format_plans(plans: list[Plan]) -> str:
@@ -157,6 +184,12 @@ def format_plans(plans: list[Plan]) -> str:
     lines.append(f"host: {plans[0].host_ms if plans else 0:.1f} ms per frame on one box core (measured here x "
                  f"{ARM_FACTOR:g}, an estimate; --host-ms to give a measured figure); VPC: a letterbox is "
                  f"{LETTERBOX_OPERATIONS} operations")
+    if plans:
+        budget = ", ".join(f"{name} {fps} fps ({fps // 30} x 30, ~{mb} MB each)" for _, name, fps, mb in VDEC_TABLE)
+        lines.append(f"VDEC, H.264 and H.265 alike: {budget}, {VDEC_CHANNELS} channels; here "
+                     f"{', '.join(sorted({CODECS[p.codec] for p in plans}))} at {plans[0].camera}: "
+                     f"~{plans[0].vdec_mb_per_camera:g} MB of device memory per camera")
+        lines.append(f"  (VDEC figures: {VDEC_SOURCE})")
     cascade = next((p.stage2 for p in plans if p.stage2), None)
     if cascade:
         lines.append(f"second stage: {cascade['cfg']} at {cascade['size']}, {cascade['crops_per_frame']:g} crops a "

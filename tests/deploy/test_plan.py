@@ -19,9 +19,11 @@ def test_the_bottleneck_moves_with_frame_skip_and_a_given_npu_rate():
     slow = plan("yolov4", 416, 1920, 1080, 25, frame_skip=0, npu_fps=100)
     assert (slow.cameras, slow.bottleneck) == (4, "NPU")
     skipping = plan("yolov4", 416, 1920, 1080, 25, frame_skip=4, npu_fps=100)
-    assert (skipping.cameras, skipping.bottleneck) == (16, "VDEC channels")
+    assert (skipping.cameras, skipping.bottleneck) == (19, "VDEC")
+    # 720p: 960 fps in total (not the pixel rate's 1080), on 32 channels at most.
     small = plan("yolov4", 416, 1280, 720, 25, frame_skip=4, npu_fps=1000)
-    assert small.limits["VDEC"] == pytest.approx(43.2, rel=0.01) and small.bottleneck == "VDEC channels"
+    assert small.limits["VDEC"] == pytest.approx(38.4, rel=0.01) and small.bottleneck == "VDEC channels"
+    assert small.cameras == 32
     assert slow.npu_fps_source == "given"
 
 
@@ -69,3 +71,27 @@ def test_plan_command_prints_the_second_stage(capsys):
     assert main(["plan", "--cfg", "yolov4-tiny", "--sizes", "416", "--npu-fps", "300", "--stage2-cfg", "yolov4-tiny",
                  "--stage2-npu-fps", "2000"]) == 0
     assert "second stage: yolov4-tiny at 96, 10 crops a frame" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("width, height, cameras_at_30_fps, mb", [(1280, 720, 32, 35), (1920, 1080, 16, 56),
+                                                                  (3840, 2160, 4, 182)])
+def test_the_vdec_budget_is_the_vendors_for_h264_and_h265_alike(width, height, cameras_at_30_fps, mb):
+    """At 30 fps the VDEC's rate gives the vendor's recommended channel counts (deploy/plan.py VDEC_SOURCE); the
+    table has one figure for both codecs, and the device memory per channel is its H.265 figure."""
+    h264, h265 = (plan("yolov4-tiny", 416, width, height, 30, frame_skip=9, npu_fps=1e4, host_ms=1e-3, codec=codec)
+                  for codec in ("h264", "h265"))
+    assert h264.limits == h265.limits and h265.codec == "h265"
+    assert h265.cameras == cameras_at_30_fps and h265.bottleneck.startswith("VDEC")
+    assert h265.vdec_mb_per_camera == mb
+    with pytest.raises(ValueError, match="codec 'mjpeg'"):
+        plan("yolov4-tiny", 416, width, height, 30, codec="mjpeg")
+
+
+def test_cli_plan_names_the_codec_and_the_vdec_figures(capsys):
+    assert main(["plan", "--cfg", "yolov4-tiny", "--sizes", "416", "--codec", "h265", "--camera", "3840x2160"]) == 0
+    out = capsys.readouterr().out
+    assert "VDEC, H.264 and H.265 alike: 720p 960 fps (32 x 30, ~35 MB each), 1080p 480 fps (16 x 30, ~56 MB each), " \
+           "4K 120 fps (4 x 30, ~182 MB each), 32 channels; here H.265 at 3840x2160: ~182 MB" in out
+    assert "VDEC Performance Specifications" in out
+    with pytest.raises(SystemExit):
+        main(["plan", "--codec", "mjpeg"])
