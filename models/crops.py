@@ -4,7 +4,7 @@ and the daemon (one function, so the deployed crop is the crop the model was tra
 An insulator string is 4-6 times longer than wide. Letterboxing the whole string into a square input would
 shrink a defect (a missing cap, 15-20 px at the detector's input) to a few pixels, so a long box is cut into
 square tiles along its long axis, overlapping by `overlap`, each as wide as the box's short side plus the margin
-(the layout of Tao et al. 2018's cascade, and of the prototype measured in issue 14). A string hanging
+(the layout of Tao et al. 2018's cascade, and of the prototype measured in docs/cascade.md). A string hanging
 diagonally has a box wide in both directions: `max_side` bounds the tile side, and such a box is covered by a
 grid of tiles. A compact box (no longer than `max_aspect` times its width, within `max_side`) is one crop.
 

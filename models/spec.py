@@ -86,7 +86,7 @@ class ModelSpec:
     # size) and the exported CPU model kept beside it, which the mock device runs from the same directory.
     aipp: dict[str, Any] | None = None
     cpu_model_file: str | None = None
-    # A second-stage model (issue 14): it runs on crops around the first stage's `parents` objects, cut as
+    # A second-stage model (docs/cascade.md): it runs on crops around the first stage's `parents` objects, cut as
     # models/crops.py cuts them with these settings, which are the ones it was trained with.
     crops: dict[str, Any] | None = None
 

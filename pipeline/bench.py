@@ -261,8 +261,8 @@ def run_bench(model_dir: pathlib.Path, clips: list[pathlib.Path], cameras: list[
 def run_cascade_bench(model_dir: pathlib.Path, stage2_dir: pathlib.Path, clips: list[pathlib.Path],
                       cameras: list[int], batch: int, in_flight: int, seconds: float, stage2_score: float = 0.3,
                       progress=print) -> dict:
-    """The daemon's frames/s with and without the second stage, one after the other on the same clips (issue 14:
-    the cascade should keep at least 0.7 of the single-stage rate), and the crops it ran per frame."""
+    """The daemon's frames/s with and without the second stage, one after the other on the same clips
+    (the cascade should keep at least 0.7 of the single-stage rate), and the crops it ran per frame."""
     report: dict = {"model": str(model_dir), "stage2": str(stage2_dir), "clips": [c.name for c in clips],
                     "batch": batch, "in_flight": in_flight, "cases": {}}
     with tempfile.TemporaryDirectory(prefix="inspector-bench-") as tmp:

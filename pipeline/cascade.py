@@ -1,4 +1,4 @@
-"""The second stage on the host (issue 14): its model checked against the config and the first model, the
+"""The second stage on the host (docs/cascade.md): its model checked against the config and the first model, the
 class list the daemon reports, and each frame's crop outputs turned into detections in camera pixels, each with
 the first-stage object it was found in.
 

@@ -134,7 +134,7 @@ class ThresholdConfig(Strict):
 
 
 class Stage2Config(Strict):
-    """A second model on crops of the first's objects, cut from the full-resolution frame (issue 14)."""
+    """A second model on crops of the first's objects, cut from the full-resolution frame (docs/cascade.md)."""
     model: str = Field(description="Exported second-stage model directory (trained by `inspector train` with "
                                    "data.crops; its manifest says where it looks: parents, margin, tiles).")
     parents: Optional[list[str]] = Field(None, min_length=1, description="First-stage classes whose objects are "

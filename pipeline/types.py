@@ -29,7 +29,7 @@ class FrameInfo:
 
 @dataclasses.dataclass(frozen=True)
 class CropOutput:
-    """The second model's output for one crop of a frame (issue 14): where the crop was cut (camera pixels,
+    """The second model's output for one crop of a frame (docs/cascade.md): where the crop was cut (camera pixels,
     x1 y1 x2 y2, DVPP-aligned), the first-stage object it was cut around, and the model's output tensors."""
 
     rect_camera: tuple[int, int, int, int]

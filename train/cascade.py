@@ -1,4 +1,4 @@
-"""End-to-end evaluation of a two-stage cascade on full pictures (issue 14).
+"""End-to-end evaluation of a two-stage cascade on full pictures (docs/cascade.md).
 
 Stage 1 finds the parents (insulators) on the whole picture; every parent above `parent_score` (the daemon's
 stage-1 threshold, best first, at most `max_crops` per picture) is cut into the crops the second stage was

@@ -12,7 +12,7 @@ from core.errors import ConfigError
 
 
 class CropDataConfig(Strict):
-    """A second-stage model's training set, cut from ordinary annotations (issue 14; geometry: models/crops.py).
+    """A second-stage model's training set, cut from ordinary annotations (docs/cascade.md; geometry: models/crops.py).
     `data.classes` are then the child classes found inside the crops (e.g. [defect])."""
     parents: list[str] = Field(min_length=1, description="Classes of the annotated objects the crops are cut "
                                                          "around (e.g. [insulator]); the first stage's classes.")

@@ -1,4 +1,4 @@
-"""A second-stage training set cut from ordinary annotations (issue 14).
+"""A second-stage training set cut from ordinary annotations (docs/cascade.md).
 
 Around every annotated parent object (an insulator) the crops the deployed cascade cuts (models/crops.py: the
 same margin and tiles), with the child objects (defects) mapped into them; crops with no child are kept as

@@ -40,7 +40,7 @@ class CameraSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Stage2Settings:
-    """A second model on crops of the first's objects (issue 14). Which first-stage objects are cropped is the
+    """A second model on crops of the first's objects (docs/cascade.md). Which first-stage objects are cropped is the
     host's own rule (the same thresholds and NMS as the detections it reports), so the device applies it to
     the first model's outputs before cutting the crops."""
 

@@ -1,4 +1,4 @@
-"""The second stage's crops of one frame, the same on both devices (issue 14, docs/cascade.md).
+"""The second stage's crops of one frame, the same on both devices (docs/cascade.md).
 
 Which first-stage objects are cropped is the host's own rule (models/detect.py with the daemon's thresholds and
 NMS), kept for the parent classes, best first; where the crops are cut is the geometry the second model was

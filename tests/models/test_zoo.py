@@ -1,5 +1,5 @@
-"""The checkpoints in models/zoo are the bundled models' own (issue 14: "commit the stage-1 checkpoint beside its
-ONNX so stage 2, and users, can start from its backbone"): exported again, each gives the bundled ONNX's
+"""The checkpoints in models/zoo are the bundled models' own (the stage-1 checkpoint
+beside its ONNX, so that stage 2, and users, can start from its backbone): exported again, each gives the bundled ONNX's
 outputs."""
 
 import pathlib

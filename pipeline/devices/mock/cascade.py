@@ -1,4 +1,4 @@
-"""The second stage on the mock device (issue 14): crops of the first model's objects, cut from the decoded
+"""The second stage on the mock device (docs/cascade.md): crops of the first model's objects, cut from the decoded
 full-resolution NV12 frame, letterboxed to the second model's input, its AIPP, batched across every frame (and
 so every camera) of a first-stage batch, inferred.
 

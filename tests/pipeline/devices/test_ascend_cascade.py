@@ -1,4 +1,4 @@
-"""The second stage on the Ascend device (issue 14), against the SDK double (fake_mindx.py): the decoded
+"""The second stage on the Ascend device (docs/cascade.md), against the SDK double (fake_mindx.py): the decoded
 picture fetched with the first model's outputs, the crops cut on the host exactly as on the mock device, sent to
 the second stream with SendProtobuf as NV12 tensors with the frame's tag, the answers matched back to their
 frames, frames handed on in order, and a lost answer costing the crops, never the frame."""
