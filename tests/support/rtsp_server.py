@@ -19,22 +19,20 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
+ENCODERS = {"live": ("x264enc", "h264"), "live265": ("x265enc", "h265")}
+
+
 def launch_line(spec: str) -> str:
     kind, _, value = spec.partition(":")
     if kind == "file":
         return f"( filesrc location={value} ! qtdemux ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )"
-    if kind == "live":
+    if kind in ENCODERS:  # a live test pattern, encoded as a camera would
         size, _, fps = value.partition("@")
         width, height = size.split("x")
+        encoder, codec = ENCODERS[kind]
         return (f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
-                f"framerate={fps}/1 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
-                f"h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )")
-    if kind == "live265":
-        size, _, fps = value.partition("@")
-        width, height = size.split("x")
-        return (f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},"
-                f"framerate={fps}/1 ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
-                f"h265parse config-interval=-1 ! rtph265pay name=pay0 pt=96 )")
+                f"framerate={fps}/1 ! {encoder} tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! "
+                f"{codec}parse config-interval=-1 ! rtp{codec}pay name=pay0 pt=96 )")
     raise SystemExit(f"unknown source {spec!r}")
 
 
