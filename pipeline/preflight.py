@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 
 from models.integrity import check_checksums, check_cpu_model
 from models.spec import ModelSpec
@@ -46,13 +47,18 @@ def _environment(config: DaemonConfig, source: str) -> list[str]:
     return problems
 
 
+MIN_FREE_BYTES = 16 * 1024 * 1024  # the outbox, status.json and a few snapshots: below this nothing is stored
+
+
 def writable_directory_problem(directory: str | pathlib.Path) -> str | None:
-    """Why the daemon could not create or write `directory`, or None."""
+    """Why the daemon could not create or write `directory` (or could, on a disk that is full), or None."""
     path = pathlib.Path(directory)
     if path.exists():
         if not path.is_dir():
             return f"{path} exists and is not a directory"
-        return None if os.access(path, os.W_OK | os.X_OK) else f"{path} is not writable by this user"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"{path} is not writable by this user"
+        return _free_space_problem(path, path)
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -60,6 +66,14 @@ def writable_directory_problem(directory: str | pathlib.Path) -> str | None:
         return f"{path} cannot be created: {parent} is not a directory"
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{path} cannot be created: {parent} is not writable by this user"
+    return _free_space_problem(path, parent)
+
+
+def _free_space_problem(path: pathlib.Path, existing: pathlib.Path) -> str | None:
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        return (f"{path}: only {free / 2**20:.1f} MB free on its file system (at least "
+                f"{MIN_FREE_BYTES // 2**20} MB needed): free some space")
     return None
 
 

@@ -5,6 +5,7 @@ check and a supervisor read."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import time
@@ -15,6 +16,8 @@ from pipeline.frames import FrameHandler
 from pipeline.outputs.snapshots import annotate, encode_jpeg
 from pipeline.outputs.stage import OutputStage
 from pipeline.web.metrics import Metrics
+
+logger = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
 RATE_WINDOW_S = 3.0  # processed fps per camera over at least this long
@@ -30,6 +33,8 @@ class StatusView:
         self._rate_base: Optional[Tuple[float, dict]] = None
         self._jpeg_cache: Dict[str, Tuple[int, bytes]] = {}
         self.server = None  # the StatusServer, once listening (its address goes into status.json)
+        self.status_failures = 0
+        self.status_error: Optional[str] = None  # why status.json is not being written, while it lasts
 
     # --- status.json and rates ----------------------------------------------------------------------------------
     def update_rates(self) -> None:
@@ -47,14 +52,30 @@ class StatusView:
         self._rate_base = (now, current)
 
     def heartbeat(self, path: pathlib.Path, state: str) -> None:
-        """status.json, replaced atomically."""
+        """status.json, replaced atomically. A write the disk refuses (full, the directory removed) is counted
+        and said, never raised: the cameras go on, and the next heartbeat tries again (recreating the directory)."""
         status = {"state": state, "time": time.time(), "pid": os.getpid(),
                   "http": {"host": self.server.host, "port": self.server.port} if self.server else None,
                   "cameras": [{"id": s.camera_id, "state": s.state, "processed": s.processed,
                                "dropped": s.value("dropped")} for s in self.device.camera_stats()]}
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(status), encoding="utf-8")
-        os.replace(temporary, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(status), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:
+            self.status_failures += 1
+            self.status_error = f"{path}: cannot write: {exc.strerror or exc}"
+            if self.status_failures in (1, 10, 100) or self.status_failures % 1000 == 0:
+                logger.error("%s (%d failures so far; the cameras go on)", self.status_error, self.status_failures)
+            try:
+                temporary.unlink(missing_ok=True)  # a partial file must not hold the disk's last bytes
+            except OSError:
+                pass
+            return
+        if self.status_error is not None:
+            logger.warning("%s: written again after %d failures", path, self.status_failures)
+            self.status_error = None
 
     # --- health -------------------------------------------------------------------------------------------------
     def degradation(self) -> Dict[str, Optional[str]]:
@@ -83,8 +104,15 @@ class StatusView:
                 "cameras": [{"id": c, "healthy": r is None, "reason": r} for c, r in reasons.items()],
                 "outputs": [{"sink": o["sink"], "healthy": o["healthy"], "backlog": o["backlog"]}
                             for o in self.outputs.status()],
-                "outbox_write_errors": self.outputs.outbox_errors, "device_lost_frames": self.device.lost_frames()}
+                "outbox_write_errors": self.outputs.outbox_errors, "device_lost_frames": self.device.lost_frames(),
+                "problems": self.problems()}
         return (200 if self.state == "running" else 503), body
+
+    def problems(self) -> list:
+        """What is degraded beyond the cameras, each with its reason (the daemon runs on)."""
+        found = [self.status_error, self.outputs.problem]
+        found += [f"output {o['sink']}: {o['last_error']}" for o in self.outputs.status() if not o["healthy"]]
+        return [problem for problem in found if problem]
 
     def status(self) -> dict:
         reasons = self.degradation()
@@ -103,7 +131,7 @@ class StatusView:
                             "last_frame": frame.frame_id if frame else None,
                             "last_frame_age_s": round(now - last, 2) if last is not None else None})
         return {"state": self.state, "uptime_s": round(now - self.started, 1), "cameras": cameras,
-                "events": self.outputs.recent(), "outputs": self.outputs.status()}
+                "events": self.outputs.recent(), "outputs": self.outputs.status(), "problems": self.problems()}
 
     def snapshot_jpeg(self, camera_id: str) -> Optional[bytes]:
         frame = self.frames.latest.get(camera_id)

@@ -104,26 +104,29 @@ class Outbox:
     def _insert(self, items, sinks: list[str], durable: bool) -> list[int]:
         """One transaction: every item's message and its pending row per sink, or nothing."""
         db = self._connection()
-        if durable:
-            db.execute("PRAGMA synchronous=FULL")
-        try:
-            db.execute("BEGIN IMMEDIATE")
+
+        def insert(db: sqlite3.Connection) -> list[int]:
             ids = [db.execute("INSERT INTO messages (kind, camera, payload, created) VALUES (?, ?, ?, ?)",
                               item).lastrowid for item in items]
             db.executemany("INSERT INTO pending (sink, message_id) VALUES (?, ?)",
                            [(sink, message_id) for message_id in ids for sink in sinks])
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+            return ids
+
+        if durable:
+            db.execute("PRAGMA synchronous=FULL")
+        try:
+            ids = self._transaction(insert)
         finally:
             if durable:
                 db.execute("PRAGMA synchronous=NORMAL")
         self._since_check += len(ids)
         if self._since_check >= CAP_CHECK_EVERY:
             self._since_check = 0
-            self.enforce_cap()
+            try:
+                self.enforce_cap()
+            except sqlite3.Error as exc:  # the messages above are stored; the size is checked again later
+                logger.warning("outbox %s: size check failed (%s); checked again after %d messages", self.path, exc,
+                               CAP_CHECK_EVERY)
         return ids
 
     def fetch(self, sink: str, limit: int = 100) -> list[Message]:
@@ -137,21 +140,41 @@ class Outbox:
         """Delivered: forget the sink's pending rows and every message no sink still waits for."""
         if not ids:
             return
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        def forget(db: sqlite3.Connection) -> None:
             db.executemany("DELETE FROM pending WHERE sink = ? AND message_id = ?", [(sink, i) for i in ids])
             db.executemany("DELETE FROM messages WHERE id = ? AND NOT EXISTS "
                            "(SELECT 1 FROM pending WHERE message_id = ?)", [(i, i) for i in ids])
+
+        self._transaction(forget)
+
+    def _transaction(self, work):
+        """`work(db)` in one write transaction, committed, or rolled back and raised. SQLite rolls a transaction
+        back by itself on some failures (a full disk at COMMIT): rolling back again would raise "no transaction
+        is active" and hide the real error."""
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error as exc:  # the original error is the one worth raising
+                    logger.debug("outbox %s: rollback failed: %s", self.path, exc)
             raise
+        return result
 
     def backlog(self) -> dict[str, int]:
         """Pending messages per sink (including sinks no longer configured)."""
         rows = self._connection().execute("SELECT sink, COUNT(*) FROM pending GROUP BY sink").fetchall()
         return dict(rows)
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, ids: list[int]) -> None:
+        rows = [(i,) for i in ids]
+        db.executemany("DELETE FROM pending WHERE message_id = ?", rows)
+        db.executemany("DELETE FROM messages WHERE id = ?", rows)
 
     def enforce_cap(self) -> None:
         db = self._connection()
@@ -164,10 +187,7 @@ class Outbox:
                                             (kind, excess)).fetchall()]
             if not ids:
                 continue
-            db.execute("BEGIN IMMEDIATE")
-            db.executemany("DELETE FROM pending WHERE message_id = ?", [(i,) for i in ids])
-            db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
-            db.execute("COMMIT")
+            self._transaction(lambda db: self._delete(db, ids))
             self.dropped[kind] += len(ids)
             excess -= len(ids)
             log = logger.error if kind == "events" else logger.warning

@@ -15,6 +15,7 @@ import logging
 import os
 import pathlib
 import random
+import sqlite3
 import socket
 import threading
 import time
@@ -358,7 +359,13 @@ class Deliverer(threading.Thread):
                 stopping = self.stop_event.is_set()
                 if self._out_of_time():
                     return
-                messages = self.outbox.fetch(self.sink.name, self.BATCH)
+                try:
+                    messages = self.outbox.fetch(self.sink.name, self.BATCH)
+                except sqlite3.Error as exc:  # the outbox's disk: its reads fail too when it is gone or broken
+                    if not self._retry_after(f"outbox {self.outbox.path}: cannot read: {exc}", backoff):
+                        return
+                    backoff = min(backoff * 2, self.retry.max_s)
+                    continue
                 if not messages:
                     if stopping:
                         return
@@ -370,25 +377,21 @@ class Deliverer(threading.Thread):
                     error = None
                 except DeliveryError as exc:
                     delivered, error = exc.delivered, exc
-                self.outbox.ack(self.sink.name, delivered)
+                try:
+                    self.outbox.ack(self.sink.name, delivered)
+                except sqlite3.Error as exc:
+                    # Delivered but not forgotten (a full disk cannot commit the delete): delivered again after
+                    # the retry, which receivers de-duplicate by the messages' ids (at least once).
+                    error = f"outbox {self.outbox.path}: cannot record {len(delivered)} deliveries: {exc}"
+                    delivered = []
                 self.delivered += len(delivered)
                 if error is None:
                     backoff = self.retry.initial_s
                     self.healthy = True
                     continue
-                self.failures += 1
-                self.healthy = False
-                if str(error) != self.last_error or self.failures % 20 == 1:  # rate-limited
-                    logger.warning("output %s: %s; retrying in up to %.0f s (backlog kept in the outbox)",
-                                   self.sink.name, error, backoff)
-                self.last_error = str(error)
-                delay = backoff * random.uniform(0.5, 1.0)
+                if not self._retry_after(str(error), backoff):
+                    return
                 backoff = min(backoff * 2, self.retry.max_s)
-                waited = time.monotonic() + delay
-                while time.monotonic() < waited:
-                    if self._out_of_time():
-                        return
-                    time.sleep(min(0.1, max(0.0, waited - time.monotonic())))
         except Exception:  # a bug must not pass silently: the backlog stays in the outbox
             logger.exception("output %s: delivery thread failed", self.sink.name)
             self.healthy = False
@@ -397,6 +400,21 @@ class Deliverer(threading.Thread):
                 self.sink.close()
             finally:
                 self.outbox.close()
+
+    def _retry_after(self, error: str, backoff: float) -> bool:
+        """Count and say the failure (rate-limited), wait a jittered backoff; False when out of time."""
+        self.failures += 1
+        self.healthy = False
+        if error != self.last_error or self.failures % 20 == 1:
+            logger.warning("output %s: %s; retrying in up to %.0f s (backlog kept in the outbox)", self.sink.name,
+                           error, backoff)
+        self.last_error = error
+        waited = time.monotonic() + backoff * random.uniform(0.5, 1.0)
+        while time.monotonic() < waited:
+            if self._out_of_time():
+                return False
+            time.sleep(min(0.1, max(0.0, waited - time.monotonic())))
+        return True
 
     def _out_of_time(self) -> bool:
         return self.stop_event.is_set() and time.monotonic() >= self.deadline

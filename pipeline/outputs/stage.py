@@ -2,13 +2,18 @@
 
 Every detection line and event is committed to the outbox before any output sees it (pipeline/outputs/
 outbox.py); `start` opens it and starts a Deliverer per configured sink, `stop` completes the files and gives
-network outputs their grace, leaving the rest in the outbox for the next start. A disk that cannot store a
-message costs that message (counted, logged), never the cameras.
+network outputs their grace, leaving the rest in the outbox for the next start.
+
+A disk that cannot store a message (full, failing, the directory removed) never costs the cameras: the messages
+are held in memory, in order, and stored when the disk takes them again (tried at most every STORE_RETRY_S);
+beyond UNSTORED_MAX held messages the oldest detection lines are lost first, counted and logged, and what is
+still held at stop is lost the same way. `problem` says what is wrong while it lasts (/healthz).
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import logging
 import pathlib
@@ -27,6 +32,9 @@ logger = logging.getLogger(__name__)
 OUTBOX_FILE = "outbox.sqlite"
 RECENT_EVENTS = 50
 JSONL_FINISH_TIMEOUT_S = 120.0
+UNSTORED_MAX = 20_000  # messages held in memory while the outbox cannot store them
+STORE_RETRY_S = 1.0  # while the disk refuses, how often storing is tried again
+STORE_RUN = 5_000  # detection lines committed in one transaction when the held ones are stored
 
 
 class OutputStage:
@@ -37,7 +45,12 @@ class OutputStage:
         self.deliverers: List[Deliverer] = []
         self.snapshots: Optional[SnapshotStore] = None
         self.sinks_for: Dict[str, List[str]] = {"events": [], "detections": []}
-        self.outbox_errors = 0  # messages a failing disk could not store
+        self.outbox_errors = 0  # messages lost: a failing disk could not store them in time
+        self.store_failures = 0  # times the disk refused to store (the messages were held and tried again)
+        self.store_error: Optional[str] = None  # why messages are held right now
+        self._unstored: collections.deque = collections.deque()  # (kind, camera, payload, created), in order
+        self._retry_at = 0.0
+        self._store_exc = ""
         self.events_written = 0
         self.backlog_at_exit: Dict[str, int] = {}
         self.recent_events: collections.deque = collections.deque(maxlen=RECENT_EVENTS)
@@ -76,7 +89,15 @@ class OutputStage:
 
     def stop(self) -> None:
         if self.outbox is not None:
+            self._retry_at = 0.0  # a last try
             self.flush()
+            if self._unstored:
+                held = list(self._unstored)
+                self._unstored.clear()
+                for kind in ("detections", "events"):
+                    count = sum(1 for item in held if item[0] == kind)
+                    if count:
+                        self._lost(kind, count, f"still held at stop: {self._store_exc}", always=True)
         for deliverer in self.deliverers:
             local = isinstance(deliverer.sink, JsonlSink)  # files are always completed; networks get the grace
             deliverer.finish(None if local else self.config.output.shutdown_grace_s)
@@ -97,32 +118,74 @@ class OutputStage:
             self._lines.append((kind, camera, payload, created))
             return
         self.flush()
-        try:
-            self.outbox.enqueue(kind, camera, payload, self.sinks_for[kind], created)
-        except sqlite3.Error as exc:  # a full or failing disk: keep the cameras running, count and say it
-            self._lost(kind, 1, exc)
+        self._store([(kind, camera, payload, created)])
 
     def flush(self) -> None:
         """Commit the detection lines enqueued since the last flush (the daemon flushes after every batch of
-        results it takes from the device, and before stopping)."""
+        results it takes from the device, and before stopping), and whatever the disk refused before."""
         lines, self._lines = self._lines, []
-        if not lines:
-            return
-        try:
-            self.outbox.enqueue_many(lines, self.sinks_for["detections"])
-        except sqlite3.Error as exc:
-            self._lost("detections", len(lines), exc)
+        self._store(lines)
         # No wake-up: the delivery threads poll every 0.2 s and take detection lines in large batches (one
         # fsync each); waking them per batch costs the main thread more than it saves.
 
-    def _lost(self, kind: str, count: int, exc: Exception) -> None:
-        """A full or failing disk: keep the cameras running, count and say it."""
+    @property
+    def problem(self) -> Optional[str]:
+        return self.store_error
+
+    def _store(self, items: list) -> None:
+        """Store `items` after those still held, in order: detection lines a run per transaction, each event on
+        its own (synchronous=FULL). What the disk refuses stays held for the next try."""
+        self._unstored.extend(items)
+        if len(self._unstored) > UNSTORED_MAX:
+            self._drop_oldest(len(self._unstored) - UNSTORED_MAX)
+        if not self._unstored or time.monotonic() < self._retry_at:
+            return
+        while self._unstored:
+            kind = self._unstored[0][0]
+            run = [self._unstored[0]] if kind == "events" else \
+                list(itertools.islice(itertools.takewhile(lambda item: item[0] == kind, self._unstored), STORE_RUN))
+            try:
+                if kind == "events":
+                    self.outbox.enqueue(*run[0][:3], self.sinks_for[kind], run[0][3])
+                else:
+                    self.outbox.enqueue_many(run, self.sinks_for[kind])
+            except sqlite3.Error as exc:  # a full or failing disk: hold, count, say it, try again later
+                self._refused(exc)
+                return
+            for _ in run:
+                self._unstored.popleft()
+        if self.store_error is not None:
+            logger.warning("outbox %s: storing again; every held message is stored", self.outbox.path)
+            self.store_error = None
+
+    def _refused(self, exc: Exception) -> None:
+        self.store_failures += 1
+        self._store_exc = str(exc)
+        self._retry_at = time.monotonic() + STORE_RETRY_S
+        self.store_error = (f"outbox {self.outbox.path}: cannot store messages ({exc}); {len(self._unstored)} "
+                            f"held in memory, stored when the disk takes them")
+        if self.store_failures in (1, 10, 100) or self.store_failures % 1000 == 0:
+            logger.error("%s (%d refusals so far)", self.store_error, self.store_failures)
+
+    def _drop_oldest(self, count: int) -> None:
+        """Beyond UNSTORED_MAX: the oldest detection lines go first, events only when no line is left."""
+        held = list(self._unstored)
+        lines = [i for i, item in enumerate(held) if item[0] == "detections"][:count]
+        others = [i for i, item in enumerate(held) if item[0] != "detections"][:count - len(lines)]
+        dropped = set(lines) | set(others)
+        self._unstored = collections.deque(item for i, item in enumerate(held) if i not in dropped)
+        for kind, dropped_of_kind in (("detections", lines), ("events", others)):
+            if dropped_of_kind:
+                self._lost(kind, len(dropped_of_kind), f"more than {UNSTORED_MAX} held: {self._store_exc}")
+
+    def _lost(self, kind: str, count: int, reason: str, always: bool = False) -> None:
+        """Messages that will never be stored: counted and said (rate-limited while it goes on)."""
         self.outbox.dropped[kind] += count
         before, self.outbox_errors = self.outbox_errors, self.outbox_errors + count
-        if any(before < mark <= self.outbox_errors for mark in (1, 10, 100)) or \
+        if always or any(before < mark <= self.outbox_errors for mark in (1, 10, 100)) or \
                 self.outbox_errors // 1000 != before // 1000:
-            logger.error("outbox %s: cannot store a %s message (%s); %d lost so far", self.outbox.path, kind,
-                         exc, self.outbox_errors)
+            logger.error("outbox %s: %d %s messages lost (%s); %d lost so far", self.outbox.path, count, kind,
+                         reason, self.outbox_errors)
 
     def emit_event(self, event: dict, best_frame: Optional[Frame]) -> None:
         """The event's snapshot (written when its best frame is new), then the event itself to the outbox."""

@@ -62,7 +62,8 @@ async function refresh() {
     document.getElementById("state").textContent = "unreachable (" + err.message + ")";
     return;
   }
-  document.getElementById("state").textContent = status.state;
+  document.getElementById("state").textContent = status.state +
+    (status.problems.length ? " (degraded: " + status.problems.join("; ") + ")" : "");
   for (const cam of status.cameras) {
     const c = card(cam);
     c.div.className = "camera" + (cam.degraded ? " degraded" : "");

@@ -19,6 +19,7 @@ import yaml
 from pipeline.config import parse_config
 from pipeline.demo import DEMO_DIR
 from tests.support.daemon import RunningDaemon, require_demo_model
+from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
 from tests.support.mqtt import Broker, Subscriber, mosquitto_available
 from tests.support.rtsp import RtspServer, gstreamer_available
 
@@ -190,21 +191,23 @@ def test_camera_server_killed_and_hung_repeatedly_while_others_keep_going(tmp_pa
     assert stats()["flaky"].reconnects >= 4
 
 
-def test_a_failing_outbox_disk_is_counted_and_the_cameras_keep_running(tiny_model_dir, tmp_path, monkeypatch,
-                                                                          caplog):
+def test_a_refusing_outbox_disk_holds_the_lines_and_the_cameras_keep_running(tiny_model_dir, tmp_path, monkeypatch,
+                                                                             caplog):
+    from pipeline.outputs import stage as stage_module
     from pipeline.outputs.outbox import Outbox
     from tests.support.clips import encode_clip
 
     real = Outbox.enqueue_many
     calls = {"n": 0}
 
-    def failing(self, *args, **kwargs):  # every other batch of detection lines meets a full disk
+    def failing(self, *args, **kwargs):  # the first batches of detection lines meet a full disk
         calls["n"] += 1
-        if calls["n"] % 2:
+        if calls["n"] <= 3:
             raise sqlite3.OperationalError("database or disk is full")
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Outbox, "enqueue_many", failing)
+    monkeypatch.setattr(stage_module, "STORE_RETRY_S", 0.0)
     clip = encode_clip(tmp_path / "c.mp4", frames=30)
     config = parse_config({"cameras": [{"id": "a", "url": str(clip)}], "model": str(tiny_model_dir),
                            "output": {"directory": str(tmp_path / "out")}, "http": {"enabled": False},
@@ -212,8 +215,41 @@ def test_a_failing_outbox_disk_is_counted_and_the_cameras_keep_running(tiny_mode
     with RunningDaemon(config) as running:
         running.wait(lambda: running.summary is not None, 120)
     summary = running.summary
-    written = len((tmp_path / "out" / "detections.jsonl").read_text().splitlines())
-    assert summary.cameras[0].processed == 30 and calls["n"] >= 2
-    # Every line is either delivered or counted as lost; the camera ran to its end regardless.
-    assert running.daemon.outbox_errors > 0 and written + running.daemon.outbox_errors == 30
-    assert "cannot store a detections message (database or disk is full)" in caplog.text
+    frames = [json.loads(line)["frame"] for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
+    assert summary.cameras[0].processed == 30 and calls["n"] >= 4
+    # Held while the disk refused, stored after: every line, in order; the camera ran to its end regardless.
+    assert frames == list(range(30)) and running.daemon.outbox_errors == 0
+    assert running.daemon.outputs.store_failures == 3
+    assert "cannot store messages (database or disk is full)" in caplog.text and "storing again" in caplog.text
+
+
+def test_a_full_disk_and_a_removed_directory_cost_no_camera_and_no_line(tiny_model_dir, tmp_path, small_disk):
+    """The output directory on a real file system that fills up, then is emptied; then the directory removed under
+    the running daemon: the camera goes on, /healthz says what is wrong, writing resumes, no line is lost."""
+    from tests.support.clips import encode_clip
+
+    clip = encode_clip(tmp_path / "c.mp4", frames=25)
+    out = small_disk / "out"
+    config = parse_config({"cameras": [{"id": "a", "url": str(clip), "loop": True, "rate_fps": 25,
+                                        "max_frames": 400}],
+                           "model": str(tiny_model_dir), "output": {"directory": str(out)},
+                           "http": {"enabled": False}, "alarm": {"min_hits": 1000}, "snapshots": {"enabled": False}})
+    with RunningDaemon(config) as running:
+        running.wait(lambda: running.daemon.device.camera_stats(), 30)
+        stats = running.daemon.device.camera_stats()[0]
+        view = running.daemon.view
+        running.wait(lambda: stats.processed >= 25, 60)
+        filler = fill(small_disk)
+        running.wait(lambda: view.problems(), 30)
+        during = stats.processed
+        running.wait(lambda: stats.processed >= during + 25, 30)  # the camera goes on
+        assert any("No space left on device" in p or "disk is full" in p for p in view.problems()), view.problems()
+        assert running.daemon.state == "running"
+        filler.unlink()
+        running.wait(lambda: not view.problems(), 30)
+        (out / "status.json").unlink()  # someone removes files under the running daemon
+        running.wait(lambda: (out / "status.json").exists(), 10)
+        running.wait(lambda: running.summary is not None, 120)
+    frames = [json.loads(line)["frame"] for line in (out / "detections.jsonl").read_text().splitlines()]
+    assert running.summary.cameras[0].processed == 400 and running.daemon.outbox_errors == 0
+    assert set(frames) == set(range(400))  # at least once: a line refused mid-write may come twice

@@ -10,6 +10,7 @@ import pytest
 
 from inspector.cli import main
 from tests.support.clips import DEMO_CLIP, encode_audio_only
+from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
 
 
 def write_config(tmp_path, model, **overrides) -> str:
@@ -113,3 +114,12 @@ def test_file_cameras_must_exist_and_hold_video(tiny_model_dir, tmp_path, capsys
     assert code == 1
     assert f"cameras[0] (a).url: {audio} has no video stream" in err
     assert f"cameras[1] (b).url: {tmp_path / 'gone.mp4'} is not a file" in err
+
+
+def test_an_output_directory_on_a_full_disk_is_refused(tiny_model_dir, tmp_path, capsys, small_disk):
+    path = write_config(tmp_path, tiny_model_dir, output={"directory": str(small_disk / "out")})
+    assert validate(capsys, path)[0] == 0
+    filler = fill(small_disk)
+    code, err = validate(capsys, path)
+    assert code == 1 and f"output.directory: {small_disk / 'out'}: only 0.0 MB free on its file system" in err
+    filler.unlink()

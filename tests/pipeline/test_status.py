@@ -16,7 +16,7 @@ def view_with(stats, last_result):
                                         "no_frame_timeout_s": 2} for s in stats], "model": "m"})
     device = types.SimpleNamespace(camera_stats=lambda: stats, lost_frames=lambda: 3)
     frames = types.SimpleNamespace(last_result=last_result, latest={}, detection_counts={s.camera_id: 0 for s in stats})
-    outputs = types.SimpleNamespace(status=lambda: [], outbox_errors=0, recent=lambda: [])
+    outputs = types.SimpleNamespace(status=lambda: [], outbox_errors=0, recent=lambda: [], problem=None)
     view = StatusView(config, device, frames, outputs, metrics=None)
     view.state = "running"
     return view

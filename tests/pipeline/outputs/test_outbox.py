@@ -6,8 +6,12 @@ import json
 import multiprocessing
 import os
 import signal
+import sqlite3
+
+import pytest
 
 from pipeline.outputs.outbox import Outbox
+from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
 
 
 def payload(i: int) -> str:
@@ -61,3 +65,19 @@ def test_the_limit_drops_oldest_detections_before_events(tmp_path, caplog):
     assert kept[:600] == list(range(600))  # every event kept
     assert kept[600:] == list(range(1200, 1600))  # the newest detections kept
     assert "outbox full" in caplog.text
+
+
+def test_a_full_disk_raises_its_own_error_not_a_rollback_one(small_disk):
+    """SQLite rolls a transaction back itself when the disk is full at COMMIT; the outbox must not roll back
+    again (that raised "cannot rollback - no transaction is active" and hid the real error)."""
+    box = Outbox(small_disk / "o.sqlite")
+    box.enqueue_many([("detections", "cam", json.dumps({"n": i, "pad": "x" * 200}), 0.0) for i in range(500)],
+                     ["jsonl"])
+    filler = fill(small_disk)
+    for attempt in (lambda: box.enqueue_many([("detections", "cam", "{}", 0.0)] * 50, ["jsonl"]),
+                    lambda: box.ack("jsonl", [m.id for m in box.fetch("jsonl", 200)])):
+        with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+            attempt()
+    filler.unlink()
+    box.ack("jsonl", [m.id for m in box.fetch("jsonl", 200)])  # the same connection works again
+    assert box.backlog() == {"jsonl": 300}

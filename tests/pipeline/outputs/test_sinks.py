@@ -13,6 +13,7 @@ import pytest
 from pipeline.config import ConfigError, MqttSinkConfig, RetryConfig, WebhookSinkConfig
 from pipeline.outputs.outbox import Message, Outbox
 from pipeline.outputs.sinks import Deliverer, DeliveryError, JsonlSink, MqttSink, Sink, WebhookSink
+from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
 from tests.support.mqtt import Broker, Subscriber, mosquitto_available
 
 
@@ -238,3 +239,26 @@ def test_a_full_disk_is_a_retried_delivery_failure_not_a_dead_output(tmp_path, c
     deliverer.join(5)
     assert [json.loads(line)["n"] for line in target.read_text().splitlines()] == [0, 1, 2, 3, 4]
     assert deliverer.healthy and "delivery thread failed" not in caplog.text
+
+
+def test_a_delivery_thread_outlives_an_outbox_that_cannot_commit(small_disk, tmp_path):
+    """The outbox on a full disk: its acknowledgements fail; the thread retries with backoff, says so, and
+    delivers the rest once space is back (a message delivered but not forgotten may come twice)."""
+    box = Outbox(small_disk / "o.sqlite")
+    for i in range(300):
+        box.enqueue("events", "cam", json.dumps({"n": i, "pad": "x" * 200}), ["flaky"], 0.0)
+    sink = FlakySink(failures=0)
+    filler = fill(small_disk)
+    deliverer = Deliverer(box, sink, RetryConfig(initial_s=0.1, max_s=0.2))
+    deliverer.start()
+    deadline = time.monotonic() + 20
+    while deliverer.failures < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert deliverer.is_alive() and not deliverer.healthy and "cannot record" in deliverer.last_error
+    filler.unlink()
+    while box.backlog().get("flaky") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    deliverer.finish(1.0)
+    deliverer.join(5)
+    assert box.backlog() == {} and deliverer.healthy
+    assert set(sink.received) == set(range(1, 301))

@@ -39,17 +39,53 @@ def test_lines_wait_for_flush_and_an_event_follows_the_lines_before_it(tmp_path)
     assert json.loads((tmp_path / "events.jsonl").read_text())["event_id"] == event(1)["event_id"]
 
 
-def test_a_batch_the_disk_refuses_is_counted_whole(tmp_path, monkeypatch, caplog):
+def test_what_the_disk_refuses_is_held_in_order_and_stored_when_it_takes_it(tmp_path, monkeypatch, caplog):
+    from pipeline.outputs import stage as stage_module
+
+    stage = stage_for(tmp_path)
+    real = stage.outbox.enqueue_many
+    full = {"on": True}
+
+    def refusing(*args, **kwargs):
+        if full["on"]:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage.outbox, "enqueue_many", refusing)
+    monkeypatch.setattr(stage_module, "STORE_RETRY_S", 0.0)
+    for i in range(5):
+        stage.enqueue("detections", "cam", json.dumps({"n": i}), 0.0)
+    stage.flush()
+    assert stage.outbox_errors == 0 and stage.store_failures == 1
+    assert "cannot store messages (database or disk is full); 5 held in memory" in stage.problem
+    stage.enqueue("detections", "cam", json.dumps({"n": 5}), 0.0)
+    full["on"] = False  # space again: the held lines first, then the new one, in one order
+    stage.flush()
+    assert stage.problem is None and "storing again" in caplog.text
+    stage.stop()
+    lines = (tmp_path / "detections.jsonl").read_text().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == list(range(6))
+
+
+def test_held_messages_beyond_the_bound_or_at_stop_are_lost_counted(tmp_path, monkeypatch, caplog):
+    from pipeline.outputs import stage as stage_module
+
+    monkeypatch.setattr(stage_module, "UNSTORED_MAX", 4)
     stage = stage_for(tmp_path)
 
     def full(*args, **kwargs):
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(stage.outbox, "enqueue_many", full)
-    for i in range(5):
+    monkeypatch.setattr(stage.outbox, "enqueue", full)
+    for i in range(3):
         stage.enqueue("detections", "cam", json.dumps({"n": i}), 0.0)
-    stage.flush()
-    assert stage.outbox_errors == 5 and stage.outbox.dropped["detections"] == 5
-    assert "cannot store a detections message (database or disk is full); 5 lost so far" in caplog.text
-    monkeypatch.undo()
-    stage.stop()
+    stage.emit_event(event(1), None)  # held after the three lines
+    for i in range(3, 5):
+        stage.enqueue("detections", "cam", json.dumps({"n": i}), 0.0)
+    stage.flush()  # 6 held, bound 4: the two oldest lines go, the event stays
+    assert stage.outbox.dropped == {"events": 0, "detections": 2} and stage.outbox_errors == 2
+    assert [item[0] for item in stage._unstored] == ["detections", "events", "detections", "detections"]
+    stage.stop()  # still full: what is held is lost, counted and said
+    assert stage.outbox.dropped == {"events": 1, "detections": 5} and stage.outbox_errors == 6
+    assert "1 events messages lost (still held at stop: database or disk is full)" in caplog.text
