@@ -51,6 +51,9 @@ def _even_up(value: int) -> int:
 
 def letterbox_geometry(width: int, height: int, model_width: int, model_height: int,
                        placement: str = "top-left") -> LetterboxGeometry:
+    if min(width, height, model_width, model_height) <= 0:
+        raise ValueError(f"letterbox of a {width}x{height} picture into {model_width}x{model_height}: sizes must be "
+                         f"positive")
     if model_height * width > height * model_width:  # the width fills the model input
         resized_w, resized_h = model_width, _lround(height * model_width / width)
     else:

@@ -1,4 +1,4 @@
-"""A camera's video codec: what the box's decoder is told, and asking a camera which codec it streams.
+"""What the box's video decoder takes (a camera's codec and picture size), and asking a camera its codec.
 
 The 310's VDEC decodes H.264 and H.265 only (plugins.md "mxpi_videodecoder": H264 bp/mp/hp, H265 8/10 bit,
 level 5.1). How mxpi_videodecoder learns which one depends on the release:
@@ -29,6 +29,17 @@ VIDEO_FORMATS = {"h264": "H264", "h265": "H265"}  # mxpi_videodecoder inputVideo
 DEFAULT_FORMAT = "H264"  # the plugin's default (MxpiVideoDecoder.cpp DefineProperties)
 FFMPEG_NAMES = {"h264": "h264", "hevc": "h265"}  # FFmpeg's codec name -> ours
 PROBE_TIMEOUT_S = 5.0
+# The VDEC's input pictures (plugins.md "mxpi_videodecoder": 128 x 128 to 4096 x 4096).
+PICTURE_MIN, PICTURE_MAX = 128, 4096
+
+
+def picture_size_problem(width: int, height: int) -> Optional[str]:
+    """Why the box's decoder cannot take a picture of this size, or None: the one check of a camera's picture
+    size (the mock device refuses what the box would, before any work is done on it)."""
+    if PICTURE_MIN <= width <= PICTURE_MAX and PICTURE_MIN <= height <= PICTURE_MAX:
+        return None
+    return (f"the camera's pictures are {width}x{height}; the Ascend 310's video decoder takes {PICTURE_MIN}x"
+            f"{PICTURE_MIN} to {PICTURE_MAX}x{PICTURE_MAX}: set the camera's stream to a size in that range")
 
 
 def video_format(codec: str) -> str:

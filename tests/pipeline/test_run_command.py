@@ -115,3 +115,27 @@ def test_sigterm_before_the_first_frame_is_a_clean_stop(tiny_model_dir, tmp_path
     assert process.returncode == 0, stderr[-3000:]
     assert "stopped by SIGTERM before any camera delivered a frame: dark (" in stderr
     assert json.loads(stdout)["cameras"][0]["processed"] == 0
+
+
+def test_a_camera_the_box_cannot_decode_fails_alone_and_run_says_so(tiny_model_dir, tmp_path):
+    """A 16x16 camera beside a good one: the good one's lines are written, the small one is named with the
+    reason; with only the small one, run exits 1 naming it."""
+    from tests.support.clips import encode_clip
+
+    tiny = encode_clip(tmp_path / "tiny.mp4", frames=5, width=16, height=16)
+    config = tmp_path / "daemon.yaml"
+    out = tmp_path / "out"
+    cameras = [{"id": "tiny", "url": str(tiny)}, {"id": "good", "url": str(DEMO_CLIP), "max_frames": 10}]
+    config.write_text(json.dumps({"cameras": cameras, "model": str(tiny_model_dir),
+                                  "output": {"directory": str(out)}}))
+    run = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(config)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = {c["camera_id"]: c for c in json.loads(run.stdout)["cameras"]}
+    assert summary["good"]["processed"] == 10 and summary["tiny"]["state"] == "failed"
+    assert "camera tiny: the camera's pictures are 16x16; the Ascend 310's video decoder takes 128x128" in run.stderr
+    config.write_text(json.dumps({"cameras": cameras[:1], "model": str(tiny_model_dir),
+                                  "output": {"directory": str(out)}}))
+    run = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(config)], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 1 and "no camera delivered a frame: tiny (failed)" in run.stderr

@@ -48,21 +48,19 @@ def pack_nv12(y: np.ndarray, uv: np.ndarray) -> np.ndarray:
 def frame_to_nv12(frame) -> tuple[np.ndarray, int, int]:
     """A decoded PyAV VideoFrame -> (aligned NV12 buffer, width, height). H.264's usual yuv420p planes are
     copied straight into the aligned buffer (U and V interleaved, no colour conversion; ~15x faster than a
-    swscale pass plus a copy, bit-identical); other pixel formats go through FFmpeg's swscale."""
+    swscale pass plus a copy, bit-identical); other pixel formats go to yuv420p through FFmpeg's swscale first.
+    An odd width or height loses its last column or row (4:2:0 needs even sizes, as DVPP's output does)."""
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        frame = frame.reformat(format="yuv420p")
     width, height = frame.width // 2 * 2, frame.height // 2 * 2
-    if frame.format.name in ("yuv420p", "yuvj420p"):
-        buffer = empty_nv12(width, height)
-        dst_y, dst_uv = planes(buffer, width, height)
-        y_plane, u_plane, v_plane = frame.planes
-        dst_y[...] = np.frombuffer(y_plane, np.uint8).reshape(-1, y_plane.line_size)[:height, :width]
-        u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:height // 2, :width // 2]
-                for p in (u_plane, v_plane))
-        dst_uv[...] = cv2.merge([u, v])  # interleaved by OpenCV: 2.5x faster than two strided numpy writes
-        return buffer, width, height
-    packed = frame.reformat(format="nv12").to_ndarray()  # (h * 3 / 2, w), unaligned
-    y = packed[:height, :width]
-    uv = packed[frame.height:frame.height + height // 2, :width].reshape(height // 2, width // 2, 2)
-    return pack_nv12(y, uv), width, height
+    buffer = empty_nv12(width, height)
+    dst_y, dst_uv = planes(buffer, width, height)
+    y_plane, u_plane, v_plane = frame.planes
+    dst_y[...] = np.frombuffer(y_plane, np.uint8).reshape(-1, y_plane.line_size)[:height, :width]
+    u, v = (np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:height // 2, :width // 2]
+            for p in (u_plane, v_plane))
+    dst_uv[...] = cv2.merge([u, v])  # interleaved by OpenCV: 2.5x faster than two strided numpy writes
+    return buffer, width, height
 
 
 def dvpp_background(red: float, green: float, blue: float) -> tuple:

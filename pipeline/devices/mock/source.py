@@ -5,10 +5,11 @@ default) or an end of stream on a live camera means reconnect, with exponential 
 source (or a camera in file mode) ends at its end of stream. Undecodable packets (a corrupted H.264 stream)
 are counted and skipped; the decoder resynchronises at the next key frame.
 
-The decoder is set up for the codec the graph names (mxpi_videodecoder `inputVideoFormat`), as the box's is
-(pipeline/codecs.py): a stream of another codec fails the camera with the reason, at every connection, so a
-camera that comes back from a reconnect with another codec fails too. A live camera keeps being asked at its
-longest reconnect wait (it may be set back); a file camera stays failed.
+The decoder takes what the box's takes (pipeline/codecs.py): the codec the graph names (mxpi_videodecoder
+`inputVideoFormat`), pictures of 128x128 to 4096x4096. Anything else fails the camera with the reason, checked at
+every connection and picture, so a camera that comes back from a reconnect with another codec or size fails
+too, and no other camera notices. A live camera keeps being asked at its longest reconnect wait (it may be set
+right); a file camera stays failed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 
 import numpy as np
 
-from pipeline.codecs import DEFAULT_FORMAT, codec_of_format, mismatch_message, stream_codec
+from pipeline.codecs import DEFAULT_FORMAT, codec_of_format, mismatch_message, picture_size_problem, stream_codec
 from pipeline.config import ConfigError, expand_placeholders, placeholder_values, redact_url, scrub
 from pipeline.devices.mock.nv12 import frame_to_nv12
 from pipeline.devices.mock.queues import FrameQueue
@@ -36,8 +37,8 @@ class NoVideoStream(Exception):
     """The stream opened but carries no video (an audio-only file or camera channel)."""
 
 
-class CodecMismatch(Exception):
-    """The stream's codec is not the one the decoder is set up for."""
+class StreamRefused(Exception):
+    """What the box's decoder would refuse: a codec other than the graph's, a picture size out of its range."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,7 @@ class CameraSource(threading.Thread):
             except ConfigError as exc:  # a missing ${VAR}: retrying cannot help
                 self._fail(str(exc))
                 return
-            except CodecMismatch as exc:
+            except StreamRefused as exc:
                 self.stats.errors += 1
                 if self.stats.state != "failed" or self.stats.last_error != str(exc):
                     self._fail(str(exc))
@@ -160,7 +161,7 @@ class CameraSource(threading.Thread):
             stream = container.streams.video[0]
             found = stream_codec(stream)
             if found != codec_of_format(self.spec.video_format):
-                raise CodecMismatch(mismatch_message(found, self.spec.video_format))
+                raise StreamRefused(mismatch_message(found, self.spec.video_format))
             # One decoding thread per camera: the cameras already decode in parallel, each on its own thread, and
             # FFmpeg's frame threads cost 28-40% more CPU per frame here (0.48 vs 0.67 ms for a 768x432 H.264
             # frame, docs/performance.md) and hold frames back by a thread count, which a live camera's latency pays.
@@ -198,6 +199,9 @@ class CameraSource(threading.Thread):
         self._next_due += 1.0 / self.spec.rate_fps
 
     def _emit(self, frame) -> None:
+        problem = picture_size_problem(frame.width, frame.height)
+        if problem:
+            raise StreamRefused(problem)
         if self.spec.rate_fps:
             self._pace()
         frame_id = self.frame_id
