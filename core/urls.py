@@ -36,14 +36,23 @@ def split_userinfo(url: str) -> Tuple[str, Optional[str], Optional[str], str]:
     return scheme.group(0), user, (password if colon else None), rest
 
 
+# Query parameters that carry a credential (`rtsp://host/live?user=op&password=...`, `...?token=...`): cameras
+# and gateways take them there as well as in the userinfo.
+_SECRET_PARAMETER = (r"pass(?:word|wd|phrase)?|pwd|secret|token|access_token|auth|authorization|key|apikey|api_key|"
+                     r"signature|sig")
+_SECRET_QUERY = re.compile(rf"(?i)([?&;](?:{_SECRET_PARAMETER})=)([^&;#\s'\"<>]*)")
+
+
 def inline_password(url: str) -> bool:
-    """True when the URL carries a password that is not exactly one ${VAR} placeholder."""
-    _, _, password, _ = split_userinfo(url)
+    """True when the URL carries a password (in its userinfo or a credential query parameter) that is not
+    exactly one ${VAR} placeholder."""
+    _, _, password, rest = split_userinfo(url)
     try:
         parsed = urllib.parse.urlsplit(url).password
     except ValueError:  # a malformed port or IPv6 literal: the reading above decides
         parsed = None
-    return any(p is not None and not PLACEHOLDER.fullmatch(p) for p in (password, parsed))
+    query = [match.group(2) for match in _SECRET_QUERY.finditer(rest)]
+    return any(p is not None and not PLACEHOLDER.fullmatch(p) for p in (password, parsed, *query))
 
 
 def redact_url(text: str) -> str:
@@ -56,8 +65,9 @@ def redact_url(text: str) -> str:
 
 def _redact_one(url: str) -> str:
     scheme, user, password, rest = split_userinfo(url)
+    rest = _SECRET_QUERY.sub(lambda m: m.group(1) + "***", rest)
     if user is None:
-        return url
+        return scheme + rest
     return f"{scheme}{user}:***@{rest}" if password is not None else f"{scheme}{user}@{rest}"
 
 

@@ -98,6 +98,18 @@ def test_placeholders_expand_from_the_environment(monkeypatch):
         expand_placeholders(config.cameras[0].url, "camera a: url")
 
 
+@pytest.mark.parametrize("url", ["rtsp://10.0.0.1/live?user=op&password=hunter2",
+                                 "rtsp://10.0.0.1/live?channel=1&PWD=hunter2", "rtsp://10.0.0.1/live?token=hunter2"])
+def test_a_password_in_the_query_is_refused_and_redacted(tmp_path, url):
+    path = write(tmp_path, f"cameras: [{{id: a, url: '{url}'}}]\nmodel: m\n")
+    with pytest.raises(ConfigError, match="holds a password") as info:
+        load_config(path)
+    assert "hunter2" not in str(info.value)
+    assert "hunter2" not in redact_url(url) and "hunter2" not in redact_url(f"failed: {url} (401)")
+    ok = url.replace("hunter2", "${CAM_PW}")
+    assert load_config(write(tmp_path, f"cameras: [{{id: a, url: '{ok}'}}]\nmodel: m\n")).cameras[0].url == ok
+
+
 def test_redact_url():
     assert redact_url("rtsp://admin:s3cret@10.0.0.1:554/s") == "rtsp://admin:***@10.0.0.1:554/s"
     assert redact_url("rtsp://10.0.0.1/s") == "rtsp://10.0.0.1/s"

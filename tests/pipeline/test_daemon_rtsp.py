@@ -185,14 +185,18 @@ def test_bad_cameras_do_not_stop_the_others(rtsp, tiny_model_dir, tmp_path, clip
     assert {l["camera"] for l in lines} >= {"good", "stops", "corrupt"}
 
 
-def test_a_planted_camera_password_never_appears(tiny_model_dir, tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("url, redacted", [
+    ("rtsp://admin:${{CAM_PASSWORD}}@127.0.0.1:{port}/stream", "admin:***@"),
+    ("rtsp://127.0.0.1:{port}/stream?user=admin&password=${{CAM_PASSWORD}}", "password=***"),  # in the query
+])
+def test_a_planted_camera_password_never_appears(tiny_model_dir, tmp_path, monkeypatch, caplog, url, redacted):
     """The password goes to the RTSP connection only: not into logs, stats, status.json or the graph copy."""
     import logging
 
     secret = "s3cr3t-Planted-9271"
     monkeypatch.setenv("CAM_PASSWORD", secret)
     config = parse_config({
-        "cameras": [{"id": "locked", "url": f"rtsp://admin:${{CAM_PASSWORD}}@127.0.0.1:{free_port()}/stream"},
+        "cameras": [{"id": "locked", "url": url.format(port=free_port())},
                     {"id": "clip", "url": str(camera_clips(tmp_path)[2]), "max_frames": 10}],
         "model": str(tiny_model_dir), "output": {"directory": str(tmp_path / "out")}})
     with caplog.at_level(logging.DEBUG):
@@ -203,4 +207,4 @@ def test_a_planted_camera_password_never_appears(tiny_model_dir, tmp_path, monke
     assert secret not in seen
     # Every output file, the SQLite outbox included, byte for byte.
     assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
-    assert "admin:***@" in caplog.text or "admin:***@" in stats.last_error
+    assert redacted in caplog.text or redacted in stats.last_error

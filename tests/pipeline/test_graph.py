@@ -184,7 +184,7 @@ def test_cli_render_then_validate(config, tiny_model_dir, tmp_path, capsys, monk
 
 
 @pytest.mark.parametrize("url", ["rtsp://admin:Sesame42@127.0.0.1/a", "rtsp://admin:Ses/ame42@127.0.0.1/a",
-                                 "rtsp://admin:Ses ame42@127.0.0.1/a"])
+                                 "rtsp://admin:Ses ame42@127.0.0.1/a", "rtsp://127.0.0.1/a?password=Sesame42"])
 def test_a_hand_edited_graph_with_a_password_is_refused_without_echoing_it(config, tiny_model_dir, url):
     graph = render_graph(config, ModelSpec.load(tiny_model_dir))
     graph["inspector"]["mxpi_rtspsrc0"]["props"]["rtspUrl"] = url
