@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -111,18 +112,38 @@ def _run(args) -> int:
         if signals["count"] > 1:
             logger.error("second signal: exiting without draining")
             sys.exit(130)
-        logger.info("%s: stopping after the frames in flight", signal.Signals(signum).name)
-        signals["stopped_by"] = signal.Signals(signum).name
+        name = signal.Signals(signum).name
+        if signum == signal.SIGHUP:  # reload (`systemctl reload`), checked off the signal handler
+            signals["count"] -= 1
+            threading.Thread(target=reload_if_valid, name="reload", daemon=True).start()
+            return
+        logger.info("%s: stopping after the frames in flight", name)
+        signals["stopped_by"] = name
         stop.set()
 
-    signal.signal(signal.SIGINT, handle)
-    signal.signal(signal.SIGTERM, handle)
+    def reload_if_valid():
+        """Drain and start again with the config read again, unless the new config would not start: then the
+        daemon runs on with the one it has (a reload never turns a running daemon into a stopped one)."""
+        problems = _start_problems(args)
+        if problems:
+            logger.error("SIGHUP: not reloaded, running on with the config loaded at start; the new one would not "
+                         "start:\n  %s", "\n  ".join(problems))
+            return
+        daemon.reloading = True
+        signals["stopped_by"] = "SIGHUP"
+        logger.info("SIGHUP: reloading: stopping after the frames in flight, then starting again")
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handle)
     if args.duration:
         timer = threading.Timer(args.duration, stop.set)
         timer.daemon = True
         timer.start()
     summary = daemon.run(stop)
     print(json.dumps(summary.to_dict(), indent=2))
+    if daemon.reloading:
+        _start_again()
     if not any(camera.frames_in for camera in summary.cameras):
         failed = ", ".join(f"{c.camera_id} ({c.state})" for c in summary.cameras)
         if "stopped_by" in signals:
@@ -134,6 +155,33 @@ def _run(args) -> int:
         print(f"inspector run: error: no camera delivered a frame: {failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def _start_problems(args) -> List[str]:
+    """What would keep `inspector run` with these arguments from starting (the config, its models, its files)."""
+    from pipeline.config import ConfigError
+    from pipeline.daemon import load_specs
+    from pipeline.graph import load_graph
+    from pipeline.preflight import preflight
+
+    try:
+        config = _load(args)
+        spec, _ = load_specs(config, args.config or "demo config")
+        if args.graph:
+            load_graph(args.graph)
+        return preflight(config, spec, args.config or "demo config")
+    except ConfigError as exc:
+        return [str(exc)]
+
+
+def _start_again() -> None:
+    """Replace this process with a new `inspector run` of the same arguments: the config and models are read
+    again, the outbox resumes, and the PID stays (systemd's main process). A new process, not a new Daemon in this
+    one: the MindX SDK creates its streams once per process (api_Python.md "CreateMultipleStreams")."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "inspector"] + sys.argv[1:])
 
 
 def _validate(args) -> int:

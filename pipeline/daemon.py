@@ -132,6 +132,7 @@ class Daemon:
         self.view = StatusView(config, self.device, self.frames, self.outputs, self.metrics)
         self.server: Optional[StatusServer] = None
         self._lock_handle = None
+        self.reloading = False  # set by SIGHUP: the process starts again when this run has drained
 
     @staticmethod
     def _resolve_codecs(config: DaemonConfig) -> DaemonConfig:
@@ -219,7 +220,7 @@ class Daemon:
             try:
                 self._loop(stop)
             finally:
-                notify("STOPPING=1")
+                notify("RELOADING=1" if self.reloading else "STOPPING=1")
                 self.view.state = "stopping"
                 self.device.destroy()
         finally:

@@ -139,3 +139,48 @@ def test_a_camera_the_box_cannot_decode_fails_alone_and_run_says_so(tiny_model_d
     run = subprocess.run([sys.executable, "-m", "inspector", "run", "--config", str(config)], capture_output=True,
                          text=True, timeout=300)
     assert run.returncode == 1 and "no camera delivered a frame: tiny (failed)" in run.stderr
+
+
+def test_sighup_reloads_the_config_in_the_same_process(tiny_model_dir, tmp_path):
+    """SIGHUP (`systemctl reload`): a new config that would not start is refused and the daemon runs on; a good
+    one: the frames in flight drain and the same PID runs again with it (here: a second camera added)."""
+    config = tmp_path / "daemon.yaml"
+    out = tmp_path / "out"
+    cameras = [{"id": "a", "url": str(DEMO_CLIP), "loop": True, "rate_fps": 20}]
+    write = lambda cams: config.write_text(json.dumps({"cameras": cams, "model": str(tiny_model_dir),  # noqa: E731
+                                                       "output": {"directory": str(out)}}))
+    write(cameras)
+    process = subprocess.Popen([sys.executable, "-m", "inspector", "run", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines_file = out / "detections.jsonl"
+
+    def cameras_seen():
+        if not lines_file.exists():
+            return set()
+        return {json.loads(line)["camera"] for line in lines_file.read_text().splitlines() if line.endswith("}")}
+
+    try:
+        deadline = time.monotonic() + 120
+        while cameras_seen() != {"a"} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        config.write_text(json.dumps({"cameras": cameras, "model": str(tmp_path / "no-model")}))
+        process.send_signal(signal.SIGHUP)  # a config that would not start: refused, the daemon runs on
+        time.sleep(3)
+        before = len(lines_file.read_text().splitlines())
+        time.sleep(1)
+        assert process.poll() is None and len(lines_file.read_text().splitlines()) > before
+        write(cameras + [{"id": "b", "url": str(DEMO_CLIP), "loop": True, "rate_fps": 20}])
+        process.send_signal(signal.SIGHUP)
+        while cameras_seen() != {"a", "b"} and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        assert cameras_seen() == {"a", "b"} and process.poll() is None
+        status = json.loads((out / "status.json").read_text())
+        assert status["pid"] == process.pid and [c["id"] for c in status["cameras"]] == ["a", "b"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "SIGHUP: not reloaded, running on with the config loaded at start" in stderr and "no-model" in stderr
+    assert "SIGHUP: reloading: stopping after the frames in flight, then starting again" in stderr
+    assert "SIGTERM: stopping after the frames in flight" in stderr
