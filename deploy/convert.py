@@ -76,6 +76,11 @@ def convert(model_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, soc_v
     from deploy.onnx_check import check_onnx_for_atc
 
     source = pathlib.Path(model_dir)
+    out = pathlib.Path(out_dir)
+    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
+        # The converted directory's manifest names the OM: written over the export it would end the export.
+        raise ConvertError(f"--out {out_dir}: it is the export being converted ({model_dir}) or inside it; give "
+                           f"the converted model its own directory (e.g. {source.name}-om beside it)")
     spec = ModelSpec.load(source)
     if spec.model_format != "onnx":
         raise ConvertError(f"{source}: manifest.json names a {spec.model_format!r} model; convert takes an ONNX "
@@ -98,7 +103,6 @@ def convert(model_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, soc_v
             raise ConvertError(f"{source}: the export has a fixed batch; re-export without --batch to use gears")
         spec = dataclasses.replace(spec, batch_gears=tuple(gears))
 
-    out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     aipp = AippConfig.from_spec(spec, yuv_matrix)
     aipp_path = out / "aipp.cfg"

@@ -92,6 +92,18 @@ def test_convert_refuses_a_mindir_export(tiny_model_dir, tmp_path):
         convert(tmp_path, tmp_path / "om")
 
 
+def test_convert_refuses_to_write_over_the_export(tiny_model_dir, tmp_path, capsys):
+    import shutil
+
+    export = tmp_path / "export"
+    shutil.copytree(tiny_model_dir, export)
+    before = {p.name: p.read_bytes() for p in export.iterdir()}
+    for out in (export, export / "om", tmp_path / "x" / ".." / "export"):
+        assert main(["convert", "--model", str(export), "--out", str(out)]) != 0
+        assert "it is the export being converted" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in export.iterdir()} == before  # untouched
+
+
 def test_the_mock_runs_a_converted_directory(tiny_model_dir, tmp_path, monkeypatch):
     """The same directory serves both devices: the mock takes the ONNX kept beside the OM."""
     from pipeline.devices.mock.device import resolve_model
