@@ -85,6 +85,8 @@ class Target:
             machine = match.group(1)
         if python and not re.fullmatch(r"3\.\d+", python):
             raise BundleError(f"--python {python!r}: expected a version such as 3.9")
+        if glibc and not re.fullmatch(r"2\.\d+", glibc):
+            raise BundleError(f"--glibc {glibc!r}: expected a version such as 2.17")
         return cls(python or host.python, machine, glibc or ("2.17" if platform_name else host.glibc))
 
     @property

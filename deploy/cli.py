@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from core.extras import TRAINING_PYTHON, require_extra
+from core.cliargs import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
 from models.cli import parse_int_list, parse_size
 
 
@@ -27,7 +28,7 @@ def register(commands) -> None:
     export.add_argument("--format", choices=("onnx", "mindir"), required=True)
     export.add_argument("--out", required=True, help="output directory")
     export.add_argument("--size", type=parse_size, help="input size N or HxW (default: the cfg's)")
-    export.add_argument("--batch", type=int,
+    export.add_argument("--batch", type=positive_int,
                         help="fixed batch size (default: dynamic batch, for atc --dynamic_batch_size)")
     export.add_argument("--gears", type=parse_int_list, help="dynamic-batch gears for the manifest (default 1,2,4,8)")
     export.add_argument("--raw", action="store_true", help="export the raw head tensors instead of boxes/scores")
@@ -52,22 +53,23 @@ def register(commands) -> None:
     plan = commands.add_parser("plan", help="cameras one Ascend 310 sustains, and the bottleneck unit")
     plan.add_argument("--cfg", action="append", help="network (repeatable; default yolov4 and yolov4-tiny)")
     plan.add_argument("--sizes", type=parse_int_list, default=(416, 608), help="model input sizes")
-    plan.add_argument("--camera", default="1920x1080", help="camera resolution WxH (default 1920x1080)")
-    plan.add_argument("--fps", type=float, default=25.0, help="camera frame rate (default 25)")
+    plan.add_argument("--camera", type=frame_size, default=(1920, 1080),
+                      help="camera resolution WxH (default 1920x1080)")
+    plan.add_argument("--fps", type=positive_float, default=25.0, help="camera frame rate (default 25)")
     plan.add_argument("--codec", choices=("h264", "h265"), default="h264",
                       help="what the cameras stream (the VDEC's rate is the same for both; default h264)")
     plan.add_argument("--frame-skip", type=parse_skips, default=(0,), help="frame skip values, e.g. 0,1,4")
-    plan.add_argument("--batch", type=int, default=4, help="batch size (a dynamic-batch gear)")
-    plan.add_argument("--npu-fps", type=float, help="measured NPU inferences/s of the model at this batch "
+    plan.add_argument("--batch", type=positive_int, default=4, help="batch size (a dynamic-batch gear)")
+    plan.add_argument("--npu-fps", type=positive_float, help="measured NPU inferences/s of the model at this batch "
                                                     "(default: estimated from its computation)")
-    plan.add_argument("--host-ms", type=float, help="measured host time per frame on one box core, in ms, without "
+    plan.add_argument("--host-ms", type=positive_float, help="measured host time per frame on one box core, in ms, without "
                                                     "a second stage's crops (default: "
                                                     "this machine's figure x an ARM factor, an estimate)")
     plan.add_argument("--stage2-cfg", help="a second stage on crops: its network (e.g. yolov4-tiny)")
-    plan.add_argument("--stage2-size", type=int, default=96, help="the second model's input size (default 96)")
-    plan.add_argument("--crops-per-frame", type=float, default=10.0,
+    plan.add_argument("--stage2-size", type=positive_int, default=96, help="the second model's input size (default 96)")
+    plan.add_argument("--crops-per-frame", type=non_negative_float, default=10.0,
                       help="second-stage crops per inferred frame (default 10, the demo clip's mean)")
-    plan.add_argument("--stage2-npu-fps", type=float, help="measured NPU crops/s of the second model at this batch")
+    plan.add_argument("--stage2-npu-fps", type=positive_float, help="measured NPU crops/s of the second model at this batch")
     plan.add_argument("--json", action="store_true", help="print JSON instead of the table")
     plan.set_defaults(handler=_plan)
 
@@ -118,11 +120,7 @@ def _bundle(args) -> int:
 def _plan(args) -> int:
     from deploy.plan import Stage2, format_plans, plan
 
-    try:
-        width, height = (int(v) for v in args.camera.lower().split("x"))
-    except ValueError:
-        print(f"inspector plan: --camera {args.camera!r}: expected WxH", file=__import__("sys").stderr)
-        return 2
+    width, height = args.camera
     stage2 = Stage2(args.stage2_cfg, args.stage2_size, args.crops_per_frame, args.stage2_npu_fps) \
         if args.stage2_cfg else None
     plans = [plan(cfg, size, width, height, args.fps, skip, args.batch, args.npu_fps, args.host_ms, stage2,
@@ -139,8 +137,8 @@ def register_model_bench(model_actions) -> None:
     bench.add_argument("--sizes", type=parse_int_list, default=(416, 608))
     bench.add_argument("--batches", type=parse_int_list, default=(1, 4))
     bench.add_argument("--runtimes", default="onnxruntime,mindspore")
-    bench.add_argument("--repeat", type=int, default=5, help="timed runs per case (after one warm-up)")
-    bench.add_argument("--threads", type=int, default=0, help="runtime threads (0: runtime default)")
+    bench.add_argument("--repeat", type=positive_int, default=5, help="timed runs per case (after one warm-up)")
+    bench.add_argument("--threads", type=non_negative_int, default=0, help="runtime threads (0: runtime default)")
     bench.add_argument("--json", help="also write the figures to this JSON file")
     bench.set_defaults(handler=_model_bench)
 

@@ -93,6 +93,11 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
 
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if batch is not None and batch < 1:
+        raise ExportError(f"--batch {batch}: a fixed batch is 1 or more (leave it out for a dynamic batch)")
+    if batch is not None and batch_gears and tuple(batch_gears) != (batch,):
+        raise ExportError(f"--batch {batch} fixes the batch, so the only gear is {batch}; --gears "
+                          f"{','.join(map(str, batch_gears))} needs a dynamic-batch export (leave --batch out)")
     height, width = size if size else (None, None)
     parsed = parse_cfg(cfg, classes=len(class_names), height=height, width=width)
     out = pathlib.Path(out_dir)

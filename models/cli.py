@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cliargs import positive_int
 from core.extras import TRAINING_PYTHON, require_extra
 from models.errors import ModelError
 
@@ -44,14 +45,14 @@ def register(commands):
 
     info = sub.add_parser("info", help="print a network's layers, heads and parameter count as JSON")
     info.add_argument("--cfg", required=True, help="Darknet cfg file or bundled name (yolov4, yolov4-tiny)")
-    info.add_argument("--classes", type=int, help="class count (default: the cfg's)")
+    info.add_argument("--classes", type=positive_int, help="class count (default: the cfg's)")
     info.add_argument("--size", type=parse_size, help="input size N or HxW (default: the cfg's)")
     info.set_defaults(handler=_info)
 
     load = sub.add_parser("load", help="load a .weights/.ckpt into a network and print the load report")
     load.add_argument("--cfg", required=True)
     load.add_argument("--weights", required=True, help="Darknet .weights (full or backbone-only) or .ckpt")
-    load.add_argument("--classes", type=int, help="class count of the network to load into")
+    load.add_argument("--classes", type=positive_int, help="class count of the network to load into")
     load.add_argument("--name-map", help="YAML/JSON name map for a checkpoint under another naming scheme")
     load.add_argument("--strict", action="store_true",
                       help="fail unless everything missing is the class-dependent head (or past a backbone cut)")
@@ -61,7 +62,7 @@ def register(commands):
     verify.add_argument("--cfg", required=True)
     verify.add_argument("--weights", required=True, help="a full Darknet .weights file")
     verify.add_argument("--size", type=parse_size, help="input size N or HxW (default: the cfg's)")
-    verify.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
+    verify.add_argument("--batch", type=positive_int, default=1, help="images per forward pass (default 1)")
     verify.add_argument("--image", action="append", default=[],
                         help="image file (repeatable); default: a generated test picture per batch item")
     verify.set_defaults(handler=_verify)

@@ -12,6 +12,8 @@ import tempfile
 import threading
 from typing import List
 
+from core.cliargs import non_negative_float, positive_float, positive_int
+
 logger = logging.getLogger(__name__)
 
 
@@ -20,7 +22,7 @@ def register(commands) -> None:
     run.add_argument("--config", help="daemon config (YAML); default: the embedded demo")
     run.add_argument("--graph", help="a hand-edited pipeline.json to run instead of the rendered one")
     run.add_argument("--device", choices=("mock", "ascend"), help="override the config's device")
-    run.add_argument("--duration", type=float, help="stop after this many seconds (drains, then exits)")
+    run.add_argument("--duration", type=positive_float, help="stop after this many seconds (drains, then exits)")
     run.add_argument("--output", help="override the output directory")
     run.set_defaults(handler=_run)
 
@@ -42,31 +44,31 @@ def register(commands) -> None:
 
     health = commands.add_parser("health", help="exit 0 when the daemon of a config reports healthy")
     health.add_argument("--config", required=True)
-    health.add_argument("--max-age", type=float, default=10.0, help="seconds a status.json may be old")
+    health.add_argument("--max-age", type=positive_float, default=10.0, help="seconds a status.json may be old")
     health.set_defaults(handler=_health)
 
     bench = commands.add_parser("bench", help="daemon throughput, efficiency, naive baseline, latency, memory")
     bench.add_argument("--model", help="exported or converted model directory (default: the demo model)")
     bench.add_argument("--cfg", help="instead of --model: export this network (yolov4, yolov4-tiny, a cfg file) "
                                      "with deterministic random weights (speed does not depend on the values)")
-    bench.add_argument("--size", type=int, default=416, help="input size for --cfg (default 416)")
+    bench.add_argument("--size", type=positive_int, default=416, help="input size for --cfg (default 416)")
     bench.add_argument("--resolution", help="re-encode the clips to WxH first (e.g. 1920x1080: decoding's share "
                                             "of the CPU at camera resolution)")
     bench.add_argument("--arrangements", default="1x2,2x1,2x2,4x1",
                        help="inference sessions x threads each, measured side by side (default 1x2,2x1,2x2,4x1)")
     bench.add_argument("--clips", help="comma-separated video files (default: ../shared/videos, else the demo clip)")
     bench.add_argument("--cameras", default="1,2,4,8", help="camera counts (default 1,2,4,8)")
-    bench.add_argument("--batch", type=int, default=4, help="max batch (a gear of the model)")
-    bench.add_argument("--in-flight", type=int, default=2, help="batches inferred side by side")
-    bench.add_argument("--seconds", type=float, default=20.0, help="measurement time per case")
-    bench.add_argument("--soak-seconds", type=float, default=180.0, help="memory soak at full load")
+    bench.add_argument("--batch", type=positive_int, default=4, help="max batch (a gear of the model)")
+    bench.add_argument("--in-flight", type=positive_int, default=2, help="batches inferred side by side")
+    bench.add_argument("--seconds", type=positive_float, default=20.0, help="measurement time per case")
+    bench.add_argument("--soak-seconds", type=non_negative_float, default=180.0, help="memory soak at full load")
     bench.add_argument("--json", help="write the figures here")
     bench.add_argument("--plot", help="write a PNG plot here")
     bench.add_argument("--host-only", action="store_true",
                        help="only the host's per-frame work after the device (detections, JSON line, outbox, events, "
                             "metrics) on synthetic model outputs: frames/s and us per frame per stage")
     bench.add_argument("--detections", default="0,5,50", help="--host-only: detections per frame (default 0,5,50)")
-    bench.add_argument("--frames", type=int, default=4000, help="--host-only: frames per case (default 4000)")
+    bench.add_argument("--frames", type=positive_int, default=4000, help="--host-only: frames per case (default 4000)")
     bench.add_argument("--stage2", help="only the daemon's frames/s without and with this second-stage model, side "
                                         "by side per camera count (default clip: the demo clip)")
     bench.set_defaults(handler=_bench)

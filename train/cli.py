@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from core.cliargs import fraction, positive_int
 from core.extras import TRAINING_PYTHON, require_extra
 
 
@@ -12,16 +13,16 @@ def register(commands) -> None:
     train = commands.add_parser("train", help="fine-tune YOLOv4 / YOLOv4-tiny (config documented in train/config.py)")
     train.add_argument("--config", required=True, help="training config (YAML)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
-    train.add_argument("--epochs", type=int, help="override the config's epochs")
+    train.add_argument("--epochs", type=positive_int, help="override the config's epochs")
     train.add_argument("--out", help="override the config's output directory (e.g. to resume a run kept elsewhere)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics only)")
     train.set_defaults(handler=_train)
 
     bench = commands.add_parser("train-bench", help="training throughput (images/s) and peak memory per network")
     bench.add_argument("--cfg", action="append", help="cfg (repeatable; default yolov4-tiny and yolov4)")
-    bench.add_argument("--size", type=int, default=416)
-    bench.add_argument("--batch", type=int, default=4)
-    bench.add_argument("--steps", type=int, default=5, help="timed steps after the first (compiling) one")
+    bench.add_argument("--size", type=positive_int, default=416)
+    bench.add_argument("--batch", type=positive_int, default=4)
+    bench.add_argument("--steps", type=positive_int, default=5, help="timed steps after the first (compiling) one")
     bench.set_defaults(handler=_bench)
 
     compare = commands.add_parser("train-compare", help="training runs side by side: held-out mAP (markdown)")
@@ -35,7 +36,7 @@ def register(commands) -> None:
                           help="evaluate on the pictures this training config holds out (its val_path or split)")
     evaluate.add_argument("--stage2", metavar="DIR", help="a second-stage export: evaluate the cascade end to end "
                                                           "on full pictures, beside --model alone")
-    evaluate.add_argument("--parent-score", type=float, default=0.25,
+    evaluate.add_argument("--parent-score", type=fraction, default=0.25,
                           help="cascade: stage-1 score above which a parent is cropped (default 0.25)")
     evaluate.add_argument("--format", default="voc", choices=("voc", "coco", "yolo"), help="annotation format")
     evaluate.add_argument("--plot", help="write the precision-recall plot (PNG) here")

@@ -187,3 +187,14 @@ def test_self_check_accepts_overflowed_sizes_on_both_sides():
     boxes = np.array([[[-np.inf, 0.0, np.inf, 10.0]]], np.float32)
     finite = np.array([[[-3e38, 0.0, 3e38, 10.0]]], np.float32)
     assert compare_outputs(["boxes"], [boxes], [finite])["boxes"]["error"] == 0.0
+
+
+@pytest.mark.parametrize("batch, gears, message", [
+    (2, (1, 2, 4, 8), "--batch 2 fixes the batch, so the only gear is 2; --gears 1,2,4,8 needs a dynamic-batch"),
+    (0, None, "--batch 0: a fixed batch is 1 or more"),
+    (-2, None, "--batch -2: a fixed batch is 1 or more")])
+def test_a_fixed_batch_and_gears_that_disagree_are_refused(tmp_path, batch, gears, message):
+    with pytest.raises(ExportError, match=message):
+        export_model("yolov4-tiny", tmp_path / "w.ckpt", ["a"], "onnx", tmp_path / "out", batch=batch,
+                     batch_gears=gears)
+    assert not (tmp_path / "out").exists()  # refused before anything is written

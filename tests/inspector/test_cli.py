@@ -94,3 +94,34 @@ def test_a_run_in_which_no_camera_delivered_exits_non_zero(tiny_model_dir, tmp_p
     assert "no camera delivered a frame: dark (" in capsys.readouterr().err
     # A status page open to the network without a token is allowed only when said so, and said at every start.
     assert "http: serving 0.0.0.0 without a token (allow_unauthenticated)" in caplog.text
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["plan", "--fps", "0"], "argument --fps: '0': expected a number > 0"),
+    (["plan", "--fps", "nan"], "argument --fps: 'nan': expected a number > 0"),
+    (["plan", "--camera", "0x0"], "argument --camera: '0x0': width and height must be >= 1"),
+    (["plan", "--camera", "wide"], "argument --camera: 'wide': expected WxH"),
+    (["plan", "--host-ms", "0"], "argument --host-ms: '0': expected a number > 0"),
+    (["plan", "--npu-fps", "-50"], "argument --npu-fps: '-50': expected a number > 0"),
+    (["plan", "--batch", "-1"], "argument --batch: '-1': expected an integer >= 1"),
+    (["plan", "--crops-per-frame", "-3"], "argument --crops-per-frame: '-3': expected a number >= 0"),
+    (["bench", "--stage2", "x", "--seconds", "-1"], "argument --seconds: '-1': expected a number > 0"),
+    (["run", "--duration", "inf"], "argument --duration: 'inf': expected a number > 0"),
+    (["export", "--cfg", "yolov4-tiny", "--weights", "w", "--classes", "a", "--format", "onnx", "--out", "o",
+      "--batch", "-2"], "argument --batch: '-2': expected an integer >= 1"),
+    (["export", "--cfg", "yolov4-tiny", "--weights", "w", "--classes", "a", "--format", "onnx", "--out", "o",
+      "--batch", "0"], "argument --batch: '0': expected an integer >= 1"),
+    (["eval", "--model", "m", "--data", "d", "--parent-score", "nan"],
+     "argument --parent-score: 'nan': expected a number from 0 to 1"),
+])
+def test_numbers_are_checked_where_they_are_typed(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and expected in err and "Traceback" not in err
+
+
+def test_a_bundle_for_a_glibc_that_is_no_version_is_refused(tiny_model_dir, tmp_path, capsys):
+    one_line_error(capsys, ["bundle", "--model", str(tiny_model_dir), "--config", write_config(tmp_path, tiny_model_dir),
+                            "--out", str(tmp_path / "b"), "--glibc", "banana"],
+                   "--glibc 'banana': expected a version such as 2.17")
