@@ -44,7 +44,9 @@ from models.errors import ModelError
 from models.integrity import sha256_file
 from models.spec import ModelSpec
 from pipeline.config import load_config
-from pipeline.graph import graph_json, render_graph
+from pipeline.daemon import load_specs
+from pipeline.graph import graph_json, render_graph, validate_graph
+from pipeline.preflight import model_file_problems
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +207,22 @@ def lock_file(wheels: pathlib.Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def packed_problems(config, config_path, stage: pathlib.Path) -> List[str]:
+    """What `validate` on the box would refuse in what is packed: the config against the packed models, each model
+    directory as its device runs it (the OM for `ascend`), and the graph. The box's environment variables and
+    directories are the box's: install.sh validates those there."""
+    packed = config.model_copy(update={"model": str(stage / "model")})
+    if config.stage2 is not None:
+        packed = packed.model_copy(update={"stage2": config.stage2.model_copy(update={"model": str(stage / "stage2")})})
+    problems: List[str] = []
+    spec, _ = load_specs(packed, str(config_path), problems)
+    problems += model_file_problems(packed.model, spec, packed.device)
+    if not problems:
+        problems += validate_graph(render_graph(packed, spec), "the bundled graph", spec=spec, config=packed,
+                                   device=packed.device)
+    return [p.replace(str(stage) + "/", "") for p in problems]
+
+
 def build_bundle(model_dir, config_path, out_dir, version: Optional[str] = None, *, platform_name: Optional[str] = None,
                  python: Optional[str] = None, glibc: Optional[str] = None,
                  find_links: Optional[str] = None) -> pathlib.Path:
@@ -235,6 +253,9 @@ def build_bundle(model_dir, config_path, out_dir, version: Optional[str] = None,
             installed = installed.model_copy(update={"stage2": config.stage2.model_copy(
                 update={"model": f"{INSTALL_ROOT}/stage2"})})
         (stage / "config" / "daemon.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        problems = packed_problems(config, config_path, stage)
+        if problems:
+            raise BundleError(f"{config_path}: the bundle would not start on the box:\n  " + "\n  ".join(problems))
         # The site's cameras are rarely reachable from where a bundle is built: the daemon asks an `auto` camera
         # its codec on the box at every start; the bundled graph (a reference copy) assumes the default for it.
         auto = [camera.id for camera in config.cameras if camera.codec == "auto"]

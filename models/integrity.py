@@ -54,6 +54,23 @@ def check_checksums(directory: str | pathlib.Path) -> list[str]:
     return problems
 
 
+def manifest_problems(directory: str | pathlib.Path, spec: ModelSpec) -> list[str]:
+    """The manifest against itself: a decoded model's scores have one column per class it names (a manifest
+    edited to other classes would otherwise fail at the first detection, hours into a run)."""
+    tensors = {t.get("name"): t.get("shape") for t in spec.outputs.get("tensors", [])} if spec.outputs else {}
+    scores, boxes = tensors.get("scores"), tensors.get("boxes")
+    if not spec.outputs.get("decoded") or not scores:
+        return []
+    where = pathlib.Path(directory) / "manifest.json"
+    problems = []
+    if isinstance(scores[-1], int) and scores[-1] != len(spec.class_names):
+        problems.append(f"{where}: names {len(spec.class_names)} classes ({', '.join(spec.class_names)}), but the "
+                        f"model scores {scores[-1]}: the class names do not belong to this model")
+    if boxes and boxes[1:2] != scores[1:2]:
+        problems.append(f"{where}: boxes {boxes} and scores {scores} disagree on the candidate count")
+    return problems
+
+
 def cpu_model_path(directory: str | pathlib.Path, spec: ModelSpec) -> pathlib.Path:
     """The file the CPU runtimes run (ModelSpec.cpu_model_name) in its directory."""
     return pathlib.Path(directory) / str(spec.cpu_model_name)
@@ -77,4 +94,14 @@ def check_cpu_model(directory: str | pathlib.Path, spec: ModelSpec) -> list[str]
     if len(shape) != 4 or [d if isinstance(d, int) else None for d in shape[1:]] != expected:
         return [f"{path}: input shape {shape} differs from manifest.json's (N, 3, {spec.input_height}, "
                 f"{spec.input_width})"]
-    return []
+    problems = []
+    outputs = {o.name: o.shape for o in session.session.get_outputs()}
+    for tensor in spec.outputs.get("tensors", []) if spec.outputs else []:
+        actual = outputs.get(tensor.get("name"))
+        if actual is None:
+            problems.append(f"{path}: has no output {tensor.get('name')!r} (manifest.json's outputs)")
+            continue
+        wanted = [d if isinstance(d, int) else None for d in tensor.get("shape", [])[1:]]
+        if [d if isinstance(d, int) else None for d in actual[1:]] != wanted:
+            problems.append(f"{path}: output {tensor['name']!r} is {actual}, manifest.json says {tensor['shape']}")
+    return problems

@@ -133,13 +133,21 @@ def inference_only(model_file: pathlib.Path, spec: ModelSpec, batches: list[int]
 
 
 def run_daemon_for(config_dict: dict, seconds: float, warmup: float = 5.0) -> dict:
-    from pipeline.config import parse_config
+    from pipeline.config import ConfigError, parse_config
     from pipeline.daemon import Daemon
 
     config = parse_config(config_dict)
-    daemon = Daemon(config)
+    daemon = Daemon(config)  # the checks of `run` (models, classes, files) before anything is measured
     stop = threading.Event()
-    thread = threading.Thread(target=daemon.run, args=(stop,))
+    failures: list = []
+
+    def run() -> None:
+        try:
+            daemon.run(stop)
+        except Exception as exc:  # surfaced below: a figure of a daemon that died is no figure
+            failures.append(exc)
+
+    thread = threading.Thread(target=run)
     thread.start()
     time.sleep(warmup)
     before = sum(s.processed for s in daemon.device.camera_stats())
@@ -152,6 +160,11 @@ def run_daemon_for(config_dict: dict, seconds: float, warmup: float = 5.0) -> di
     stats = daemon.device.camera_stats()
     stop.set()
     thread.join()
+    if failures:
+        raise failures[0]
+    if after == before:
+        raise ConfigError(f"bench: the daemon processed no frame in {seconds:g} s (cameras: "
+                          f"{', '.join(f'{s.camera_id} {s.state}: {s.last_error}' for s in stats)})")
     return {"processed_fps": (after - before) / elapsed, "dropped": sum(s.dropped for s in stats),
             "rss_start_mb": rss_start, "rss_end_mb": rss_end,
             "output": str(pathlib.Path(config.output.directory) / "detections.jsonl"),

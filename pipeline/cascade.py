@@ -54,7 +54,7 @@ def load_stage2(config: DaemonConfig, spec1: ModelSpec, source: str = "config") 
                             f"({', '.join(spec2.class_names)})")
     # Checksums always; loading the CPU model only when nothing else is wrong and the mock device will run it.
     problems += [f"{source}: stage2.model: {p}"
-                 for p in model_file_problems(stage2.model, spec2, config.device == "mock" and not problems)]
+                 for p in model_file_problems(stage2.model, spec2, None if problems else config.device)]
     return spec2, problems
 
 

@@ -12,7 +12,7 @@ import os
 import pathlib
 import shutil
 
-from models.integrity import check_checksums, check_cpu_model
+from models.integrity import check_checksums, check_cpu_model, manifest_problems
 from models.spec import ModelSpec
 from pipeline.config import PLACEHOLDER, DaemonConfig
 from pipeline.outputs.sinks import mqtt_config_problems
@@ -88,15 +88,22 @@ def _directories(config: DaemonConfig, source: str) -> list[str]:
 
 
 def _model(config: DaemonConfig, spec: ModelSpec) -> list[str]:
-    return model_file_problems(config.model, spec, config.device == "mock")
+    return model_file_problems(config.model, spec, config.device)
 
 
-def model_file_problems(directory: str, spec: ModelSpec, load_cpu_model: bool) -> list[str]:
-    """A model directory's files: checksums, then (when asked: the mock device runs it) whether the CPU model
-    loads with the manifest's input size, if the checksums hold."""
-    problems = check_checksums(directory)
-    if not problems and load_cpu_model:
+def model_file_problems(directory: str, spec: ModelSpec, device: str | None) -> list[str]:
+    """The one check of a model directory (validate, run, bench and bundle): its checksums, its manifest against
+    itself (classes vs the scores' columns), then what the device runs, if all that holds: for the mock, the CPU
+    model loads with the manifest's input and outputs; for the Ascend device, the OM is there. device None:
+    the files only."""
+    problems = check_checksums(directory) + manifest_problems(directory, spec)
+    if problems:
+        return problems
+    if device == "mock":
         problems += check_cpu_model(directory, spec)
+    elif device == "ascend" and not (pathlib.Path(directory) / "model.om").is_file():
+        problems.append(f"{pathlib.Path(directory) / 'model.om'}: missing: the Ascend device runs the OM; convert "
+                        f"the export with `inspector convert` (where atc is) and use the converted directory")
     return problems
 
 

@@ -14,7 +14,7 @@ import tarfile
 import pytest
 import yaml
 
-from deploy.bundle import (SDK_PROTOBUF, SOURCE_ROOT, Target, box_requirements, build_bundle, build_wheel,
+from deploy.bundle import (SDK_PROTOBUF, BundleError, SOURCE_ROOT, Target, box_requirements, build_bundle, build_wheel,
                            download_dependencies, runtime_requirements)
 from deploy.convert import convert
 from tests.support.clips import DEMO_CLIP
@@ -222,6 +222,24 @@ def test_bundle_contents_and_no_secrets(om_dir, stage2_model_dir, tmp_path, monk
     lines = lock.splitlines()
     assert lines and all(" --hash=sha256:" in line for line in lines) and any(l.startswith("numpy==") for l in lines)
     assert bundle_json["target"] == Target.host().to_dict()
+
+
+@pytest.mark.parametrize("device, edit, message", [
+    ("ascend", None, "model/model.om: missing: the Ascend device runs the OM"),  # an export never converted
+    ("mock", {"thresholds": {"per_class": {"tower": 0.5}}}, "thresholds.per_class.tower: not a class of the model"),
+    ("mock", {"batching": {"max_batch": 3}}, "batching.max_batch: 3 is not one of the model's dynamic-batch gears"),
+])
+def test_a_bundle_that_would_not_start_is_refused_before_anything_is_built(tiny_model_dir, tmp_path, device, edit,
+                                                                           message):
+    """The bundle runs validate's checks on what it packs (the box's variables and directories aside)."""
+    config = tmp_path / "daemon.yaml"
+    config.write_text(yaml.safe_dump({"cameras": [{"id": "cam", "url": "rtsp://10.0.0.1/s", "codec": "h264"}],
+                                      "model": str(tiny_model_dir), "device": device,
+                                      "output": {"directory": "/var/lib/inspector/out"}, **(edit or {})}))
+    with pytest.raises(BundleError, match="the bundle would not start on the box") as refused:
+        build_bundle(tiny_model_dir, config, tmp_path / "dist", "1.0.0", find_links=str(tmp_path / "none"))
+    assert message in str(refused.value) and "inspector-1.0.0/" not in str(refused.value)  # packed paths
+    assert not (tmp_path / "dist").exists() or not any((tmp_path / "dist").iterdir())
 
 
 def test_unit_and_scripts_pass_the_linters(tmp_path):

@@ -41,3 +41,32 @@ def test_cascade_bench_measures_both_side_by_side(tmp_path, stage2_model_dir):
     assert case["ratio"] == case["cascade"]["processed_fps"] / case["single"]["processed_fps"]
     assert case["single"]["children_per_frame"] == 0 and case["cascade"]["children_per_frame"] > 0
     assert "ratio" in bench.format_cascade_report(report)
+
+
+def test_a_second_model_whose_classes_are_not_its_own_is_refused_before_measuring(tiny_model_dir, stage2_model_dir,
+                                                                                  tmp_path, capsys):
+    import shutil
+
+    from inspector.cli import main
+
+    copy = tmp_path / "stage2"
+    shutil.copytree(stage2_model_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["class_names"] = ["defect", "flashover"]  # the export scores one class
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["bench", "--model", str(tiny_model_dir), "--stage2", str(copy), "--cameras", "1",
+                 "--seconds", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "stage2.model: " in err and "names 2 classes (defect, flashover), but the model scores 1" in err
+
+
+def test_a_daemon_that_processes_nothing_is_no_figure(tiny_model_dir, tmp_path):
+    import pytest
+
+    from pipeline.config import ConfigError
+    from tests.support.clips import encode_clip
+
+    tiny = encode_clip(tmp_path / "tiny.mp4", frames=5, width=16, height=16)  # refused by the decoder
+    with pytest.raises(ConfigError, match="processed no frame in 1 s .*tiny failed: the camera's pictures are 16x16"):
+        bench.run_daemon_for({"cameras": [{"id": "tiny", "url": str(tiny)}], "model": str(tiny_model_dir),
+                              "output": {"directory": str(tmp_path / "out")}}, seconds=1, warmup=1)

@@ -4,6 +4,7 @@ then failed at run time is refused here, with the culprit named and no secret qu
 from __future__ import annotations
 
 import json
+import pathlib
 import shutil
 
 import pytest
@@ -123,3 +124,32 @@ def test_an_output_directory_on_a_full_disk_is_refused(tiny_model_dir, tmp_path,
     code, err = validate(capsys, path)
     assert code == 1 and f"output.directory: {small_disk / 'out'}: only 0.0 MB free on its file system" in err
     filler.unlink()
+
+
+def test_a_manifest_whose_classes_are_not_the_models_is_refused(model_copy, tmp_path, capsys):
+    """Classes edited in manifest.json (2 -> 3) fail validate and run at once, not at the first detection."""
+    from pipeline.config import ConfigError, parse_config
+    from pipeline.daemon import Daemon
+
+    manifest = model_copy / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["class_names"] = data["class_names"] + ["tower"]
+    manifest.write_text(json.dumps(data))
+    path = write_config(tmp_path, model_copy)
+    code, err = validate(capsys, path)
+    assert code == 1 and f"{manifest}: names 3 classes (insulator, defect, tower), but the model scores 2" in err
+    with pytest.raises(ConfigError, match="names 3 classes"):
+        Daemon(parse_config(json.loads(pathlib.Path(path).read_text())))
+    # The manifest made consistent with itself, but not with the ONNX beside it: the model's own outputs tell.
+    scores = next(t for t in data["outputs"]["tensors"] if t["name"] == "scores")
+    scores["shape"][-1] = 3
+    manifest.write_text(json.dumps(data))
+    code, err = validate(capsys, path)
+    candidates = scores["shape"][1]
+    assert code == 1 and f"output 'scores' is ['batch', {candidates}, 2], manifest.json says ['batch', " \
+                         f"{candidates}, 3]" in err, err
+
+
+def test_an_ascend_config_needs_converted_models(tiny_model_dir, tmp_path, capsys):
+    code, err = validate(capsys, write_config(tmp_path, tiny_model_dir, device="ascend"))
+    assert code == 1 and f"{tiny_model_dir / 'model.om'}: missing: the Ascend device runs the OM" in err
