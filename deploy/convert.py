@@ -77,10 +77,10 @@ def convert(model_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, soc_v
 
     source = pathlib.Path(model_dir)
     out = pathlib.Path(out_dir)
-    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
+    if out.resolve() == source.resolve():
         # The converted directory's manifest names the OM: written over the export it would end the export.
-        raise ConvertError(f"--out {out_dir}: it is the export being converted ({model_dir}) or inside it; give "
-                           f"the converted model its own directory (e.g. {source.name}-om beside it)")
+        raise ConvertError(f"--out {out_dir}: it is the export being converted ({model_dir}); give the converted "
+                           f"model its own directory (e.g. {source.name}-om beside it)")
     spec = ModelSpec.load(source)
     if spec.model_format != "onnx":
         raise ConvertError(f"{source}: manifest.json names a {spec.model_format!r} model; convert takes an ONNX "
