@@ -95,7 +95,7 @@ class ModelSpec:
             raise SpecError("class_names: at least one class is needed")
         if len(set(self.class_names)) != len(self.class_names):
             raise SpecError(f"class_names: duplicates in {list(self.class_names)}")
-        if sorted(set(self.batch_gears)) != list(self.batch_gears) or self.batch_gears[0] < 1:
+        if not self.batch_gears or sorted(set(self.batch_gears)) != list(self.batch_gears) or self.batch_gears[0] < 1:
             raise SpecError(f"batch_gears: {list(self.batch_gears)} must be increasing positive integers")
         if self.layout != "NCHW":
             raise SpecError(f"layout: only NCHW is supported, got {self.layout!r}")
@@ -103,6 +103,8 @@ class ModelSpec:
             if max(head.mask) >= len(self.anchors):
                 raise SpecError(f"heads: mask {head.mask} does not index the {len(self.anchors)} anchors")
         if self.crops is not None:
+            if not isinstance(self.crops, dict):
+                raise SpecError(f"crops: expected an object (parents, tile size, ...), got {self.crops!r}")
             parents = self.crops.get("parents")
             if not parents or not all(isinstance(p, str) and p for p in parents):
                 raise SpecError(f"crops.parents: expected a non-empty list of class names, got {parents!r}")
@@ -181,7 +183,7 @@ class ModelSpec:
             return cls(**data)
         except SpecError as exc:
             raise SpecError(f"{source}: {exc}") from exc
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise SpecError(f"{source}: malformed value ({type(exc).__name__}: {exc})") from exc
 
     @classmethod

@@ -128,8 +128,8 @@ class ThresholdConfig(Strict):
     score: float = Field(0.3, gt=0, lt=1, description="Minimum class score (objectness x class) to keep a box.")
     nms_iou: float = Field(0.45, gt=0, le=1, description="IoU above which a lower-scored box of the same class "
                                                          "is suppressed.")
-    per_class: dict[str, float] = Field(default_factory=dict, description="Score threshold per class name, "
-                                                                          "overriding `score`.")
+    per_class: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=dict, description="Score threshold per class name (0 < t < 1), overriding `score`.")
     max_detections: int = Field(100, ge=1, description="Most detections kept per frame, best first.")
 
 

@@ -30,6 +30,8 @@ def test_class_names_must_match_the_network():
     (lambda d: d.update(schema_version=9), "schema_version 9"),
     (lambda d: d.pop("anchors"), "missing keys \\['anchors'\\]"),
     (lambda d: d.update(batch_gears=[4, 2]), "batch_gears"),
+    (lambda d: d.update(batch_gears=[]), "batch_gears: \\[\\] must be increasing positive integers"),
+    (lambda d: d.update(heads=[{}]), "malformed value"),
     (lambda d: d["normalisation"].update(colour="YUV"), "normalisation.colour"),
     (lambda d: d.update(class_names=["a", "a"]), "duplicates"),
 ])
@@ -67,6 +69,7 @@ def test_a_second_stage_records_where_it_looks(tmp_path):
     ({"parents": [], "margin": 0.3}, "crops.parents: expected a non-empty list"),
     ({"parents": ["insulator"], "margin": -1}, "crops: margin -1"),
     ({"parents": ["insulator"], "tiles": 3}, "crops: unknown keys \\['tiles'\\]"),
+    ("insulator", "crops: expected an object"),
 ])
 def test_bad_crop_settings_name_the_manifest_and_key(tmp_path, crops, message):
     data = make_spec().to_dict() | {"crops": crops}

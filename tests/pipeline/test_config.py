@@ -45,6 +45,9 @@ def test_inline_password_is_refused_and_not_echoed(tmp_path, password):
 
 
 @pytest.mark.parametrize("text, where", [
+    ("thresholds: {per_class: {defect: 7}}", "thresholds.per_class.defect: Input should be less than 1"),
+    ("thresholds: {per_class: {defect: -3}}", "thresholds.per_class.defect: Input should be greater than 0"),
+    ("thresholds: {per_class: {defect: .nan}}", "thresholds.per_class.defect"),
     ("batching: {max_batch: true}", "batching.max_batch: Input should be a valid integer"),
     ("cameras: [{id: a, url: x, loop: 'yes'}]", "cameras.0.loop: Input should be a valid boolean"),
     ("batching: {waiting_time_ms: '40'}", "batching.waiting_time_ms"),
