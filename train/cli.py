@@ -77,10 +77,11 @@ def _eval(args) -> int:
         dataset, where = load_dataset(args.data, args.format, classes), args.data
     for issue in dataset.issues:
         print(f"data: {issue}", file=sys.stderr)
-    if not dataset.samples:
-        # An mAP of 0.0 over nothing reads like a broken model; it is a wrong path or format.
-        raise ConfigError(f"{where}: no usable labelled images in the {args.format} layout "
-                          f"({len(dataset.issues)} problems above)")
+    if not dataset.samples or not any(len(sample.labels) for sample in dataset.samples):
+        # An mAP of 0.0 (or -1) over nothing reads like a broken model; it is a wrong path or format.
+        raise ConfigError(f"{where}: no labelled object in {len(dataset.samples)} usable pictures read as "
+                          f"{args.format if args.data else 'its training format'} ({len(dataset.issues)} problems "
+                          f"above): wrong --format or path?")
     if stage2 is not None:
         from train.cascade import CascadeSettings, evaluate_cascade
 
@@ -92,11 +93,17 @@ def _eval(args) -> int:
             raise ConfigError(f"eval --stage2 {args.stage2}: {exc}") from None
         print(json.dumps(report, indent=2))
         return 0
-    metrics = coco_evaluate(dataset, predict(lambda images: session.run(images), dataset, spec))
+    unreadable: list = []
+    results = predict(lambda images: session.run(images), dataset, spec, unreadable=unreadable)
+    for index in unreadable:
+        print(f"data: {dataset.samples[index].image}: not a readable picture (left out of the evaluation)",
+              file=sys.stderr)
+    metrics = coco_evaluate(dataset, results, unreadable)
     if args.plot:
         plot_pr(metrics, args.plot)
     metrics.pop("pr_curves", None)
-    print(json.dumps(metrics | {"images": len(dataset.samples)}, indent=2))
+    print(json.dumps(metrics | {"images": len(dataset.samples) - len(unreadable), "unreadable": len(unreadable)},
+                     indent=2))
     return 0
 
 

@@ -20,6 +20,7 @@ import pathlib
 import cv2
 import numpy as np
 
+from core.errors import ConfigError
 from models.crops import CropSettings, boxes_in_crop, crop_regions
 from train.config import CropDataConfig, TrainConfig
 from train.datasets import Dataset, Sample, load_dataset, split
@@ -126,6 +127,12 @@ def _from_json(entries: list[dict], directory: pathlib.Path) -> list[Sample]:
 def build_crop_sets(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """(training crops, held-out crops), written to or reused from `<out>/crops`."""
     train_src, val_src = source_split(config)
+    source_names = source_classes(config)
+    parent_ids = [source_names.index(name) for name in config.data.crops.parents]
+    if not any(np.isin(sample.labels, parent_ids).any() for sample in train_src.samples):
+        raise ConfigError(f"data.crops.parents: no object of {config.data.crops.parents} in the "
+                          f"{len(train_src.samples)} training pictures of {config.data.path}: the crops are cut "
+                          f"around them (check the names against the annotations')")
     root = pathlib.Path(config.out) / "crops"
     key = _key(config, train_src, val_src)
     manifest_path = root / MANIFEST

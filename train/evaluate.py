@@ -21,29 +21,43 @@ EVAL_SCORE = 0.001
 EVAL_NMS_IOU = 0.6
 
 
-def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8) -> list[dict]:
-    """`run(images NCHW float32) -> (boxes, scores)`; COCO result dicts for every sample."""
+def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8, unreadable: list | None = None) -> list[dict]:
+    """`run(images NCHW float32) -> (boxes, scores)`; COCO result dicts for every sample. A picture that cannot
+    be decoded is skipped and its index appended to `unreadable` (leave it out of the ground truth too)."""
     thresholds = np.full(spec.num_classes, EVAL_SCORE, np.float32)
     results = []
     for start in range(0, len(dataset.samples), batch):
-        chunk = dataset.samples[start:start + batch]
-        tensors, geometries = zip(*(preprocess(cv2.imread(s.image), spec) for s in chunk))
+        chunk = []
+        for index in range(start, min(start + batch, len(dataset.samples))):
+            picture = cv2.imread(dataset.samples[index].image)
+            if picture is None:
+                if unreadable is None:
+                    raise ValueError(f"{dataset.samples[index].image}: not a readable picture")
+                unreadable.append(index)
+            else:
+                chunk.append((index, picture))
+        if not chunk:
+            continue
+        tensors, geometries = zip(*(preprocess(picture, spec) for _, picture in chunk))
         boxes, scores = run(np.stack(tensors))
-        for offset, (sample, geometry) in enumerate(zip(chunk, geometries)):
+        for offset, ((index, _), geometry) in enumerate(zip(chunk, geometries)):
+            sample = dataset.samples[index]
             kept, kept_scores, class_ids = detect(boxes[offset], scores[offset], thresholds, EVAL_NMS_IOU, 300)
             camera = geometry.to_camera(kept, sample.width, sample.height)
             for box, score, cls in zip(camera, kept_scores, class_ids):
                 if box[2] <= box[0] or box[3] <= box[1]:
                     continue
-                results.append({"image_id": start + offset, "category_id": int(cls) + 1,
+                results.append({"image_id": index, "category_id": int(cls) + 1,
                                 "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
                                 "score": float(score)})
     return results
 
 
-def coco_ground_truth(dataset: Dataset) -> dict:
+def coco_ground_truth(dataset: Dataset, leave_out=()) -> dict:
     images, annotations = [], []
     for image_id, sample in enumerate(dataset.samples):
+        if image_id in leave_out:
+            continue
         images.append({"id": image_id, "width": sample.width, "height": sample.height, "file_name": sample.image})
         for box, label in zip(sample.boxes, sample.labels):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
@@ -53,13 +67,14 @@ def coco_ground_truth(dataset: Dataset) -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def coco_evaluate(dataset: Dataset, results: list[dict]) -> dict:
+def coco_evaluate(dataset: Dataset, results: list[dict], leave_out=()) -> dict:
+    """leave_out: sample indices not evaluated (pictures that could not be read)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = coco_ground_truth(dataset)
+        gt.dataset = coco_ground_truth(dataset, set(leave_out))
         gt.createIndex()
         if not results:
             return {"mAP50": 0.0, "mAP50_95": 0.0, "per_class_AP50": {n: 0.0 for n in dataset.class_names},

@@ -229,6 +229,7 @@ def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
                               "with data.crops.negatives_per_positive)")
         train_set, val_set = build_crop_sets(config)
         log_issues(train_set)
+        check_training_data(train_set, config)
         return train_set, val_set
     dataset = load_dataset(config.data.path, config.data.format, config.data.classes)
     log_issues(dataset)
@@ -245,8 +246,27 @@ def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
                             train_set.issues)
         logger.info("label_fraction %s=%.2f: %d of %d training images with %s kept", name, fraction,
                     len(with_class) - len(drop), len(with_class), name)
+    check_training_data(train_set, config)
     return train_set, val_set
 
+
+def check_training_data(train_set: Dataset, config: TrainConfig) -> None:
+    """A run that cannot learn is refused before it starts: no usable picture, fewer pictures than a batch, or a
+    class the training pictures never show (a network cannot learn a class it never sees; often a class name
+    that differs from the annotations')."""
+    where = f"data.path {config.data.path} ({config.data.format})"
+    if not train_set.samples:
+        raise ConfigError(f"{where}: no usable labelled training picture ({len(train_set.issues)} problems logged "
+                          f"above): check the path and data.format")
+    if len(train_set.samples) < config.batch_size:
+        raise ConfigError(f"{where}: {len(train_set.samples)} training pictures are fewer than batch_size "
+                          f"{config.batch_size}: lower batch_size or add pictures")
+    counts = train_set.counts()
+    absent = [name for name, count in counts.items() if count == 0]
+    if absent:
+        raise ConfigError(f"data.classes: {absent} have no object in the {len(train_set.samples)} training "
+                          f"pictures ({counts}): check the class names against the annotations' (objects of "
+                          f"other classes are listed above as left out)")
 
 def evaluate_network(network: DarknetYolo, dataset: Dataset, spec: ModelSpec) -> dict:
     decoded = DecodedYolo(network)
@@ -377,8 +397,9 @@ def prepare_schedule(run: Run) -> None:
     config = run.config
     run.loader = BatchLoader(run.train_set, run.spec, config, augment=True, seed=config.seed, rank=run.rank,
                              world=run.world)
-    if run.loader.steps == 0:
-        raise ValueError(f"{len(run.train_set.samples)} training images are fewer than batch_size {config.batch_size}")
+    if run.loader.steps == 0:  # per rank: the pictures shared by the ranks of a distributed run
+        raise ConfigError(f"{len(run.train_set.samples)} training pictures over {run.world} ranks are fewer than "
+                          f"batch_size {config.batch_size} per rank: lower batch_size or add pictures")
     run.lrs = lr_schedule(config, run.loader.steps)
     run.loss_cell = YoloLoss(run.network, config.loss.ignore_iou, config.loss.box, config.loss.obj, config.loss.cls)
 

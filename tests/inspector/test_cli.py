@@ -60,7 +60,24 @@ def test_eval_on_a_directory_without_images_is_refused(tiny_model_dir, tmp_path,
     (empty / "labels").mkdir()
     # The layout is right, and holds nothing: an mAP of 0.0 over no picture would read like a broken model.
     one_line_error(capsys, ["eval", "--model", str(tiny_model_dir), "--data", str(empty)],
-                   f"{empty}: no usable labelled images")
+                   f"{empty}: no labelled object in 0 usable pictures read as voc")
+
+
+def test_eval_skips_an_undecodable_picture_and_refuses_a_wrong_format(tiny_model_dir, tmp_path, capsys):
+    from train.testing import write_voc_dataset
+
+    root = write_voc_dataset(tmp_path / "voc", images=16)
+    for xml in (root / "labels").glob("*.xml"):  # the tiny model's classes
+        xml.write_text(xml.read_text().replace("<name>box<", "<name>insulator<").replace("<name>disc<",
+                                                                                          "<name>defect<"))
+    (root / "images" / "007.jpg").write_bytes(b"\xff\xd8 not a JPEG after all")
+    assert main(["eval", "--model", str(tiny_model_dir), "--data", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert "007.jpg: unreadable image (image left out)" in captured.err and "Traceback" not in captured.err
+    assert json.loads(captured.out)["images"] == 15
+    # The same tree read as YOLO finds pictures without one label file: no object, hence no mAP at all.
+    one_line_error(capsys, ["eval", "--model", str(tiny_model_dir), "--data", str(root), "--format", "yolo"],
+                   f"{root}: no labelled object in 15 usable pictures read as yolo")
 
 
 def test_an_absurd_export_size_is_refused_by_the_parser(tmp_path, capsys):

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,34 @@ def test_the_three_formats_give_the_same_samples(tmp_path):
     assert any("class index 7 outside the 2 classes" in p for p in problems)
     assert any("000.txt:2: box" in p and "outside the image" in p for p in problems)
     assert any("000.txt:3: expected 'class cx cy w h'" in p for p in problems)
+
+
+def test_numbers_that_are_no_box_and_sizes_that_are_not_the_pictures_are_left_out(tmp_path):
+    """`<xmin>nan</xmin>` passed every comparison; a <size> of another picture put boxes elsewhere: both are
+    reported and left out. COCO boxes that are missing or not numbers likewise, never a traceback."""
+    import json
+
+    from train.datasets import load_coco
+
+    root = write_voc_dataset(tmp_path / "d", images=3)
+    xml = (root / "labels" / "000.xml").read_text()
+    (root / "labels" / "000.xml").write_text(re.sub(r"<xmin>[^<]*</xmin>", "<xmin>nan</xmin>", xml, count=1))
+    (root / "labels" / "001.xml").write_text((root / "labels" / "001.xml").read_text()
+                                             .replace("<width>160</width>", "<width>320</width>"))
+    dataset = load_voc(root, ["box", "disc"])
+    problems = [str(i) for i in dataset.issues]
+    assert any("000.xml: object 0: <bndbox> [nan," in p and "is not finite (left out)" in p for p in problems)
+    assert any("001.jpg: the annotation's size 320x128 is not the picture's (about 160x128)" in p for p in problems)
+    assert len(dataset.samples) == 2 and not any(s.image.endswith("001.jpg") for s in dataset.samples)
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": str(root / "images/002.jpg"), "width": 160, "height": 128}],
+        "categories": [{"id": 1, "name": "box"}],
+        "annotations": [{"image_id": 1, "category_id": 1}, {"image_id": 1, "category_id": 1, "bbox": ["a", 1, 2, 3]},
+                        {"image_id": 1, "category_id": 1, "bbox": [1, 1, float("nan"), 3]},
+                        {"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]}]}))
+    dataset = load_coco(coco, None, ["box"])
+    problems = [str(i) for i in dataset.issues]
+    assert sum("is not 4 numbers x, y, w, h (left out)" in p for p in problems) == 2
+    assert any("annotations[2]: box [1.0, 1.0, nan, 3.0] empty or outside" in p for p in problems)
+    assert dataset.samples[0].boxes.tolist() == [[10, 10, 30, 30]]

@@ -178,3 +178,23 @@ def test_a_second_stage_trains_on_crops_and_the_cascade_evaluates_end_to_end(tmp
     # The second stage alone is not a first stage: eval --stage2 with the roles swapped says why.
     assert main(["eval", "--model", stage2, "--stage2", str(stage1), "--held-out-of", str(path)]) == 1
     assert "no `crops`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d, tmp: {"data": {"path": str(tmp / "empty")}}, "no usable labelled training picture"),
+    (lambda d, tmp: {"batch_size": 64}, "18 training pictures are fewer than batch_size 64"),
+    (lambda d, tmp: {"data": {"classes": ["box", "disk"]}}, "data.classes: ['disk'] have no object in the 18"),
+    (lambda d, tmp: {"data": {"classes": ["box"], "crops": {"parents": ["tower"]}}},
+     "data.crops.parents: no object of ['tower'] in the 18 training pictures"),
+])
+def test_a_run_that_cannot_learn_is_refused_before_it_starts(data_dir, tmp_path, capsys, edit, message):
+    import yaml
+
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    overrides = edit(data_dir, tmp_path)
+    data = config(data_dir, tmp_path / "run", **overrides).model_dump(mode="json", exclude_none=True)
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["train", "--config", str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
