@@ -227,8 +227,13 @@ class HttpConfig(Strict):
     allow_unauthenticated: bool = Field(False, description="Serve a non-loopback host without a token anyway "
                                                            "(a warning at every start). Only behind a proxy that "
                                                            "authenticates.")
-    idle_timeout_s: float = Field(30.0, gt=0, le=3600, description="A connection that sends nothing for this "
-                                                                    "long is closed.")
+    idle_timeout_s: float = Field(30.0, gt=0, le=3600, description="A request must arrive whole (request line "
+                                                                    "and headers) within this long of the "
+                                                                    "connection's start or its previous request, "
+                                                                    "or the connection is closed.")
+    max_connections: int = Field(32, ge=1, le=1024, description="Connections served at once; beyond, a new one "
+                                                                "gets 503 at once (status pages and scrapers "
+                                                                "need a few).")
 
     @property
     def loopback(self) -> bool:

@@ -235,7 +235,8 @@ class Daemon:
     def _start_http(self) -> None:
         http = self.config.http
         try:
-            self.server = StatusServer(self.view, http.host, http.port, self.http_token, http.idle_timeout_s)
+            self.server = StatusServer(self.view, http.host, http.port, self.http_token, http.idle_timeout_s,
+                                       http.max_connections)
         except OSError as exc:
             # The cameras matter more than the status page: run on, loudly.
             logger.error("http: cannot listen on %s:%d (%s): /metrics, /healthz and the status page are off",

@@ -61,6 +61,10 @@ class Outbox:
         self.dropped = {"events": 0, "detections": 0}
         self._local = threading.local()
         self._since_check = 0
+        # One connection for the status readers (HTTP and metrics threads come and go: a connection each would
+        # be a descriptor each, never closed).
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
         try:
             with self._connection() as db:
                 db.executescript(SCHEMA)
@@ -85,6 +89,12 @@ class Outbox:
         if db is not None:
             db.close()
             self._local.db = None
+
+    def close_reader(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def enqueue(self, kind: str, camera: str, payload: str, sinks: list[str], created: float) -> int | None:
         """Store one message for `sinks`; returns its id (None when no sink wants it). An event is committed
@@ -166,8 +176,11 @@ class Outbox:
         return result
 
     def backlog(self) -> dict[str, int]:
-        """Pending messages per sink (including sinks no longer configured)."""
-        rows = self._connection().execute("SELECT sink, COUNT(*) FROM pending GROUP BY sink").fetchall()
+        """Pending messages per sink (including sinks no longer configured), from any thread."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            rows = self._reader.execute("SELECT sink, COUNT(*) FROM pending GROUP BY sink").fetchall()
         return dict(rows)
 
     @staticmethod

@@ -109,6 +109,7 @@ class OutputStage:
                 logger.warning("outputs: undelivered messages kept in the outbox for the next start: %s", left)
             self.backlog_at_exit = left
             self.outbox.close()
+            self.outbox.close_reader()
 
     # --- messages -----------------------------------------------------------------------------------------------
     def enqueue(self, kind: str, camera: str, payload: str, created: float) -> None:

@@ -4,17 +4,24 @@ Bound to 127.0.0.1 unless configured. With `http.token_env` set, every request b
 `Authorization: Bearer <token>` (what Prometheus' `authorization` setting sends); a browser opens
 `/?token=<token>` once and gets an HttpOnly cookie instead, so the token never sits in page links. Request
 paths are never logged with their query string.
+
+Bounded like the rest of the daemon: at most `max_connections` served at once (a new one beyond gets 503 and is
+closed), each request must arrive whole within `idle_timeout_s` (a client trickling a byte at a time cannot hold
+a thread), a listen backlog of LISTEN_BACKLOG; the handlers read the daemon's state, never open files of their
+own per thread (the outbox's status is read through one shared connection).
 """
 
 from __future__ import annotations
 
 import hmac
 import http.server
+import io
 import json
 import logging
 import re
 import socket
 import threading
+import time
 import urllib.parse
 from typing import Protocol
 
@@ -51,6 +58,22 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
             pass
 
         timeout = idle_timeout_s  # socket timeout: a connection silent this long is closed (half-open clients)
+
+        def setup(self):
+            super().setup()
+            # Reads go through a deadline: the request line and headers together within idle_timeout_s.
+            self.rfile.close()  # the socket's own reader: replaced, and closed so the socket closes with the request
+            self.deadline = _Deadline(self.connection, idle_timeout_s)
+            self.rfile = io.BufferedReader(self.deadline)
+
+        def handle_one_request(self):
+            self.deadline.restart()
+            super().handle_one_request()
+
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()  # the headers are read: the answer gets the whole timeout again
+            self.connection.settimeout(idle_timeout_s)
+            return parsed
 
         def _authorised(self) -> bool:
             if token is None:
@@ -127,8 +150,58 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
     return Handler
 
 
+class _Deadline(io.RawIOBase):
+    """A socket's reads, each allowed only what is left of a time budget: a timeout per receive would let a
+    client that sends one byte every few seconds hold the connection for ever."""
+
+    def __init__(self, sock: socket.socket, budget_s: float):
+        self.sock, self.budget_s = sock, budget_s
+        self.restart()
+
+    def restart(self) -> None:
+        self.ends = time.monotonic() + self.budget_s
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("request not received in time")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
+LISTEN_BACKLOG = 64
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+    max_connections = 32
+
+    def server_activate(self):
+        self.slots = threading.BoundedSemaphore(self.max_connections)
+        self.refused = 0
+        super().server_activate()
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):  # full: answer at once, never queue a thread
+            self.refused += 1
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
+                                b"Connection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class _Server6(_Server):
@@ -141,9 +214,10 @@ class _Server6(_Server):
 
 
 class StatusServer:
-    def __init__(self, source: StatusSource, host: str, port: int, token: str | None, idle_timeout_s: float = 30.0):
+    def __init__(self, source: StatusSource, host: str, port: int, token: str | None, idle_timeout_s: float = 30.0,
+                 max_connections: int = 32):
         host = host.strip("[]")
-        server_class = _Server6 if ":" in host else _Server
+        server_class = type("Server", (_Server6 if ":" in host else _Server,), {"max_connections": max_connections})
         self.httpd = server_class((host, port), make_handler(source, token, idle_timeout_s))
         self.host, self.port = self.httpd.server_address[:2]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)

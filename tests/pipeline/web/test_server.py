@@ -216,3 +216,58 @@ def test_ipv6_hosts_are_served():
         assert raw_request("::1", server.port, b"GET /healthz HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200")
     finally:
         server.stop()
+
+
+def open_descriptors() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_connections_are_bounded_in_number_time_and_descriptors(tiny_model_dir, tmp_path):
+    """Slow clients, a flood of idle connections and hundreds of status requests on loopback: each request must
+    arrive whole within idle_timeout_s, beyond max_connections a connection gets 503 at once, and the process
+    holds no more descriptors afterwards than before (the outbox is read through one connection)."""
+    import concurrent.futures
+    import socket
+    import time
+
+    config = parse_config({
+        "cameras": [{"id": "a", "url": str(DEMO_DIR / "insulators.mp4"), "loop": True, "rate_fps": 5}],
+        "model": str(tiny_model_dir), "output": {"directory": str(tmp_path / "out")},
+        "http": {"port": 0, "idle_timeout_s": 2, "max_connections": 8}})
+    with RunningDaemon(config) as running:
+        running.wait(lambda: running.get("/healthz")[0] == 200, 60)
+        address = ("127.0.0.1", running.daemon.server.port)
+        # A client that sends a byte every 0.5 s is cut off at the 2 s budget, not held while it trickles.
+        slow = socket.create_connection(address)
+        started = time.monotonic()
+        try:
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+                slow.sendall(bytes([byte]))
+                time.sleep(0.5)
+        except OSError:
+            pass  # the server closed it
+        held = time.monotonic() - started
+        slow.close()
+        assert held < 2 + 1.5, held
+        # Eight idle connections take every slot: the ninth is answered 503 at once, then they time out.
+        idle = [socket.create_connection(address) for _ in range(8)]
+        time.sleep(0.3)
+        ninth = socket.create_connection(address)
+        ninth.settimeout(5)
+        assert ninth.recv(64).startswith(b"HTTP/1.1 503")
+        ninth.close()
+        time.sleep(2.5)
+        assert running.get("/healthz")[0] == 200
+        for sock in idle:
+            sock.close()
+        # Hundreds of requests from many short-lived handler threads: no descriptor stays behind.
+        running.get("/api/status")
+        before = open_descriptors()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            codes = list(pool.map(lambda i: running.get("/api/status" if i % 2 else "/metrics")[0], range(300)))
+        time.sleep(0.5)
+        assert set(codes) <= {200, 503} and codes.count(200) >= 250
+        assert open_descriptors() <= before + 4, (before, open_descriptors())
+        assert running.daemon.server.httpd.refused >= 1
