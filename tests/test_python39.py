@@ -1,13 +1,21 @@
-"""The daemon side runs on Python 3.9 (the MindX SDK's Python on Atlas boxes). No 3.9 interpreter can be
-installed here, so this is checked statically: vermin finds syntax and standard-library calls newer than 3.9,
-and with --eval-annotations the pydantic models' annotations (pydantic evaluates them, so `X | None` would
-fail on 3.9 even under `from __future__ import annotations`). A real 3.9 run happens on the box
-(docs/deploy.md). The whole tree is checked: training and export refuse older Pythons at their commands
-(core/extras.py), but their modules are imported by the command line on the box too."""
+"""The daemon side runs on Python 3.9 (the MindX SDK's Python on Atlas boxes). Checked twice:
+- statically over the whole tree: vermin finds syntax and standard-library calls newer than 3.9, and with
+  --eval-annotations the pydantic models' annotations (pydantic evaluates them, so `X | None` would fail on 3.9
+  even under `from __future__ import annotations`). Training and export refuse older Pythons at their commands
+  (core/extras.py), but their modules are imported by the command line on the box too;
+- for real, where a CPython 3.9 is installed (pyenv's, or python3.9 on PATH): the package installed into a
+  fresh 3.9 venv with what pip resolves for 3.9 that day, then `validate`, `render`, `plan` and the daemon on
+  its embedded demo, run by that interpreter."""
 
+import glob
+import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "models", "pipeline", "train", "deploy", "inspector")
@@ -61,3 +69,36 @@ def test_the_daemon_side_imports_no_training_stack():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[]"
+
+
+def python39() -> str | None:
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))
+    return found[-1] if found else shutil.which("python3.9")
+
+
+@pytest.mark.slow
+def test_the_daemon_installs_and_runs_on_a_real_python_39(tmp_path):
+    interpreter = python39()
+    if interpreter is None:
+        pytest.skip("no CPython 3.9 here (pyenv install 3.9, or python3.9 on PATH)")
+    venv = tmp_path / "venv"
+    subprocess.run([interpreter, "-m", "venv", str(venv)], check=True, timeout=300)
+    install = subprocess.run([str(venv / "bin/pip"), "install", "-q", str(REPO)], capture_output=True, text=True,
+                             timeout=1200)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    inspector = str(venv / "bin/inspector")
+    version = subprocess.run([str(venv / "bin/python"), "-c", "import sys; print(sys.version_info[:2])"],
+                             capture_output=True, text=True).stdout.strip()
+    assert version == "(3, 9)"
+    demo = REPO / "pipeline/demo/demo.yaml"
+    for command in (["validate", "--config", str(demo)], ["render", "--config", str(demo)],
+                    ["plan", "--codec", "h265"]):
+        result = subprocess.run([inspector, *command], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert result.returncode == 0, (command, result.stderr[-3000:])
+    out = tmp_path / "out"
+    run = subprocess.run([inspector, "run", "--duration", "6", "--output", str(out)], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout)["cameras"][0]["processed"] > 0
+    lines = (out / "detections.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line)["camera"] == "demo" for line in lines)
