@@ -63,7 +63,7 @@ def _eval(args) -> int:
     from core.errors import ConfigError
     from models.spec import ModelSpec
     from train.datasets import load_dataset
-    from train.evaluate import coco_evaluate, plot_pr, predict
+    from train.evaluate import evaluate_sources, plot_pr, predict
 
     if bool(args.data) == bool(args.held_out_of):
         raise ConfigError("eval: give either --data or --held-out-of")
@@ -98,7 +98,7 @@ def _eval(args) -> int:
     for index in unreadable:
         print(f"data: {dataset.samples[index].image}: not a readable picture (left out of the evaluation)",
               file=sys.stderr)
-    metrics = coco_evaluate(dataset, results, unreadable)
+    metrics = evaluate_sources(dataset, results, unreadable)
     if args.plot:
         plot_pr(metrics, args.plot)
     metrics.pop("pr_curves", None)
@@ -111,13 +111,11 @@ def _held_out(config_path: str, classes: tuple):
     """The full pictures a training config holds out: its val_path, or the split of its data (by picture, per
     folder, with its seed), as its training did."""
     from train.config import load_train_config
-    from train.datasets import load_dataset, split
+    from train.datasets import split_sources
 
     data = load_train_config(config_path).data
-    if data.val_path:
-        return load_dataset(data.val_path, data.format, classes), data.val_path
-    _, held_out = split(load_dataset(data.path, data.format, classes), data.val_fraction, data.split_seed)
-    return held_out, f"{data.path} (held out by {config_path})"
+    _, held_out = split_sources(data.source_list(), classes, data.val_fraction, data.split_seed)
+    return held_out, f"the pictures {config_path} holds out"
 
 
 def _bench(args) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 from typing import Literal, Optional, Union
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from core.configfile import Strict, format_validation_errors, read_yaml
 from core.errors import ConfigError
@@ -35,11 +35,33 @@ class CropDataConfig(Strict):
                                "the split seed); null keeps every one. Held-out crops are all kept.")
 
 
+FORMATS = Literal["voc", "coco", "yolo"]
+FORMAT_HELP = ("Annotation format: voc (folders with images/ and labels/ or Annotations/), coco (a JSON file, or a "
+               "folder holding one, images beside it), yolo (images/ + labels/*.txt).")
+
+
+class SourceConfig(Strict):
+    """One data set of several in a training: its own format, its class names mapped to the model's, its own
+    held-out split (so every source is evaluated on its own pictures)."""
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="Names the source in the logs "
+                                                                                 "and the per-source figures.")
+    path: str = Field(description="Data set root or COCO JSON, as data.path.")
+    format: FORMATS = Field("voc", description=FORMAT_HELP)
+    class_map: dict[str, Optional[str]] = Field(
+        default_factory=dict, description="The source's class name -> the model's (data.classes), e.g. {defect: "
+                                          "missing-cap}; null leaves that class out. A class not named here keeps "
+                                          "its name, if the model has it.")
+    val_path: Optional[str] = Field(None, description="This source's separate validation set; default: a split.")
+    val_fraction: Optional[float] = Field(None, gt=0, lt=1, description="This source's held-out fraction "
+                                                                        "(default: data.val_fraction).")
+
+
 class DataConfig(Strict):
-    path: str = Field(description="Data set root (VOC: folders with images/ and labels/ or Annotations/).")
-    format: Literal["voc", "coco", "yolo"] = Field(
-        "voc", description="Annotation format: voc (folders with images/ and labels/ or Annotations/), coco (a "
-                           "JSON file, or a folder holding one, images beside it), yolo (images/ + labels/*.txt).")
+    path: Optional[str] = Field(None, description="Data set root (VOC: folders with images/ and labels/ or "
+                                                  "Annotations/). Or `sources` for several data sets.")
+    format: FORMATS = Field("voc", description=FORMAT_HELP)
+    sources: list[SourceConfig] = Field(default_factory=list, description="Several data sets in one training "
+                                                                         "(instead of path and format).")
     classes: list[str] = Field(min_length=1, description="Class names, in the model's order.")
     val_path: Optional[str] = Field(None, description="Separate validation set; default: a split of `path`.")
     val_fraction: float = Field(0.15, gt=0, lt=1, description="Held-out fraction when val_path is not given.")
@@ -50,6 +72,32 @@ class DataConfig(Strict):
     crops: Optional[CropDataConfig] = Field(None, description="Train a second stage on crops around `parents` "
                                                               "objects (written to <out>/crops, held out by "
                                                               "source picture with the split above).")
+
+    @model_validator(mode="after")
+    def _one_kind_of_source(self):
+        if (self.path is None) == (not self.sources):
+            raise ValueError("give either path (one data set) or sources (several), not both or neither")
+        if self.sources:
+            if self.val_path is not None:
+                raise ValueError("val_path: with sources, give each source its own val_path")
+            if self.crops is not None:
+                raise ValueError("crops: a second stage is cut from one data set (path), not from sources")
+            names = [source.name for source in self.sources]
+            if len(set(names)) != len(names):
+                raise ValueError(f"sources: names must differ, got {names}")
+            for source in self.sources:
+                targets = {t for t in source.class_map.values() if t is not None}
+                unknown = sorted(targets - set(self.classes))
+                if unknown:
+                    raise ValueError(f"sources.{source.name}.class_map: {unknown} are not in data.classes "
+                                     f"{self.classes}")
+        return self
+
+    def source_list(self) -> list[SourceConfig]:
+        """Every source, a single `path` as one named `data`."""
+        if self.sources:
+            return list(self.sources)
+        return [SourceConfig(name="data", path=self.path, format=self.format, val_path=self.val_path)]
 
 
 class AugmentSettings(Strict):
@@ -134,8 +182,10 @@ def load_train_config(path: Union[str, pathlib.Path], overrides: Optional[dict] 
     def resolve(p: Optional[str]) -> Optional[str]:
         return p if p is None or pathlib.Path(p).is_absolute() else str((base / p).resolve())
 
+    sources = [source.model_copy(update={"path": resolve(source.path), "val_path": resolve(source.val_path)})
+               for source in config.data.sources]
     return config.model_copy(update={
-        "data": config.data.model_copy(update={"path": resolve(config.data.path),
+        "data": config.data.model_copy(update={"path": resolve(config.data.path), "sources": sources,
                                                "val_path": resolve(config.data.val_path)}),
         "transfer": config.transfer.model_copy(update={"weights": resolve(config.transfer.weights),
                                                        "name_map": resolve(config.transfer.name_map)}),

@@ -28,6 +28,7 @@ class Sample:
     height: int
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2 in image pixels
     labels: np.ndarray  # (N,) int64
+    source: str = "data"  # the data set it came from (a training's `sources`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,13 @@ class Dataset:
             for label in sample.labels:
                 counts[self.class_names[int(label)]] += 1
         return counts
+
+    def by_source(self) -> dict[str, "Dataset"]:
+        """The samples of each source, in the order they first appear."""
+        parts: dict[str, list[Sample]] = {}
+        for sample in self.samples:
+            parts.setdefault(sample.source, []).append(sample)
+        return {name: Dataset(samples, self.class_names, []) for name, samples in parts.items()}
 
 
 def _parse_voc(path: pathlib.Path, class_names: tuple[str, ...], issues: list[DatasetIssue]):
@@ -283,3 +291,40 @@ def load_dataset(path: str | pathlib.Path, fmt: str, class_names) -> Dataset:
     if fmt == "yolo":
         return load_yolo(path, class_names)
     raise ValueError(f"format {fmt!r} is not one of voc, coco, yolo")
+
+
+def load_source(path: str | pathlib.Path, fmt: str, class_names, class_map: dict | None = None,
+                name: str = "data") -> Dataset:
+    """One data set with its class names mapped to the model's (`class_map`: source name -> model name, None
+    to leave a class out; a class not in the map keeps its name if the model has it). Labels index
+    `class_names`; every sample remembers `name`."""
+    class_map = dict(class_map or {})
+    class_names = tuple(class_names)
+    accepted = [s for s, target in class_map.items() if target is not None]
+    accepted += [c for c in class_names if c not in class_map and c not in accepted]
+    loaded = load_dataset(path, fmt, accepted)
+    index = np.asarray([class_names.index(class_map.get(s) or s) for s in accepted], np.int64)
+    samples = [dataclasses.replace(sample, labels=index[sample.labels] if len(sample.labels) else sample.labels,
+                                   source=name) for sample in loaded.samples]
+    issues = [dataclasses.replace(issue, problem=f"[{name}] {issue.problem}") if name != "data" else issue
+              for issue in loaded.issues]
+    return Dataset(samples, class_names, issues)
+
+
+def split_sources(sources, class_names, val_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """(training, held-out) over every source (train/config.py SourceConfig), each held out on its own: its
+    val_path, or a split by picture per folder with its own fraction."""
+    train: list[Sample] = []
+    val: list[Sample] = []
+    issues: list[DatasetIssue] = []
+    for source in sources:
+        dataset = load_source(source.path, source.format, class_names, source.class_map, source.name)
+        issues += dataset.issues
+        if source.val_path:
+            held = load_source(source.val_path, source.format, class_names, source.class_map, source.name)
+            part_train, part_val = dataset, held
+        else:
+            part_train, part_val = split(dataset, source.val_fraction or val_fraction, seed)
+        train += part_train.samples
+        val += part_val.samples
+    return Dataset(train, tuple(class_names), issues), Dataset(val, tuple(class_names), [])

@@ -97,6 +97,25 @@ def coco_evaluate(dataset: Dataset, results: list[dict], leave_out=()) -> dict:
             "pr_curves": {name: precision[0, :, k, 0, -1].tolist() for k, name in enumerate(dataset.class_names)}}
 
 
+def evaluate_sources(dataset: Dataset, results: list[dict], leave_out=()) -> dict:
+    """coco_evaluate over every picture and, when the pictures come from several sources (a training's
+    `sources`), over each source's pictures alone (`per_source`: no curves)."""
+    metrics = coco_evaluate(dataset, results, leave_out)
+    groups: dict[str, list[int]] = {}
+    for index, sample in enumerate(dataset.samples):
+        groups.setdefault(sample.source, []).append(index)
+    if len(groups) > 1:
+        metrics["per_source"] = {}
+        for name, indices in groups.items():
+            position = {old: new for new, old in enumerate(indices)}
+            subset = Dataset([dataset.samples[i] for i in indices], dataset.class_names, [])
+            part = [dict(r, image_id=position[r["image_id"]]) for r in results if r["image_id"] in position]
+            found = coco_evaluate(subset, part, {position[i] for i in leave_out if i in position})
+            found.pop("pr_curves", None)
+            metrics["per_source"][name] = found | {"images": len(indices)}
+    return metrics
+
+
 def plot_pr(metrics: dict, path: str) -> None:
     import matplotlib
 

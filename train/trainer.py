@@ -36,8 +36,8 @@ from models.weights import layer_of, load_weights, network_parameters, save_chec
 from models.letterbox import preprocess_bgr
 from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine
 from train.config import TrainConfig
-from train.datasets import Dataset, load_dataset, split
-from train.evaluate import coco_evaluate, plot_pr, predict
+from train.datasets import Dataset, split_sources
+from train.evaluate import evaluate_sources, plot_pr, predict
 from train.loss import YoloLoss
 from train.targets import build_targets
 
@@ -231,12 +231,12 @@ def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
         log_issues(train_set)
         check_training_data(train_set, config)
         return train_set, val_set
-    dataset = load_dataset(config.data.path, config.data.format, config.data.classes)
-    log_issues(dataset)
-    if config.data.val_path:
-        train_set, val_set = dataset, load_dataset(config.data.val_path, config.data.format, config.data.classes)
-    else:
-        train_set, val_set = split(dataset, config.data.val_fraction, config.data.split_seed)
+    train_set, val_set = split_sources(config.data.source_list(), config.data.classes, config.data.val_fraction,
+                                       config.data.split_seed)
+    log_issues(train_set)
+    if len(config.data.source_list()) > 1:
+        for name, part in train_set.by_source().items():
+            logger.info("data: source %s: %d training pictures %s", name, len(part.samples), part.counts())
     rng = np.random.default_rng(config.data.split_seed + 1)
     for name, fraction in config.data.label_fraction.items():
         k = config.data.classes.index(name)
@@ -254,7 +254,8 @@ def check_training_data(train_set: Dataset, config: TrainConfig) -> None:
     """A run that cannot learn is refused before it starts: no usable picture, fewer pictures than a batch, or a
     class the training pictures never show (a network cannot learn a class it never sees; often a class name
     that differs from the annotations')."""
-    where = f"data.path {config.data.path} ({config.data.format})"
+    where = (f"data.path {config.data.path} ({config.data.format})" if config.data.path else
+             f"data.sources {[source.name for source in config.data.sources]}")
     if not train_set.samples:
         raise ConfigError(f"{where}: no usable labelled training picture ({len(train_set.issues)} problems logged "
                           f"above): check the path and data.format")
@@ -268,6 +269,7 @@ def check_training_data(train_set: Dataset, config: TrainConfig) -> None:
                           f"pictures ({counts}): check the class names against the annotations' (objects of "
                           f"other classes are listed above as left out)")
 
+
 def evaluate_network(network: DarknetYolo, dataset: Dataset, spec: ModelSpec) -> dict:
     decoded = DecodedYolo(network)
     decoded.set_train(False)
@@ -276,7 +278,7 @@ def evaluate_network(network: DarknetYolo, dataset: Dataset, spec: ModelSpec) ->
         boxes, scores = decoded(ms.Tensor(images))
         return boxes.asnumpy(), scores.asnumpy()
 
-    metrics = coco_evaluate(dataset, predict(run, dataset, spec, batch=8))
+    metrics = evaluate_sources(dataset, predict(run, dataset, spec, batch=8))
     network.set_train(True)
     return metrics
 
@@ -519,6 +521,10 @@ def _evaluate_and_record(network, val_set, spec, config: TrainConfig, epoch: int
     if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
         metrics = evaluate_network(network, val_set, spec)
         record.update(mAP50=metrics["mAP50"], mAP50_95=metrics["mAP50_95"], per_class_AP50=metrics["per_class_AP50"])
+        if "per_source" in metrics:
+            record["per_source"] = {name: {"mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
+                                           "per_class_AP50": m["per_class_AP50"]}
+                                    for name, m in metrics["per_source"].items()}
         if metrics["mAP50"] > best:
             best, stale = metrics["mAP50"], 0
             save_checkpoint(network, out / "best.ckpt", {"epoch": epoch, "mAP50": best})

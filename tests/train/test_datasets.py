@@ -123,3 +123,43 @@ def test_numbers_that_are_no_box_and_sizes_that_are_not_the_pictures_are_left_ou
     assert sum("is not 4 numbers x, y, w, h (left out)" in p for p in problems) == 2
     assert any("annotations[2]: box [1.0, 1.0, nan, 3.0] empty or outside" in p for p in problems)
     assert dataset.samples[0].boxes.tolist() == [[10, 10, 30, 30]]
+
+
+def test_several_sources_map_their_classes_and_are_held_out_each_on_its_own(tmp_path):
+    """Two data sets in one training: a VOC set (box, disc) and a COCO set calling its boxes `square` and
+    holding a class the model leaves out; each source split by itself, every sample knowing where it is from."""
+    import json
+
+    from train.config import SourceConfig
+    from train.datasets import split_sources
+    from train.evaluate import evaluate_sources
+
+    voc = write_voc_dataset(tmp_path / "voc", images=10)
+    other = load_voc(write_voc_dataset(tmp_path / "other", images=8, seed=3), ["box", "disc"])
+    images, annotations = [], []
+    for i, sample in enumerate(other.samples):
+        images.append({"id": i, "file_name": sample.image, "width": sample.width, "height": sample.height})
+        for box, label in zip(sample.boxes.tolist(), sample.labels.tolist()):
+            annotations.append({"image_id": i, "category_id": label + 1,
+                                "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
+    (tmp_path / "coco.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": [
+        {"id": 1, "name": "square"}, {"id": 2, "name": "disc"}]}))
+    sources = [SourceConfig(name="cplid-like", path=str(voc), format="voc"),
+               SourceConfig(name="field", path=str(tmp_path / "coco.json"), format="coco",
+                            class_map={"square": "box", "disc": None}, val_fraction=0.5)]
+    train, val = split_sources(sources, ["box", "disc"], 0.2, seed=1)
+    parts = {name: part.samples for name, part in val.by_source().items()}
+    assert len(parts["cplid-like"]) == 2 and len(parts["field"]) == 4  # 20% of 10, 50% of 8
+    assert len(train.samples) + len(val.samples) == 18
+    field = [s for s in train.samples + val.samples if s.source == "field"]
+    squares = sum(int((s.labels == 0).sum()) for s in other.samples)
+    assert sum(len(s.labels) for s in field) == squares and all((s.labels == 0).all() for s in field)
+    assert any("[field] unknown class 'disc' (left out)" in str(i) for i in train.issues)
+    # Evaluated over all pictures and per source: ground truth as predictions gives 1.0 on each.
+    results = [{"image_id": i, "category_id": int(label) + 1, "score": 0.9,
+                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
+               for i, s in enumerate(val.samples) for b, label in zip(s.boxes, s.labels)]
+    metrics = evaluate_sources(val, results)
+    assert set(metrics["per_source"]) == {"cplid-like", "field"}
+    assert metrics["per_source"]["field"]["per_class_AP50"]["box"] == pytest.approx(1.0)
+    assert metrics["per_source"]["field"]["images"] == 4
