@@ -83,10 +83,12 @@ def build_network(cfg: DarknetCfg, weights: str | pathlib.Path, raw: bool = Fals
 def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_names: list[str], fmt: str,
                  out_dir: str | pathlib.Path, *, size: tuple[int, int] | None = None, raw: bool = False,
                  batch: int | None = None, batch_gears: tuple[int, ...] | None = None,
-                 name_map: str | None = None, spec_overrides: dict | None = None) -> ExportResult:
+                 name_map: str | None = None, spec_overrides: dict | None = None,
+                 anchors=None) -> ExportResult:
     """Write `model.onnx` or `model.mindir`, `manifest.json`, `network.cfg` and `labels.txt` into `out_dir`.
 
     batch None: dynamic batch (ONNX: symbolic dimension; MINDIR: None dimension); an int: fixed batch.
+    anchors: the training's own (train/config.py `anchors`) instead of the cfg's.
     """
     from models import msenv  # noqa: F401
     import mindspore as ms
@@ -99,7 +101,7 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
         raise ExportError(f"--batch {batch} fixes the batch, so the only gear is {batch}; --gears "
                           f"{','.join(map(str, batch_gears))} needs a dynamic-batch export (leave --batch out)")
     height, width = size if size else (None, None)
-    parsed = parse_cfg(cfg, classes=len(class_names), height=height, width=width)
+    parsed = parse_cfg(cfg, classes=len(class_names), height=height, width=width, anchors=anchors)
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ms.set_context(mode=ms.GRAPH_MODE)

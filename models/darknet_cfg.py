@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import re
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 from models.errors import CfgError
 
@@ -140,14 +140,25 @@ def parse_cfg(
     classes: Optional[int] = None,
     height: Optional[int] = None,
     width: Optional[int] = None,
+    anchors: Optional[Sequence[Sequence[float]]] = None,
 ) -> DarknetCfg:
-    """Parse and resolve a cfg. `classes`, `height`, `width` override the file's values."""
+    """Parse and resolve a cfg. `classes`, `height`, `width` and `anchors` ((w, h) pairs in input pixels, as many
+    as the file's: models/anchors.py fits them to a data set) override the file's values."""
     path = resolve_cfg_path(cfg)
     sections = _read_sections(path)
     net = sections[0][1]
     height = int(height if height is not None else net.get("height", 416))
     width = int(width if width is not None else net.get("width", 416))
-    classes, anchors = _classes_and_anchors(path, sections, classes)
+    classes, file_anchors = _classes_and_anchors(path, sections, classes)
+    if anchors is None:
+        anchors = file_anchors
+    else:
+        anchors = tuple((float(w), float(h)) for w, h in anchors)
+        if len(anchors) != len(file_anchors) or min(min(pair) for pair in anchors) <= 0:
+            raise CfgError(f"{path}: anchors: expected {len(file_anchors)} positive (w, h) pairs (the cfg's count), "
+                           f"got {[list(a) for a in anchors]}")
+        text = ", ".join(f"{w:g},{h:g}" for w, h in anchors)
+        sections = [(kind, dict(opts, anchors=text) if kind == "yolo" else opts, line) for kind, opts, line in sections]
     _check_input_size(path, sections[1:], height, width)
     layers = _resolve_layers(path, sections[1:], int(net.get("channels", 3)), height, width, classes, anchors)
     return DarknetCfg(path.stem, str(path), net, tuple(layers), height, width, classes, anchors)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import numpy as np
+
 from core.cliargs import fraction, positive_int
 from core.extras import TRAINING_PYTHON, require_extra
 
@@ -24,6 +26,14 @@ def register(commands) -> None:
     bench.add_argument("--batch", type=positive_int, default=4)
     bench.add_argument("--steps", type=positive_int, default=5, help="timed steps after the first (compiling) one")
     bench.set_defaults(handler=_bench)
+
+    anchors = commands.add_parser("anchors", help="anchors fitted to a training config's boxes (k-means, 1 - IoU), "
+                                                  "beside the cfg's, with how well each covers the boxes")
+    anchors.add_argument("--config", required=True, help="training config (YAML): its data, cfg and input size")
+    anchors.add_argument("--count", type=positive_int, help="how many (default: the cfg's count, which the "
+                                                            "network needs)")
+    anchors.add_argument("--seed", type=int, default=0)
+    anchors.set_defaults(handler=_anchors)
 
     compare = commands.add_parser("train-compare", help="training runs side by side: held-out mAP (markdown)")
     compare.add_argument("runs", nargs="+", help="run directories (config.json and metrics.jsonl)")
@@ -125,6 +135,34 @@ def _bench(args) -> int:
     rows = run(args.cfg or ["yolov4-tiny", "yolov4"], args.size, args.batch, args.steps)
     print(format_rows(rows))
     print(json.dumps(rows))
+    return 0
+
+
+def _anchors(args) -> int:
+    """Fitted on the training pictures (the held-out ones stay unseen), measured in model-input pixels."""
+    from models.anchors import fit_anchors, fitness, letterboxed_sizes
+    from models.darknet_cfg import parse_cfg
+    from train.config import load_train_config
+    from train.datasets import split_sources
+
+    config = load_train_config(args.config)
+    data = config.data
+    train_set, _ = split_sources(data.source_list(), data.classes, data.val_fraction, data.split_seed)
+    sizes = letterboxed_sizes(train_set.samples, config.input_size)
+    cfg = parse_cfg(config.cfg, classes=len(data.classes), height=config.input_size, width=config.input_size)
+    count = args.count or len(cfg.anchors)
+    fitted = fit_anchors(sizes, count, args.seed)
+    threshold = config.loss.anchor_iou
+    report = {"boxes": len(sizes), "input_size": config.input_size, "anchor_iou": threshold,
+              "box_size_percentiles": {p: [round(float(v), 1) for v in np.percentile(sizes, p, axis=0)]
+                                       for p in (5, 50, 95)},
+              "cfg": {"anchors": [list(a) for a in cfg.anchors], **fitness(sizes, cfg.anchors, threshold).to_dict()},
+              "fitted": {"anchors": [[round(float(w), 1), round(float(h), 1)] for w, h in fitted],
+                         **fitness(sizes, fitted, threshold).to_dict()}}
+    print(json.dumps(report, indent=2))
+    if count == len(cfg.anchors):
+        pairs = ", ".join(f"[{w}, {h}]" for w, h in report["fitted"]["anchors"])
+        print(f"# for {args.config}:\nanchors: [{pairs}]", file=sys.stderr)
     return 0
 
 

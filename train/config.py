@@ -152,6 +152,9 @@ class TransferConfig(Strict):
 class TrainConfig(Strict):
     cfg: str = Field("yolov4-tiny", description="Darknet cfg file or bundled name.")
     input_size: int = Field(416, ge=64, description="Square model input size (multiple of 32).")
+    anchors: Optional[list[tuple[float, float]]] = Field(
+        None, description="Anchor (w, h) pairs in input pixels, as many as the cfg's, replacing its own: "
+                          "`inspector anchors --config` fits them to the training boxes and prints this key.")
     data: DataConfig
     epochs: int = Field(100, ge=1, description="Training epochs.")
     batch_size: int = Field(8, ge=1, description="Images per step.")

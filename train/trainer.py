@@ -360,7 +360,8 @@ def prepare_run(config: TrainConfig, progress: bool) -> Run:
     ms.set_seed(config.seed)
     np.random.seed(config.seed)
     train_set, val_set = prepare_data(config)
-    cfg = parse_cfg(config.cfg, classes=len(config.data.classes), height=config.input_size, width=config.input_size)
+    cfg = parse_cfg(config.cfg, classes=len(config.data.classes), height=config.input_size, width=config.input_size,
+                    anchors=config.anchors)
     spec = ModelSpec.from_cfg(cfg, config.data.classes)
     (out / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
     logger.info("data: %d training images %s, %d held out %s", len(train_set.samples), train_set.counts(),
@@ -507,7 +508,8 @@ def export_best(run: Run) -> dict:
         overrides = {"crops": spec_crops(config.data.crops)}
     for fmt in config.export_formats:
         result = export_model(run.cfg.source, run.best_path, list(config.data.classes), fmt, run.out / f"export-{fmt}",
-                              size=(config.input_size, config.input_size), spec_overrides=overrides)
+                              size=(config.input_size, config.input_size), spec_overrides=overrides,
+                              anchors=config.anchors)
         exports[fmt] = result.directory
     summary = {"best_mAP50": run.best, "epochs_run": len(run.history), "exports": exports, "out": str(run.out)}
     (run.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

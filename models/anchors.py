@@ -1,0 +1,71 @@
+"""Anchors fitted to a data set's boxes: k-means over (w, h) with 1 - IoU as the distance, as Darknet's
+`calc_anchors` and YOLOv2/v3 do (boxes compared as if centred on one point, so only shape and size count).
+
+Boxes are measured in model-input pixels, i.e. after the letterbox the daemon and the trainer apply (the picture's
+longer side scaled to the input size). `fitness` says how well a set of anchors covers the boxes: the mean IoU
+of each box with its best anchor, and the share of boxes whose best IoU is above the trainer's assignment
+threshold (loss.anchor_iou): a box no anchor matches that well is learnt through its best anchor only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+def shape_iou(sizes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """IoU of (N, 2) box sizes with (K, 2) anchor sizes, all centred on one point: (N, K)."""
+    inter = np.minimum(sizes[:, None, 0], anchors[None, :, 0]) * np.minimum(sizes[:, None, 1], anchors[None, :, 1])
+    union = sizes[:, None].prod(-1) + anchors[None].prod(-1) - inter
+    return inter / union
+
+
+@dataclasses.dataclass(frozen=True)
+class Fitness:
+    mean_iou: float  # each box with its best anchor
+    above_threshold: float  # share of boxes whose best anchor's IoU exceeds the threshold
+
+    def to_dict(self) -> dict:
+        return {"mean_iou": round(self.mean_iou, 4), "above_threshold": round(self.above_threshold, 4)}
+
+
+def fitness(sizes: np.ndarray, anchors, threshold: float) -> Fitness:
+    best = shape_iou(np.asarray(sizes, np.float64), np.asarray(anchors, np.float64)).max(1)
+    return Fitness(float(best.mean()), float((best > threshold).mean()))
+
+
+def fit_anchors(sizes: np.ndarray, count: int, seed: int = 0, iterations: int = 300) -> np.ndarray:
+    """`count` anchors (K, 2), sorted by area, fitted to (N, 2) box sizes by k-means with 1 - IoU: started from
+    k-means++ seeds, ten restarts, the set with the best mean IoU kept."""
+    sizes = np.asarray(sizes, np.float64)
+    if len(sizes) < count:
+        raise ValueError(f"{len(sizes)} boxes cannot fit {count} anchors")
+    rng = np.random.default_rng(seed)
+    best, best_score = None, -1.0
+    for _ in range(10):
+        centres = sizes[[rng.integers(len(sizes))]]
+        while len(centres) < count:  # k-means++: the farther (1 - IoU, squared) from the centres, the likelier
+            distance = (1 - shape_iou(sizes, centres).max(1)) ** 2
+            centres = np.vstack([centres, sizes[rng.choice(len(sizes), p=distance / distance.sum())]])
+        for _ in range(iterations):
+            nearest = shape_iou(sizes, centres).argmax(1)
+            moved = np.array([np.median(sizes[nearest == k], axis=0) if (nearest == k).any() else centres[k]
+                              for k in range(count)])
+            if np.allclose(moved, centres):
+                break
+            centres = moved
+        score = shape_iou(sizes, centres).max(1).mean()
+        if score > best_score:
+            best, best_score = centres, score
+    return best[np.argsort(best.prod(1))]
+
+
+def letterboxed_sizes(samples, input_size: int) -> np.ndarray:
+    """(N, 2) widths and heights of every box of `samples` (train/datasets.py Sample) in model-input pixels."""
+    sizes = []
+    for sample in samples:
+        scale = input_size / max(sample.width, sample.height)
+        boxes = np.asarray(sample.boxes, np.float64).reshape(-1, 4)
+        sizes.append(np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1) * scale)
+    return np.concatenate(sizes) if sizes else np.zeros((0, 2))
