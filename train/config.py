@@ -147,6 +147,16 @@ class TransferConfig(Strict):
                                                             "K epochs.")
     rifle_final_fraction: float = Field(0.3, ge=0, lt=1, description="RIFLE stops in this final fraction of "
                                                                      "the epochs.")
+    l2sp: Optional[float] = Field(None, gt=0, description="L2-SP: pull the pretrained conv weights towards their "
+                                                         "starting values with this weight (alpha, e.g. 0.01) "
+                                                         "instead of decaying them towards 0; a re-initialised "
+                                                         "head keeps optim.weight_decay. Needs `weights`.")
+
+    @model_validator(mode="after")
+    def _l2sp_needs_a_start(self):
+        if self.l2sp is not None and not self.weights:
+            raise ValueError("l2sp: pulls towards pretrained weights: set transfer.weights")
+        return self
 
 
 class TrainConfig(Strict):

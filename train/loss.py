@@ -108,3 +108,27 @@ class YoloLoss(nn.Cell):
         box, obj, cls = self.terms(images, gt_boxes, *targets)
         batch = images.shape[0]
         return (self.weights[0] * box + self.weights[1] * obj + self.weights[2] * cls) * batch
+
+
+class L2SPLoss(nn.Cell):
+    """L2-SP (Li, Grandvalet, Davoine, ICML 2018): the detection loss plus alpha/2 * ||w - w0||^2 over the weights
+    that came from the pretrained model (w0 their starting values), which then get no ordinary weight decay:
+    they may move, but are pulled back towards what was learnt before rather than towards zero."""
+
+    def __init__(self, loss: nn.Cell, weights: list, references: list, alpha: float):
+        super().__init__()
+        self.loss = loss
+        self.pulled = ms.ParameterTuple(weights)
+        self.references = ms.ParameterTuple([ms.Parameter(ms.Tensor(value), name=f"l2sp_reference.{index}",
+                                                          requires_grad=False)
+                                             for index, value in enumerate(references)])
+        self.half_alpha = alpha / 2.0
+
+    def penalty(self):
+        total = 0.0
+        for weight, reference in zip(self.pulled, self.references):
+            total = total + ops.reduce_sum(ops.square(weight - reference))
+        return total
+
+    def construct(self, images, gt_boxes, *targets):
+        return self.loss(images, gt_boxes, *targets) + self.half_alpha * self.penalty()

@@ -38,7 +38,7 @@ from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, ra
 from train.config import TrainConfig
 from train.datasets import Dataset, split_sources
 from train.evaluate import evaluate_sources, plot_pr, predict
-from train.loss import YoloLoss
+from train.loss import L2SPLoss, YoloLoss
 from train.targets import build_targets
 
 logger = logging.getLogger(__name__)
@@ -134,16 +134,18 @@ def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> np.ndarray:
     return lrs
 
 
-def make_optimizer(network: DarknetYolo, config: TrainConfig, lrs: np.ndarray, start_step: int = 0):
-    """Parameter groups: weight decay on conv weights only (not BatchNorm, not biases); the backbone (layers
-    before `backbone_end`) at `backbone_lr_scale`."""
+def make_optimizer(network: DarknetYolo, config: TrainConfig, lrs: np.ndarray, start_step: int = 0,
+                   pulled: tuple = ()):
+    """Parameter groups: weight decay on conv weights only (not BatchNorm, not biases, not the weights L2-SP
+    pulls towards their pretrained values: `pulled`); the backbone (layers before `backbone_end`) at
+    `backbone_lr_scale`."""
     o = config.optim
     end = backbone_end(network)
     groups: dict[tuple[bool, bool], list] = {}
     for name, param in network_parameters(network).items():
         if not param.requires_grad:
             continue
-        decay = name.endswith("conv.weight")
+        decay = name.endswith("conv.weight") and name not in pulled
         backbone = layer_of(name) < end
         groups.setdefault((decay, backbone), []).append(param)
     params = []
@@ -317,6 +319,12 @@ class Run:
     stale: int = 0  # evaluations since it improved
     history: list = dataclasses.field(default_factory=list)
     head: str = "new"  # what happened to the class-dependent head (logged with the strategies)
+    l2sp_names: tuple = ()  # the conv weights L2-SP pulls towards their pretrained values
+    l2sp_reference: list = dataclasses.field(default_factory=list)  # their starting values, in that order
+
+    @property
+    def l2sp_path(self) -> pathlib.Path:
+        return self.out / "l2sp-reference.ckpt"
 
     @property
     def main_rank(self) -> bool:  # only rank 0 evaluates, writes checkpoints, metrics and exports
@@ -339,6 +347,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         run.head = "as in last.ckpt"
     else:
         load_pretrained(run)
+    if config.transfer.l2sp is not None:
+        remember_l2sp_reference(run, resuming)
     log_strategies(run)
     prepare_schedule(run)
     start_epoch, resume_state = resume_from_checkpoint(run) if resuming else (0, None)
@@ -387,11 +397,31 @@ def load_pretrained(run: Run) -> None:
         run.head = "pretrained (same shape; set transfer.reinit_head: true for a new class list)"
 
 
+def remember_l2sp_reference(run: Run, resuming: bool) -> None:
+    """The starting values L2-SP pulls towards: the pretrained conv weights as loaded (without a head that was
+    re-initialised), kept in <out>/l2sp-reference.ckpt so that a resumed run pulls towards the same ones."""
+    params = network_parameters(run.network)
+    if resuming:
+        if not run.l2sp_path.is_file():
+            raise ConfigError(f"transfer.l2sp: {run.l2sp_path} is missing: the run cannot be resumed with the same "
+                              f"pull (start it again without --resume)")
+        reference = {k: v.asnumpy() for k, v in ms.load_checkpoint(str(run.l2sp_path)).items()}
+    else:
+        head = set(run.network.cfg.class_dependent_convs) if run.head.startswith("re-initialised") else set()
+        reference = {name: param.asnumpy().copy() for name, param in params.items()
+                     if name.endswith("conv.weight") and layer_of(name) not in head}
+        if run.main_rank:
+            ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in reference.items()], str(run.l2sp_path))
+    run.l2sp_names = tuple(sorted(reference))
+    run.l2sp_reference = [reference[name] for name in run.l2sp_names]
+
+
 def log_strategies(run: Run) -> None:
     t, config = run.config.transfer, run.config
     strategies = {"pretrained": t.weights or "none (from scratch)", "head": run.head,
                   "freeze_layers": t.freeze_layers, "unfreeze_epoch": t.unfreeze_epoch,
-                  "backbone_lr_scale": config.optim.backbone_lr_scale, "rifle_every": t.rifle_every}
+                  "backbone_lr_scale": config.optim.backbone_lr_scale, "rifle_every": t.rifle_every,
+                  "l2sp": {"alpha": t.l2sp, "weights": len(run.l2sp_names)} if t.l2sp is not None else None}
     logger.info("transfer strategies: %s", json.dumps(strategies))
 
 
@@ -405,6 +435,10 @@ def prepare_schedule(run: Run) -> None:
                           f"batch_size {config.batch_size} per rank: lower batch_size or add pictures")
     run.lrs = lr_schedule(config, run.loader.steps)
     run.loss_cell = YoloLoss(run.network, config.loss.ignore_iou, config.loss.box, config.loss.obj, config.loss.cls)
+    if config.transfer.l2sp is not None:
+        params = network_parameters(run.network)
+        run.loss_cell = L2SPLoss(run.loss_cell, [params[name] for name in run.l2sp_names], run.l2sp_reference,
+                                 config.transfer.l2sp)
 
 
 def resume_from_checkpoint(run: Run):
@@ -427,7 +461,7 @@ def build_step(run: Run, epoch: int, frozen: bool):
     if t.freeze_layers:
         count = freeze(run.network, t.freeze_layers, frozen)
         logger.info("layers 0..%d %s (%d tensors)", t.freeze_layers - 1, "frozen" if frozen else "trainable", count)
-    optimizer = make_optimizer(run.network, run.config, run.lrs, epoch * run.loader.steps)
+    optimizer = make_optimizer(run.network, run.config, run.lrs, epoch * run.loader.steps, run.l2sp_names)
     step = nn.TrainOneStepCell(run.loss_cell, optimizer)
     step.set_train(True)
     if frozen:

@@ -198,3 +198,41 @@ def test_a_run_that_cannot_learn_is_refused_before_it_starts(data_dir, tmp_path,
     assert main(["train", "--config", str(path), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_l2sp_pulls_the_pretrained_weights_back_and_resumes_with_the_same_pull(data_dir, tmp_path, weights_factory):
+    """Trained with a strong L2-SP weight, the pretrained conv weights end nearer their start than without; the
+    re-initialised head is not pulled; a resumed run pulls towards the same reference (kept in the run)."""
+    from models.weights import network_parameters as params_of
+    from train import trainer as t
+
+    start = weights_factory("yolov4-tiny-half", 2, seed=11)
+    distances = {}
+    for label, l2sp in (("plain", None), ("l2sp", 100.0)):
+        captured = {}
+        original = t.prepare_schedule
+
+        def keep(run, captured=captured, original=original):
+            captured["run"] = run
+            captured["start"] = {n: p.asnumpy().copy() for n, p in params_of(run.network).items()}
+            return original(run)
+
+        t.prepare_schedule = keep
+        try:
+            t.train(config(data_dir, tmp_path / label, epochs=2, eval_every=5, export_formats=[],
+                           transfer={"weights": str(start), "l2sp": l2sp, "reinit_head": True}), progress=False)
+        finally:
+            t.prepare_schedule = original
+        run = captured["run"]
+        after = {n: p.asnumpy() for n, p in params_of(run.network).items()}
+        backbone = [n for n in after if n.endswith("conv.weight") and int(n.split(".")[1]) < 20]
+        distances[label] = sum(float(((after[n] - captured["start"][n]) ** 2).sum()) for n in backbone)
+        if l2sp:
+            head = {f"layers.{i}.conv.weight" for i in run.network.cfg.class_dependent_convs}
+            assert run.l2sp_names and not head & set(run.l2sp_names)
+            assert (tmp_path / label / "l2sp-reference.ckpt").is_file()
+    assert distances["l2sp"] < 0.5 * distances["plain"], distances
+    resumed = t.train(config(data_dir, tmp_path / "l2sp", epochs=3, eval_every=5, export_formats=[],
+                             transfer={"weights": str(start), "l2sp": 100.0, "reinit_head": True}), resume=True,
+                      progress=False)
+    assert resumed["epochs_run"] == 3
