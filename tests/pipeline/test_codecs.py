@@ -69,6 +69,12 @@ def gstreamer():
         pytest.skip(reason)
 
 
+def camera_stats(running) -> dict:
+    """Each camera's live counters, once the device has created its streams."""
+    running.wait(lambda: running.daemon.device.camera_stats(), 60)
+    return {s.camera_id: s for s in running.daemon.device.camera_stats()}
+
+
 def site(model_dir, out, *cameras, **extra) -> dict:
     return {"cameras": list(cameras), "model": str(model_dir), "output": {"directory": str(out)},
             "batching": {"max_batch": 2, "waiting_time_ms": 20}, **extra}
@@ -90,7 +96,7 @@ def test_a_mixed_site_is_asked_rendered_and_decoded(gstreamer, tiny_model_dir, t
                    if e.get("factory") == "mxpi_videodecoder"]
         assert formats == ["H264", "H265"]
         with RunningDaemon(parse_config(data)) as running:
-            stats = {s.camera_id: s for s in running.daemon.device.camera_stats()}
+            stats = camera_stats(running)
             running.wait(lambda: min(s.processed for s in stats.values()) >= 10, 90)
         ran = json.loads((tmp_path / "out" / "pipeline.json").read_text())["inspector"]
         assert ran["mxpi_videodecoder1"]["props"]["inputVideoFormat"] == "H265"
@@ -108,7 +114,7 @@ def test_a_camera_that_comes_back_with_another_codec_fails_alone(gstreamer, tiny
                 {"id": "switching", "url": switching.url("cam"), "reconnect_max_s": 1, "no_frame_timeout_s": 2},
                 {"id": "steady", "url": steady.url("steady")}))
             with RunningDaemon(config) as running:
-                stats = {s.camera_id: s for s in running.daemon.device.camera_stats()}
+                stats = camera_stats(running)
                 running.wait(lambda: stats["switching"].processed >= 10 and stats["steady"].processed >= 10, 60)
                 switching.stop()  # the camera reboots with its factory default: H.265
                 switching = RtspServer({"cam": "live265:320x180@15"}, port=port).start()
