@@ -9,50 +9,27 @@ import math
 from typing import Callable, Tuple
 
 
-def _number(kind: Callable, value: str, what: str):
-    try:
-        number = kind(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected {what}") from None
-    if isinstance(number, float) and not math.isfinite(number):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected {what}")
-    return number
+def _bounded(kind: Callable, what: str, low: float, high: float = math.inf, low_inclusive: bool = True):
+    """An argparse type: `kind` of the text, finite, from low (excluded unless low_inclusive) to high; the
+    error says `what`."""
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r}: expected {what}") from None
+        above = number >= low if low_inclusive else number > low
+        if not (math.isfinite(number) and above and number <= high):
+            raise argparse.ArgumentTypeError(f"{value!r}: expected {what}")
+        return number
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
 
 
-def positive_int(value: str) -> int:
-    number = _number(int, value, "an integer >= 1")
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected an integer >= 1")
-    return number
-
-
-def non_negative_int(value: str) -> int:
-    number = _number(int, value, "an integer >= 0")
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected an integer >= 0")
-    return number
-
-
-def positive_float(value: str) -> float:
-    number = _number(float, value, "a number > 0")
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a number > 0")
-    return number
-
-
-def non_negative_float(value: str) -> float:
-    number = _number(float, value, "a number >= 0")
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a number >= 0")
-    return number
-
-
-def fraction(value: str) -> float:
-    """A score threshold: 0..1."""
-    number = _number(float, value, "a number from 0 to 1")
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a number from 0 to 1")
-    return number
+positive_int = _bounded(int, "an integer >= 1", 1)
+non_negative_int = _bounded(int, "an integer >= 0", 0)
+positive_float = _bounded(float, "a number > 0", 0, low_inclusive=False)
+non_negative_float = _bounded(float, "a number >= 0", 0)
+fraction = _bounded(float, "a number from 0 to 1", 0, 1)  # a score threshold
 
 
 def frame_size(value: str) -> Tuple[int, int]:
