@@ -47,10 +47,9 @@ class OutputStage:
         self.sinks_for: Dict[str, List[str]] = {"events": [], "detections": []}
         self.outbox_errors = 0  # messages lost: a failing disk could not store them in time
         self.store_failures = 0  # times the disk refused to store (the messages were held and tried again)
-        self.store_error: Optional[str] = None  # why messages are held right now
+        self.store_error: Optional[str] = None  # the disk's refusal while messages are held
         self._unstored: collections.deque = collections.deque()  # (kind, camera, payload, created), in order
         self._retry_at = 0.0
-        self._store_exc = ""
         self.events_written = 0
         self.backlog_at_exit: Dict[str, int] = {}
         self.recent_events: collections.deque = collections.deque(maxlen=RECENT_EVENTS)
@@ -97,7 +96,7 @@ class OutputStage:
                 for kind in ("detections", "events"):
                     count = sum(1 for item in held if item[0] == kind)
                     if count:
-                        self._lost(kind, count, f"still held at stop: {self._store_exc}", always=True)
+                        self._lost(kind, count, f"still held at stop: {self.store_error}", always=True)
         for deliverer in self.deliverers:
             local = isinstance(deliverer.sink, JsonlSink)  # files are always completed; networks get the grace
             deliverer.finish(None if local else self.config.output.shutdown_grace_s)
@@ -131,7 +130,11 @@ class OutputStage:
 
     @property
     def problem(self) -> Optional[str]:
-        return self.store_error
+        """Why messages are held right now (/healthz), or None."""
+        if self.store_error is None:
+            return None
+        return (f"outbox {self.outbox.path}: cannot store messages ({self.store_error}); {len(self._unstored)} "
+                f"held in memory, stored when the disk takes them")
 
     def _store(self, items: list) -> None:
         """Store `items` after those still held, in order: detection lines a run per transaction, each event on
@@ -161,12 +164,10 @@ class OutputStage:
 
     def _refused(self, exc: Exception) -> None:
         self.store_failures += 1
-        self._store_exc = str(exc)
+        self.store_error = str(exc)
         self._retry_at = time.monotonic() + STORE_RETRY_S
-        self.store_error = (f"outbox {self.outbox.path}: cannot store messages ({exc}); {len(self._unstored)} "
-                            f"held in memory, stored when the disk takes them")
         if self.store_failures in (1, 10, 100) or self.store_failures % 1000 == 0:
-            logger.error("%s (%d refusals so far)", self.store_error, self.store_failures)
+            logger.error("%s (%d refusals so far)", self.problem, self.store_failures)
 
     def _drop_oldest(self, count: int) -> None:
         """Beyond UNSTORED_MAX: the oldest detection lines go first, events only when no line is left."""
@@ -177,7 +178,7 @@ class OutputStage:
         self._unstored = collections.deque(item for i, item in enumerate(held) if i not in dropped)
         for kind, dropped_of_kind in (("detections", lines), ("events", others)):
             if dropped_of_kind:
-                self._lost(kind, len(dropped_of_kind), f"more than {UNSTORED_MAX} held: {self._store_exc}")
+                self._lost(kind, len(dropped_of_kind), f"more than {UNSTORED_MAX} held: {self.store_error or '-'}")
 
     def _lost(self, kind: str, count: int, reason: str, always: bool = False) -> None:
         """Messages that will never be stored: counted and said (rate-limited while it goes on)."""
