@@ -60,16 +60,19 @@ def register(commands) -> None:
                       help="what the cameras stream (the VDEC's rate is the same for both; default h264)")
     plan.add_argument("--frame-skip", type=parse_skips, default=(0,), help="frame skip values, e.g. 0,1,4")
     plan.add_argument("--batch", type=positive_int, default=4, help="batch size (a dynamic-batch gear)")
-    plan.add_argument("--npu-fps", type=positive_float, help="measured NPU inferences/s of the model at this batch "
-                                                    "(default: estimated from its computation)")
-    plan.add_argument("--host-ms", type=positive_float, help="measured host time per frame on one box core, in ms, without "
-                                                    "a second stage's crops (default: "
-                                                    "this machine's figure x an ARM factor, an estimate)")
+    plan.add_argument("--npu-fps", type=positive_float,
+                      help="measured NPU inferences/s of the model at this batch (default: estimated from its "
+                           "computation)")
+    plan.add_argument("--host-ms", type=positive_float,
+                      help="measured host time per frame on one box core, in ms, without a second stage's crops "
+                           "(default: this machine's figure x an ARM factor, an estimate)")
     plan.add_argument("--stage2-cfg", help="a second stage on crops: its network (e.g. yolov4-tiny)")
-    plan.add_argument("--stage2-size", type=positive_int, default=96, help="the second model's input size (default 96)")
+    plan.add_argument("--stage2-size", type=positive_int, default=96,
+                      help="the second model's input size (default 96)")
     plan.add_argument("--crops-per-frame", type=non_negative_float, default=10.0,
                       help="second-stage crops per inferred frame (default 10, the demo clip's mean)")
-    plan.add_argument("--stage2-npu-fps", type=positive_float, help="measured NPU crops/s of the second model at this batch")
+    plan.add_argument("--stage2-npu-fps", type=positive_float,
+                      help="measured NPU crops/s of the second model at this batch")
     plan.add_argument("--json", action="store_true", help="print JSON instead of the table")
     plan.set_defaults(handler=_plan)
 

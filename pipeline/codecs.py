@@ -150,7 +150,8 @@ def resolve_codecs(config, source: str = "config", timeout_s: float = PROBE_TIME
             resolved[index] = finding.found
             notes.append(f"{where}.codec: auto: the camera streams {describe(finding.found)}")
         elif camera.codec != finding.found:
-            problems.append(f"{where}.codec: {camera.codec}, but {mismatch_message(finding.found, video_format(camera.codec))}")
+            reason = mismatch_message(finding.found, video_format(camera.codec))
+            problems.append(f"{where}.codec: {camera.codec}, but {reason}")
     if resolved:
         cameras = [camera.model_copy(update={"codec": resolved[i]}) if i in resolved else camera
                    for i, camera in enumerate(config.cameras)]

@@ -139,6 +139,7 @@ def test_numbers_are_checked_where_they_are_typed(capsys, argv, expected):
 
 
 def test_a_bundle_for_a_glibc_that_is_no_version_is_refused(tiny_model_dir, tmp_path, capsys):
-    one_line_error(capsys, ["bundle", "--model", str(tiny_model_dir), "--config", write_config(tmp_path, tiny_model_dir),
+    config = write_config(tmp_path, tiny_model_dir)
+    one_line_error(capsys, ["bundle", "--model", str(tiny_model_dir), "--config", config,
                             "--out", str(tmp_path / "b"), "--glibc", "banana"],
                    "--glibc 'banana': expected a version such as 2.17")
