@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import logging
 from typing import Dict, List, Optional, Sequence
 
 from core.errors import ConfigError
 from core.urls import expand_placeholders, placeholder_values, redact_url, scrub
-
-logger = logging.getLogger(__name__)
 
 CODECS = ("h264", "h265")
 VIDEO_FORMATS = {"h264": "H264", "h265": "H265"}  # mxpi_videodecoder inputVideoFormat

@@ -10,6 +10,7 @@ from models import msenv  # noqa: E402,F401
 from models.darknet_cfg import parse_cfg  # noqa: E402
 from models.testing import random_state  # noqa: E402
 from models.weights import write_darknet_weights  # noqa: E402
+from tests.support.disk import small_disk  # noqa: E402,F401 (a fixture: a real small file system to fill)
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 

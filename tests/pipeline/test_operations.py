@@ -19,7 +19,7 @@ import yaml
 from pipeline.config import parse_config
 from pipeline.demo import DEMO_DIR
 from tests.support.daemon import RunningDaemon, require_demo_model
-from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
+from tests.support.disk import fill
 from tests.support.mqtt import Broker, Subscriber, mosquitto_available
 from tests.support.rtsp import RtspServer, gstreamer_available
 

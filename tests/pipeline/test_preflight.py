@@ -11,7 +11,7 @@ import pytest
 
 from inspector.cli import main
 from tests.support.clips import DEMO_CLIP, encode_audio_only
-from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
+from tests.support.disk import fill
 
 
 def write_config(tmp_path, model, **overrides) -> str:

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from pipeline.outputs.outbox import Outbox
-from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
+from tests.support.disk import fill
 
 
 def payload(i: int) -> str:

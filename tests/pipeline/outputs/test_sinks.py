@@ -13,7 +13,7 @@ import pytest
 from pipeline.config import ConfigError, MqttSinkConfig, RetryConfig, WebhookSinkConfig
 from pipeline.outputs.outbox import Message, Outbox
 from pipeline.outputs.sinks import Deliverer, DeliveryError, JsonlSink, MqttSink, Sink, WebhookSink
-from tests.support.disk import fill, small_disk  # noqa: F401 (a fixture)
+from tests.support.disk import fill
 from tests.support.mqtt import Broker, Subscriber, mosquitto_available
 
 
