@@ -381,6 +381,15 @@ def load_weights(network, path: str | pathlib.Path, *, strict: bool = False, nam
         if mapping is not None and mapping.covers_layers is not None:
             first, last = mapping.covers_layers
             report.absent_layers = [layer.index for layer in cfg.layers if not first <= layer.index <= last]
+        elif mapping is None and state:
+            # One of our own checkpoints (canonical names) of a network that ends earlier (yolov4-tiny into
+            # yolov4-tiny-3l, whose third head follows the same first layers): the layers after its deepest one
+            # are new by design. A foreign checkpoint declares what it covers in its name map instead.
+            deepest = max(layer_of(name) for name in state)
+            report.absent_layers = [layer.index for layer in cfg.layers if layer.index > deepest]
+            if report.absent_layers:
+                report.notes.append(f"checkpoint ends at layer {deepest}: layers {report.absent_layers[0]}.."
+                                    f"{report.absent_layers[-1]} are not in it")
     else:
         if name_map:
             raise WeightsError(f"{path}: a name map applies to checkpoints only")

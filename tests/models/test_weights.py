@@ -160,6 +160,22 @@ def test_checkpoint_of_another_architecture_is_refused(weights_factory, tmp_path
     assert str(path) in str(info.value)
 
 
+def test_a_checkpoint_of_a_network_that_ends_earlier_leaves_only_the_layers_after_it_new(tmp_path):
+    """yolov4-tiny's checkpoint into yolov4-tiny-3l (the same first 37 layers, then a head at stride 8): every
+    tensor of the shared layers loads; the third head's layers and the class-dependent convs are new."""
+    tiny = DarknetYolo(parse_cfg("yolov4-tiny-half", classes=2))
+    path = tmp_path / "tiny.ckpt"
+    save_checkpoint(tiny, path)
+    three = DarknetYolo(parse_cfg("yolov4-tiny-3l-half", classes=4))
+    report = load_weights(three, path, strict=True)
+    assert report.uninitialised_layers == [29, 36, 39, 42, 43]
+    assert any("checkpoint ends at layer 36: layers 37..44 are not in it" in note for note in report.notes)
+    loaded = snapshot(three)
+    for name, value in snapshot(tiny).items():
+        if int(name.split(".")[1]) not in (29, 36):
+            np.testing.assert_array_equal(loaded[name], value, err_msg=name)
+
+
 def test_bad_name_map_names_the_rule(tmp_path, weights_factory):
     tiny = DarknetYolo(parse_cfg("yolov4-tiny", classes=2))
     path = tmp_path / "tiny.ckpt"
