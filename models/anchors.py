@@ -69,3 +69,14 @@ def letterboxed_sizes(samples, input_size: int) -> np.ndarray:
         boxes = np.asarray(sample.boxes, np.float64).reshape(-1, 4)
         sizes.append(np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1) * scale)
     return np.concatenate(sizes) if sizes else np.zeros((0, 2))
+
+
+def anchors_for_cfg(sizes: np.ndarray, cfg, seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    """All of a cfg's anchor slots, fitted: as many anchors as its heads use (yolov4-tiny's masks 1,2,3 and 3,4,5
+    leave slot 0 unused), sorted by area into the used slots, an unused slot given the smallest. Returns (the
+    full list, the used slots)."""
+    used = sorted({index for head in cfg.heads for index in head.mask})
+    fitted = fit_anchors(sizes, len(used), seed)
+    full = np.repeat(fitted[:1], len(cfg.anchors), axis=0)
+    full[used] = fitted
+    return full, used

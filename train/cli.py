@@ -30,8 +30,6 @@ def register(commands) -> None:
     anchors = commands.add_parser("anchors", help="anchors fitted to a training config's boxes (k-means, 1 - IoU), "
                                                   "beside the cfg's, with how well each covers the boxes")
     anchors.add_argument("--config", required=True, help="training config (YAML): its data, cfg and input size")
-    anchors.add_argument("--count", type=positive_int, help="how many (default: the cfg's count, which the "
-                                                            "network needs)")
     anchors.add_argument("--seed", type=int, default=0)
     anchors.set_defaults(handler=_anchors)
 
@@ -140,7 +138,7 @@ def _bench(args) -> int:
 
 def _anchors(args) -> int:
     """Fitted on the training pictures (the held-out ones stay unseen), measured in model-input pixels."""
-    from models.anchors import fit_anchors, fitness, letterboxed_sizes
+    from models.anchors import anchors_for_cfg, fitness, letterboxed_sizes
     from models.darknet_cfg import parse_cfg
     from train.config import load_train_config
     from train.datasets import split_sources
@@ -149,20 +147,21 @@ def _anchors(args) -> int:
     data = config.data
     train_set, _ = split_sources(data.source_list(), data.classes, data.val_fraction, data.split_seed)
     sizes = letterboxed_sizes(train_set.samples, config.input_size)
-    cfg = parse_cfg(config.cfg, classes=len(data.classes), height=config.input_size, width=config.input_size)
-    count = args.count or len(cfg.anchors)
-    fitted = fit_anchors(sizes, count, args.seed)
+    cfg = parse_cfg(config.cfg, classes=len(data.classes), height=config.input_size, width=config.input_size,
+                    anchors=config.anchors)
+    fitted, used = anchors_for_cfg(sizes, cfg, args.seed)
     threshold = config.loss.anchor_iou
+    current = np.asarray(cfg.anchors)  # the cfg's own, or the config's `anchors` when it has them
     report = {"boxes": len(sizes), "input_size": config.input_size, "anchor_iou": threshold,
+              "slots_used": used,  # by the heads' masks: fitness counts only these
               "box_size_percentiles": {p: [round(float(v), 1) for v in np.percentile(sizes, p, axis=0)]
                                        for p in (5, 50, 95)},
-              "cfg": {"anchors": [list(a) for a in cfg.anchors], **fitness(sizes, cfg.anchors, threshold).to_dict()},
+              "current": {"anchors": current.tolist(), **fitness(sizes, current[used], threshold).to_dict()},
               "fitted": {"anchors": [[round(float(w), 1), round(float(h), 1)] for w, h in fitted],
-                         **fitness(sizes, fitted, threshold).to_dict()}}
-    print(json.dumps(report, indent=2))
-    if count == len(cfg.anchors):
-        pairs = ", ".join(f"[{w}, {h}]" for w, h in report["fitted"]["anchors"])
-        print(f"# for {args.config}:\nanchors: [{pairs}]", file=sys.stderr)
+                         **fitness(sizes, fitted[used], threshold).to_dict()}}
+    print(json.dumps(report))
+    pairs = ", ".join(f"[{w}, {h}]" for w, h in report["fitted"]["anchors"])
+    print(f"# for {args.config}:\nanchors: [{pairs}]", file=sys.stderr)
     return 0
 
 
