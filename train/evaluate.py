@@ -112,6 +112,10 @@ def evaluate_sources(dataset: Dataset, results: list[dict], leave_out=()) -> dic
             part = [dict(r, image_id=position[r["image_id"]]) for r in results if r["image_id"] in position]
             found = coco_evaluate(subset, part, {position[i] for i in leave_out if i in position})
             found.pop("pr_curves", None)
+            # A class this source never shows has no AP here (not 0: its mAP leaves it out too).
+            shown = {dataset.class_names[int(label)] for sample in subset.samples for label in sample.labels}
+            for key in ("per_class_AP50", "per_class_AP50_95"):
+                found[key] = {k: v for k, v in found[key].items() if k in shown}
             metrics["per_source"][name] = found | {"images": len(indices)}
     return metrics
 
