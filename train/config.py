@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -162,7 +162,7 @@ class TransferConfig(Strict):
 class TrainConfig(Strict):
     cfg: str = Field("yolov4-tiny", description="Darknet cfg file or bundled name.")
     input_size: int = Field(416, ge=64, description="Square model input size (multiple of 32).")
-    anchors: Optional[list[tuple[float, float]]] = Field(
+    anchors: Optional[list[Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)]]] = Field(
         None, description="Anchor (w, h) pairs in input pixels, as many as the cfg's, replacing its own: "
                           "`inspector anchors --config` fits them to the training boxes and prints this key.")
     data: DataConfig

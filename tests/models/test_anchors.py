@@ -54,3 +54,11 @@ def test_the_anchors_command_prints_a_key_for_the_training_config(tmp_path, caps
     assert report["slots_used"] == [1, 2, 3, 4, 5] and report["fitted"]["anchors"][0] == report["fitted"]["anchors"][1]
     line = captured.err.strip().splitlines()[-1]
     assert line.startswith("anchors: [[") and len(yaml.safe_load(line)["anchors"]) == 6
+    # The printed key is the training config's own: the network and its export take it.
+    from train.config import load_train_config
+
+    path.write_text(path.read_text() + line + "\n")
+    config = load_train_config(path)
+    assert [list(a) for a in config.anchors] == yaml.safe_load(line)["anchors"]
+    assert parse_cfg(config.cfg, classes=2, height=128, width=128, anchors=config.anchors).anchors == \
+        tuple(tuple(a) for a in yaml.safe_load(line)["anchors"])
