@@ -11,6 +11,7 @@ import pathlib
 import time
 from typing import Dict, Optional, Tuple
 
+from core.logcount import worth_saying
 from pipeline.config import DaemonConfig
 from pipeline.frames import FrameHandler
 from pipeline.outputs.snapshots import annotate, encode_jpeg
@@ -66,7 +67,7 @@ class StatusView:
         except OSError as exc:
             self.status_failures += 1
             self.status_error = f"{path}: cannot write: {exc.strerror or exc}"
-            if self.status_failures in (1, 10, 100) or self.status_failures % 1000 == 0:
+            if worth_saying(self.status_failures):
                 logger.error("%s (%d failures so far; the cameras go on)", self.status_error, self.status_failures)
             try:
                 temporary.unlink(missing_ok=True)  # a partial file must not hold the disk's last bytes
@@ -100,18 +101,20 @@ class StatusView:
     # --- StatusSource (pipeline/web/server.py) ------------------------------------------------------------------
     def health(self) -> Tuple[int, dict]:
         reasons = self.degradation()
+        outputs = self.outputs.status()  # one backlog query for the outputs and the problems
         body = {"state": self.state,
                 "cameras": [{"id": c, "healthy": r is None, "reason": r} for c, r in reasons.items()],
-                "outputs": [{"sink": o["sink"], "healthy": o["healthy"], "backlog": o["backlog"]}
-                            for o in self.outputs.status()],
+                "outputs": [{"sink": o["sink"], "healthy": o["healthy"], "backlog": o["backlog"]} for o in outputs],
                 "outbox_write_errors": self.outputs.outbox_errors, "device_lost_frames": self.device.lost_frames(),
-                "problems": self.problems()}
+                "problems": self.problems(outputs)}
         return (200 if self.state == "running" else 503), body
 
-    def problems(self) -> list:
-        """What is degraded beyond the cameras, each with its reason (the daemon runs on)."""
+    def problems(self, outputs: Optional[list] = None) -> list:
+        """What is degraded beyond the cameras, each with its reason (the daemon runs on). `outputs`: the
+        outputs' status when the caller has it already."""
         found = [self.status_error, self.outputs.problem]
-        found += [f"output {o['sink']}: {o['last_error']}" for o in self.outputs.status() if not o["healthy"]]
+        found += [f"output {o['sink']}: {o['last_error']}" for o in (outputs if outputs is not None else
+                                                                      self.outputs.status()) if not o["healthy"]]
         return [problem for problem in found if problem]
 
     def status(self) -> dict:
@@ -130,8 +133,9 @@ class StatusView:
                             "detections": self.frames.detection_counts[camera_id],
                             "last_frame": frame.frame_id if frame else None,
                             "last_frame_age_s": round(now - last, 2) if last is not None else None})
+        outputs = self.outputs.status()
         return {"state": self.state, "uptime_s": round(now - self.started, 1), "cameras": cameras,
-                "events": self.outputs.recent(), "outputs": self.outputs.status(), "problems": self.problems()}
+                "events": self.outputs.recent(), "outputs": outputs, "problems": self.problems(outputs)}
 
     def snapshot_jpeg(self, camera_id: str) -> Optional[bytes]:
         frame = self.frames.latest.get(camera_id)

@@ -68,6 +68,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from core.logcount import worth_saying
 from models.errors import ModelError
 from models.letterbox import LetterboxGeometry, letterbox_geometry
 from models.spec import ModelSpec
@@ -450,7 +451,7 @@ class AscendDevice(BaseDevice):
 
     def _lost(self, why: str) -> None:
         self.lost += 1
-        if self.lost in (1, 10, 100) or self.lost % 1000 == 0:
+        if worth_saying(self.lost):
             logger.warning("ascend device: a frame was lost (%d so far): %s", self.lost, why)
 
     def parse(self, metadata) -> Optional[FrameResult]:

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Dict, List, Optional
 
+from core.logcount import passed_a_mark, worth_saying
 from pipeline.config import DaemonConfig
 from pipeline.outputs.outbox import Outbox
 from pipeline.outputs.sinks import Deliverer, JsonlSink, MqttSink, Sink, WebhookSink
@@ -166,7 +167,7 @@ class OutputStage:
         self.store_failures += 1
         self.store_error = str(exc)
         self._retry_at = time.monotonic() + STORE_RETRY_S
-        if self.store_failures in (1, 10, 100) or self.store_failures % 1000 == 0:
+        if worth_saying(self.store_failures):
             logger.error("%s (%d refusals so far)", self.problem, self.store_failures)
 
     def _drop_oldest(self, count: int) -> None:
@@ -184,8 +185,7 @@ class OutputStage:
         """Messages that will never be stored: counted and said (rate-limited while it goes on)."""
         self.outbox.dropped[kind] += count
         before, self.outbox_errors = self.outbox_errors, self.outbox_errors + count
-        if always or any(before < mark <= self.outbox_errors for mark in (1, 10, 100)) or \
-                self.outbox_errors // 1000 != before // 1000:
+        if always or passed_a_mark(before, self.outbox_errors):
             logger.error("outbox %s: %d %s messages lost (%s); %d lost so far", self.outbox.path, count, kind,
                          reason, self.outbox_errors)
 

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from core.logcount import worth_saying
 from pipeline.codecs import DEFAULT_FORMAT, codec_of_format, mismatch_message, picture_size_problem, stream_codec
 from pipeline.config import ConfigError, expand_placeholders, placeholder_values, redact_url, scrub
 from pipeline.devices.mock.nv12 import frame_to_nv12
@@ -176,7 +177,7 @@ class CameraSource(threading.Thread):
                 except av.error.FFmpegError as exc:  # corrupted data: count, skip, keep going
                     self.stats.errors += 1
                     self.stats.last_error = scrub(f"decode: {exc}", placeholder_values(self.spec.url))
-                    if self.stats.errors in (1, 10, 100) or self.stats.errors % 1000 == 0:
+                    if worth_saying(self.stats.errors):
                         logger.warning("camera %s: undecodable H.264 data (%d packets so far, skipped): %s",
                                        self.spec.camera_id, self.stats.errors, exc)
                     continue
@@ -217,6 +218,6 @@ class CameraSource(threading.Thread):
                          width, height, decode_ms)
         if self.queue.put(DecodedFrame(info, nv12), self.stop_event):
             self.stats.dropped += 1
-            if self.stats.dropped in (1, 10, 100) or self.stats.dropped % 1000 == 0:
+            if worth_saying(self.stats.dropped):
                 logger.warning("camera %s: model falls behind, %d oldest frames dropped so far",
                                self.spec.camera_id, self.stats.dropped)
