@@ -362,9 +362,9 @@ class Deliverer(threading.Thread):
                 try:
                     messages = self.outbox.fetch(self.sink.name, self.BATCH)
                 except sqlite3.Error as exc:  # the outbox's disk: its reads fail too when it is gone or broken
-                    if not self._retry_after(f"outbox {self.outbox.path}: cannot read: {exc}", backoff):
+                    backoff = self._retry_after(f"outbox {self.outbox.path}: cannot read: {exc}", backoff)
+                    if backoff is None:
                         return
-                    backoff = min(backoff * 2, self.retry.max_s)
                     continue
                 if not messages:
                     if stopping:
@@ -389,9 +389,9 @@ class Deliverer(threading.Thread):
                     backoff = self.retry.initial_s
                     self.healthy = True
                     continue
-                if not self._retry_after(str(error), backoff):
+                backoff = self._retry_after(str(error), backoff)
+                if backoff is None:
                     return
-                backoff = min(backoff * 2, self.retry.max_s)
         except Exception:  # a bug must not pass silently: the backlog stays in the outbox
             logger.exception("output %s: delivery thread failed", self.sink.name)
             self.healthy = False
@@ -401,8 +401,9 @@ class Deliverer(threading.Thread):
             finally:
                 self.outbox.close()
 
-    def _retry_after(self, error: str, backoff: float) -> bool:
-        """Count and say the failure (rate-limited), wait a jittered backoff; False when out of time."""
+    def _retry_after(self, error: str, backoff: float) -> float | None:
+        """Count and say the failure (rate-limited), wait a jittered backoff; the next backoff, or None when out
+        of time."""
         self.failures += 1
         self.healthy = False
         if error != self.last_error or self.failures % 20 == 1:
@@ -412,9 +413,9 @@ class Deliverer(threading.Thread):
         waited = time.monotonic() + backoff * random.uniform(0.5, 1.0)
         while time.monotonic() < waited:
             if self._out_of_time():
-                return False
+                return None
             time.sleep(min(0.1, max(0.0, waited - time.monotonic())))
-        return True
+        return min(backoff * 2, self.retry.max_s)
 
     def _out_of_time(self) -> bool:
         return self.stop_event.is_set() and time.monotonic() >= self.deadline
