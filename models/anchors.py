@@ -13,6 +13,8 @@ import dataclasses
 
 import numpy as np
 
+from models.letterbox import letterbox_geometry
+
 
 def shape_iou(sizes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """IoU of (N, 2) box sizes with (K, 2) anchor sizes, all centred on one point: (N, K)."""
@@ -62,12 +64,14 @@ def fit_anchors(sizes: np.ndarray, count: int, seed: int = 0, iterations: int = 
 
 
 def letterboxed_sizes(samples, input_size: int) -> np.ndarray:
-    """(N, 2) widths and heights of every box of `samples` (train/datasets.py Sample) in model-input pixels."""
+    """(N, 2) widths and heights of every box of `samples` (train/datasets.py Sample) in model-input pixels,
+    scaled by the letterbox the trainer and the daemon apply (models/letterbox.py)."""
     sizes = []
     for sample in samples:
-        scale = input_size / max(sample.width, sample.height)
+        geometry = letterbox_geometry(sample.width, sample.height, input_size, input_size)
         boxes = np.asarray(sample.boxes, np.float64).reshape(-1, 4)
-        sizes.append(np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1) * scale)
+        sizes.append(np.stack([(boxes[:, 2] - boxes[:, 0]) * geometry.scale_x,
+                               (boxes[:, 3] - boxes[:, 1]) * geometry.scale_y], 1))
     return np.concatenate(sizes) if sizes else np.zeros((0, 2))
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from core.errors import ConfigError
 from models.crops import CropSettings, boxes_in_crop, crop_regions
 from train.config import CropDataConfig, TrainConfig
-from train.datasets import Dataset, Sample, load_dataset, split
+from train.datasets import Dataset, Sample, split_sources
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,8 @@ def source_classes(config: TrainConfig) -> tuple[str, ...]:
 
 def source_split(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """The full-picture data set split as the first stage splits it (by picture, per folder, same seed)."""
-    classes = source_classes(config)
-    dataset = load_dataset(config.data.path, config.data.format, classes)
-    if config.data.val_path:
-        return dataset, load_dataset(config.data.val_path, config.data.format, classes)
-    return split(dataset, config.data.val_fraction, config.data.split_seed)
+    return split_sources(config.data.source_list(), source_classes(config), config.data.val_fraction,
+                         config.data.split_seed)
 
 
 def jittered(box: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:

@@ -101,7 +101,7 @@ def _parse_voc(path: pathlib.Path, class_names: tuple[str, ...], issues: list[Da
     return width, height, boxes, labels
 
 
-def picture_size_problem(image: pathlib.Path, width: int, height: int) -> str | None:
+def annotation_size_problem(image: pathlib.Path, width: int, height: int) -> str | None:
     """The picture against the size its annotation (VOC <size>, COCO width/height) gives (boxes are in the annotation's pixels: a picture resized
     or rotated after annotating puts them elsewhere). Decoded at 1/8 scale (libjpeg's DCT scaling: ~1 ms)."""
     import cv2
@@ -151,7 +151,7 @@ def load_voc(root: str | pathlib.Path, class_names: list[str] | tuple[str, ...])
                 labels += l
             if size is None:
                 continue
-            problem = picture_size_problem(image, *size)
+            problem = annotation_size_problem(image, *size)
             if problem:
                 issues.append(DatasetIssue(str(image), f"{problem} (image left out)"))
                 continue
@@ -219,7 +219,7 @@ def load_coco(annotation_file: str | pathlib.Path, image_dir: str | pathlib.Path
         if not path.is_file():
             issues.append(DatasetIssue(str(path), "image file missing (left out)"))
             continue
-        problem = picture_size_problem(path, int(image["width"]), int(image["height"]))
+        problem = annotation_size_problem(path, int(image["width"]), int(image["height"]))
         if problem:
             issues.append(DatasetIssue(str(path), f"{problem} (image left out)"))
             continue
