@@ -23,9 +23,10 @@ omitted and what is refused:
 - mxpi_videodecoder decodes one codec per element. On the mxVision releases of 310 boxes it is set up from
   `inputVideoFormat` (default H264), which must match the stream (plugins.md "mxpi_videodecoder"); the 7.3 SDK
   takes the first frame's format from mxpi_rtspsrc and keeps it (MxpiVideoDecoder.cpp Process: SetDvppVideoFormat
-  once, `isInitVdec_`; `takes_upstream_format=True`). A frame of another codec never reaches mxpi_tensorinfer
-  (the VDEC drops what it cannot decode: the DVPP VDEC reference, "若码流中有坏帧...VDEC可能会丢帧"); the double
-  records it in `decoder_errors` as the SDK logs it, and the host hears nothing (`push_camera_frame`).
+  once, `isInitVdec_`; `takes_upstream_format=True`). A frame of another codec never reaches mxpi_tensorinfer:
+  a picture the VDEC returns with a non-zero retCode is released with only a warning ("channelId:N frameId:M
+  decode failed"), no buffer and no error go downstream (mxBase DvppWrapperBase.cpp Callback). The double
+  records it in `decoder_errors`, and the host hears nothing (`push_camera_frame`).
 - GetResult on a stream that does not exist (never created, or destroyed) answers APP_ERR_STREAM_NOT_EXIST
   (MxStreamManager.cpp GetResult: IsStreamExist).
 - mxpi_tensorinfer fills every batch to the model's LARGEST gear and otherwise waits `waitingTime` ms
@@ -543,7 +544,7 @@ class StreamManagerApi:
         if decoder not in self.decoder_formats:  # MxpiVideoDecoder.cpp: the VDEC is set up at the first frame
             configured = stream[decoder].get("props", {}).get("inputVideoFormat", "H264")
             self.decoder_formats[decoder] = codec if self.takes_upstream_format else configured
-        if codec != self.decoder_formats[decoder]:
+        if codec != self.decoder_formats[decoder]:  # DvppWrapperBase.cpp Callback: retCode != 0, dropped
             self.decoder_errors.append((decoder, self.decoder_formats[decoder], codec))
             return False
         self.push_frame(metadata)
