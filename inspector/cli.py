@@ -23,13 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
     from deploy import cli as deploy_cli
     from models import cli as models_cli
     from pipeline import commands as pipeline_commands
+    from pipeline.cascade import deployed_models
     from train import cli as train_cli
 
     parser = argparse.ArgumentParser(prog="inspector", description="Edge inspection pipeline for Ascend 310.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     pipeline_commands.register(commands)
-    train_cli.register(commands)
+    train_cli.register(commands, deployed_models=deployed_models)
     model_actions = models_cli.register(commands)
     deploy_cli.register(commands)
     deploy_cli.register_model_bench(model_actions)

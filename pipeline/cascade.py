@@ -1,6 +1,6 @@
 """The second stage on the host (docs/cascade.md): its model checked against the config and the first model, the
-class list the daemon reports, and each frame's crop outputs turned into detections in camera pixels, each with
-the first-stage object it was found in.
+rule a config deploys (models/cascade.py), the class list the daemon reports, and each frame's crop outputs
+turned into detections in camera pixels, each with the first-stage object it was found in.
 
 The class list is the first model's classes followed by the second model's that the first does not have. A
 class both models have (the demo: `defect`) is reported from the second model only: the cascade exists because
@@ -14,14 +14,12 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from models.crops import children_in_picture
-from models.detect import detect
+from models.cascade import CascadeRule, CropPlan, Decoding, children
 from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.config import DaemonConfig
 from pipeline.devices.base import Stage2Settings
-from pipeline.events.rules import iou_matrix
-from pipeline.postprocess import class_thresholds
+from pipeline.postprocess import decoding
 from pipeline.preflight import model_file_problems
 from pipeline.types import Detections, FrameResult
 
@@ -65,59 +63,69 @@ def class_names(spec1: ModelSpec, spec2: Optional[ModelSpec]) -> Tuple[str, ...]
     return tuple(spec1.class_names) + tuple(n for n in spec2.class_names if n not in spec1.class_names)
 
 
-def device_stage2(config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> Stage2Settings:
+def cascade_rule(config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> CascadeRule:
+    """The cascade a daemon config deploys: the parents (stage2.parents, or the classes the second model was
+    trained on crops of), both stages' decoding (`thresholds`, `stage2.thresholds`) and max_crops. The devices
+    apply it and `inspector eval --config` measures it."""
     parents = config.stage2.parents or spec2.crops["parents"]
-    return Stage2Settings(config.stage2.model, tuple(spec1.class_names.index(p) for p in parents),
-                          tuple(float(t) for t in class_thresholds(spec1, config.thresholds)),
-                          config.thresholds.nms_iou, config.thresholds.max_detections, config.stage2.max_crops)
+    return CascadeRule(tuple(spec1.class_names.index(p) for p in parents), decoding(spec1, config.thresholds),
+                       decoding(spec2, config.stage2.thresholds), config.stage2.max_crops)
+
+
+def device_stage2(config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> Stage2Settings:
+    return Stage2Settings(config.stage2.model, cascade_rule(config, spec1, spec2))
+
+
+def deployed_models(config_path: str) -> Tuple[str, Optional[str], Optional[CascadeRule]]:
+    """What a daemon config deploys, for `inspector eval --config`: (first model directory, second model directory
+    or None, the cascade rule or None). Every problem of its second stage is an error naming the key."""
+    from core.errors import ConfigError
+    from pipeline.config import load_config
+
+    config = load_config(config_path)
+    try:
+        spec1 = ModelSpec.load(config.model)
+    except ModelError as exc:
+        raise ConfigError(f"{config_path}: model: {exc}") from None
+    spec2, problems = load_stage2(config, spec1, config_path)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    if spec2 is None:
+        return config.model, None, None
+    return config.model, config.stage2.model, cascade_rule(config, spec1, spec2)
 
 
 @dataclasses.dataclass(frozen=True)
 class Cascade:
-    """The host's view of a second stage: thresholds and the class mapping, computed once."""
+    """The host's view of a second stage: its decoding and the class mapping, computed once."""
 
     spec1: ModelSpec
     spec2: ModelSpec
     names: Tuple[str, ...]
     stage2_ids: np.ndarray  # second-model class -> reported class
     replaced: np.ndarray  # first-model classes reported from the second model only
-    thresholds: np.ndarray  # second model, per class
-    nms_iou: float
-    max_detections: int
+    decoding: Decoding  # the second model's
 
     @classmethod
     def create(cls, config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> "Cascade":
         names = class_names(spec1, spec2)
         return cls(spec1, spec2, names, np.asarray([names.index(n) for n in spec2.class_names], np.int64),
                    np.asarray([i for i, n in enumerate(spec1.class_names) if n in spec2.class_names], np.int64),
-                   class_thresholds(spec2, config.stage2.thresholds), config.stage2.thresholds.nms_iou,
-                   config.stage2.thresholds.max_detections)
+                   decoding(spec2, config.stage2.thresholds))
 
     def combine(self, first: Detections, result: FrameResult) -> Detections:
         """The first stage's detections (minus the classes the second reports) followed by the second's, in
-        camera pixels, each second-stage detection with the index of its parent in the returned list."""
+        camera pixels, each second-stage detection with the index of its parent in the returned list. `first`
+        is the list the device planned the crops on (FrameResult.stage1), so a crop's parent index is exact."""
+        plans = [CropPlan(crop.rect_camera, crop.parent, crop.geometry) for crop in result.crops]
+        boxes2, scores2, ids2, parents = children(plans, [crop.tensors[:2] for crop in result.crops],
+                                                  self.decoding)
         keep = ~np.isin(first.class_ids, self.replaced)
-        boxes1, scores1, ids1 = first.boxes_xyxy_camera[keep], first.scores[keep], first.class_ids[keep]
-        per_crop = []
-        for crop in result.crops:
-            boxes, scores, ids = detect(crop.tensors[0], crop.tensors[1], self.thresholds, self.nms_iou,
-                                        self.max_detections)
-            x1, y1, x2, y2 = crop.rect_camera
-            per_crop.append((crop.geometry.to_camera(boxes, x2 - x1, y2 - y1), scores, ids))
-        boxes2, scores2, ids2, sources = children_in_picture([c.rect_camera for c in result.crops], per_crop)
-        boxes2, scores2, ids2, sources = (v[:self.max_detections] for v in (boxes2, scores2, ids2, sources))
-        parents = _parent_indices([c.parent_box_camera for c in result.crops], boxes1)[sources]
-        return Detections(np.concatenate([boxes1, boxes2]).astype(np.float32),
-                          np.concatenate([scores1, scores2]).astype(np.float32),
-                          np.concatenate([ids1, self.stage2_ids[ids2]]).astype(np.int64),
-                          np.concatenate([np.full(len(scores1), -1, np.int64), parents]))
-
-
-def _parent_indices(parent_boxes, boxes: np.ndarray) -> np.ndarray:
-    """For each crop, the first-stage detection it was cut around: the device applied the host's own rule, so it
-    is the same box; matched by the best overlap (-1 if none overlaps by half)."""
-    if not len(parent_boxes) or not len(boxes):
-        return np.full(len(parent_boxes), -1, np.int64)
-    iou = iou_matrix(np.asarray(parent_boxes, np.float32), boxes)
-    best = np.argmax(iou, axis=1)
-    return np.where(iou[np.arange(len(best)), best] >= 0.5, best, -1).astype(np.int64)
+        # The parents' indices in the kept list (a parent of a replaced class is none; it cannot be one with
+        # the checks in load_stage2, but the mapping must not point at another object if it were).
+        renumbered = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
+        parents = renumbered[parents] if len(parents) else parents
+        return Detections(np.concatenate([first.boxes_xyxy_camera[keep], boxes2]).astype(np.float32),
+                          np.concatenate([first.scores[keep], scores2]).astype(np.float32),
+                          np.concatenate([first.class_ids[keep], self.stage2_ids[ids2]]).astype(np.int64),
+                          np.concatenate([np.full(int(keep.sum()), -1, np.int64), parents]))

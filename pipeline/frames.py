@@ -15,7 +15,7 @@ from pipeline.events.rules import AlarmRule, EventTracker
 from pipeline.events.zones import Zone, assign_zones
 from pipeline.outputs.snapshots import Frame
 from pipeline.outputs.stage import OutputStage
-from pipeline.postprocess import class_thresholds, postprocess
+from pipeline.postprocess import decoding, postprocess
 from pipeline.web.metrics import Metrics
 
 
@@ -32,7 +32,7 @@ class FrameHandler:
         # profile: seconds spent per stage, summed (the host-only benchmark's breakdown; off in the daemon)
         self.profile = profile
         self.stage_seconds = {stage: 0.0 for stage in STAGES}
-        self.thresholds = class_thresholds(spec, config.thresholds)
+        self.decoding = decoding(spec, config.thresholds)
         rule = AlarmRule(**config.alarm.model_dump())
         self.trackers = {c.id: EventTracker(c.id, rule) for c in config.cameras}
         self.zones = {c.id: [Zone(z.name, tuple(tuple(p) for p in z.polygon),
@@ -50,7 +50,7 @@ class FrameHandler:
 
     def handle(self, result) -> None:
         lap = time.perf_counter() if self.profile else 0.0
-        detections = postprocess(result, self.spec, self.config.thresholds, self.thresholds)
+        detections = postprocess(result, self.decoding)
         if self.cascade is not None:
             detections = self.cascade.combine(detections, result)
             if result.crops_skipped:

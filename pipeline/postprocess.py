@@ -1,5 +1,5 @@
-"""Host side of every device: thresholds per class, class-wise NMS (models/detect.py), boxes back to camera
-pixels."""
+"""Host side of every device: thresholds per class, class-wise NMS, boxes back to camera pixels
+(models/cascade.py `decode`, the one decoding the devices and `inspector eval` use too)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from models.detect import detect
+from models.cascade import Decoding, decode
 from models.spec import ModelSpec
 from pipeline.config import ThresholdConfig
 from pipeline.types import Detections, FrameResult
@@ -18,15 +18,17 @@ def class_thresholds(spec: ModelSpec, thresholds: ThresholdConfig) -> np.ndarray
                     dtype=np.float32)
 
 
-def postprocess(result: FrameResult, spec: ModelSpec, thresholds: ThresholdConfig,
-                per_class_threshold: Optional[np.ndarray] = None) -> Detections:
-    boxes_model, scores = result.tensors[0], result.tensors[1]
-    if per_class_threshold is None:
-        per_class_threshold = class_thresholds(spec, thresholds)
-    boxes, kept_scores, class_ids = detect(boxes_model, scores, per_class_threshold, thresholds.nms_iou,
-                                           thresholds.max_detections)
-    camera_boxes = result.geometry.to_camera(boxes, result.info.width, result.info.height)
-    # A box entirely in the letterbox padding clips to nothing in the camera frame: not a detection.
-    visible = (camera_boxes[:, 2] > camera_boxes[:, 0]) & (camera_boxes[:, 3] > camera_boxes[:, 1])
-    return Detections(camera_boxes[visible].astype(np.float32), kept_scores[visible].astype(np.float32),
-                      class_ids[visible].astype(np.int64))
+def decoding(spec: ModelSpec, thresholds: ThresholdConfig) -> Decoding:
+    """A model's decoding under one `thresholds` key of the daemon config."""
+    return Decoding(tuple(float(thresholds.per_class.get(name, thresholds.score)) for name in spec.class_names),
+                    thresholds.nms_iou, thresholds.max_detections)
+
+
+def postprocess(result: FrameResult, rule: Decoding) -> Detections:
+    """A frame's first-stage detections: as the device decoded them with this rule (with a second stage), or
+    decoded here."""
+    if result.stage1 is not None:
+        return result.stage1
+    boxes, scores, class_ids = decode(result.tensors[0], result.tensors[1], result.geometry, result.info.width,
+                                      result.info.height, rule)
+    return Detections(boxes, scores, class_ids)

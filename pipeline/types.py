@@ -33,8 +33,7 @@ class CropOutput:
     x1 y1 x2 y2, DVPP-aligned), the first-stage object it was cut around, and the model's output tensors."""
 
     rect_camera: tuple[int, int, int, int]
-    parent_box_camera: tuple[float, float, float, float]
-    parent_score: float
+    parent: int  # index of that object in the frame's FrameResult.stage1
     geometry: LetterboxGeometry  # the crop letterboxed into the second model's input
     tensors: tuple[np.ndarray, ...]
 
@@ -53,6 +52,9 @@ class FrameResult:
     nv12: np.ndarray | None = None  # the decoded frame (DVPP-aligned NV12) for snapshots, when the device has it
     crops: tuple[CropOutput, ...] = ()  # a second stage's crops of this frame (none without one)
     crops_skipped: int = 0  # crops of this frame's parents not examined: beyond stage2.max_crops, or lost
+    # With a second stage: the first model's detections, decoded by the device to plan the crops with the
+    # host's own rule; the host reports them as they are (decoded once). None: the host decodes `tensors`.
+    stage1: "Detections | None" = None
 
 
 @dataclasses.dataclass(frozen=True)

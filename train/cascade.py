@@ -1,97 +1,102 @@
-"""End-to-end evaluation of a two-stage cascade on full pictures (docs/cascade.md).
+"""End-to-end evaluation of a two-stage cascade on full pictures (docs/cascade.md), with the daemon's own
+functions (models/cascade.py): stage 1 decoded with the rule's first decoding picks the parents, the crops are
+planned around them with each one's parent, cut from the full picture and letterboxed as in training, stage 2's
+boxes mapped back and merged across overlapping tiles.
 
-Stage 1 finds the parents (insulators) on the whole picture; every parent above `parent_score` (the daemon's
-stage-1 threshold, best first, at most `max_crops` per picture) is cut into the crops the second stage was
-trained on (models/crops.py, settings from its manifest), each crop from the full picture; stage 2's boxes are
-mapped back to picture pixels and merged across overlapping tiles and parents (class-wise NMS). The children's
-AP is then computed with pycocotools against the full-picture annotations, beside stage 1's own figures on the
-same pictures (its own child class, when it has one, is the single-stage baseline).
+The rule is either a daemon config's (`inspector eval --config`, pipeline/cascade.py `cascade_rule`: exactly what
+that daemon runs) or `eval_rule`'s (`--stage2`: parents above one score). The children are kept down to
+EVAL_SCORE either way, so their AP integrates the whole precision-recall curve (the daemon's stage-2 threshold is
+a point on it); their NMS and cap are the rule's. Beside the cascade, stage 1's own figures on the same
+pictures (its own child class, when it has one, is the single-stage baseline).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-import cv2
 import numpy as np
 
-from models.crops import children_in_picture, picture_crops
-from models.detect import detect
+from models.cascade import CascadeRule, Decoding, children, plan_crops, decode
 from models.letterbox import preprocess_bgr
 from models.spec import ModelSpec
 from train.datasets import Dataset
-from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_evaluate, predict
+from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_evaluate, coco_results, predict
 
-@dataclasses.dataclass(frozen=True)
-class CascadeSettings:
-    parent_score: float = 0.25
-    max_crops: int = 32  # as the daemon's stage2.max_crops default
+DEFAULT_PARENT_SCORE = 0.25
+DEFAULT_MAX_CROPS = 32  # as the daemon's stage2.max_crops default
 
 
-def parent_boxes(results: list[dict], parent_ids: set, settings: CascadeSettings) -> dict:
-    """Stage 1's parents above the threshold per picture (image id -> (N, 4) x1 y1 x2 y2, best first), from
-    one pass over its results."""
-    by_image: dict = {}
-    for r in results:
-        if r["category_id"] - 1 in parent_ids and r["score"] >= settings.parent_score:
-            by_image.setdefault(r["image_id"], []).append(r)
-    return {image_id: np.asarray([[x, y, x + w, y + h] for x, y, w, h in
-                                  (r["bbox"] for r in sorted(mine, key=lambda r: -r["score"]))], np.float32)
-            for image_id, mine in by_image.items()}
+def eval_rule(spec1: ModelSpec, spec2: ModelSpec, parent_score: float = DEFAULT_PARENT_SCORE,
+              max_crops: int = DEFAULT_MAX_CROPS) -> CascadeRule:
+    """`--stage2` without a daemon config: every parent class the second model was trained on, above one
+    score, evaluation NMS."""
+    check_pair(spec1, spec2)
+    parent_ids = tuple(spec1.class_names.index(p) for p in spec2.crops["parents"])
+    return CascadeRule(parent_ids, Decoding((parent_score,) * spec1.num_classes, EVAL_NMS_IOU, 300),
+                       Decoding((EVAL_SCORE,) * spec2.num_classes, EVAL_NMS_IOU, 100), max_crops)
 
 
-def children_of_picture(image: np.ndarray, parents: np.ndarray, run2, spec2: ModelSpec,
-                        settings: CascadeSettings, batch: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Stage 2 on the crops of one picture: (boxes in picture pixels, scores, class ids, crops run)."""
-    height, width = image.shape[:2]
-    crops = [rect for rect, _ in picture_crops(parents, width, height, spec2.crop_settings)][:settings.max_crops]
-    thresholds = np.full(spec2.num_classes, EVAL_SCORE, np.float32)
-    per_crop = []
-    for start in range(0, len(crops), batch):
-        chunk = crops[start:start + batch]
-        tensors, geometries = zip(*(preprocess_bgr(image[y1:y2, x1:x2], spec2) for x1, y1, x2, y2 in chunk))
-        out_boxes, out_scores = run2(np.stack(tensors))
-        for k, ((x1, y1, x2, y2), geometry) in enumerate(zip(chunk, geometries)):
-            kept, kept_scores, class_ids = detect(out_boxes[k], out_scores[k], thresholds, EVAL_NMS_IOU, 100)
-            per_crop.append((geometry.to_camera(kept, x2 - x1, y2 - y1), kept_scores, class_ids))
-    boxes, scores, classes, _ = children_in_picture(crops, per_crop)
-    return boxes, scores, classes, len(crops)
-
-
-def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,
-                     settings: CascadeSettings = CascadeSettings()) -> dict:
-    """`dataset`: full pictures annotated with stage 1's classes and stage 2's (any order). Returns stage 1's
-    metrics on its classes and the cascade's on stage 2's, both on these pictures."""
+def check_pair(spec1: ModelSpec, spec2: ModelSpec) -> None:
     if spec2.crops is None:
         raise ValueError("the second model's manifest has no `crops` (not trained as a second stage)")
     missing = [p for p in spec2.crops["parents"] if p not in spec1.class_names]
     if missing:
         raise ValueError(f"stage 2 runs on {missing}, which stage 1 {list(spec1.class_names)} does not detect")
-    # Stage 1 on its own classes (a data set relabelled to them), exactly as `inspector eval` measures it.
+
+
+def children_of_picture(image: np.ndarray, boxes: np.ndarray, class_ids: np.ndarray, run2, spec2: ModelSpec,
+                        rule: CascadeRule, batch: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Stage 2 on the crops of one picture around its decoded first-stage objects (boxes in picture pixels and
+    their class ids, best first; the rule picks the parents): (boxes in picture pixels, scores, class ids,
+    crops run)."""
+    height, width = image.shape[:2]
+    plans, _ = plan_crops(boxes, class_ids, width, height, rule, spec2)
+    outputs = []
+    for start in range(0, len(plans), batch):
+        chunk = plans[start:start + batch]
+        tensors = [preprocess_bgr(image[y1:y2, x1:x2], spec2)[0] for x1, y1, x2, y2 in (p.rect for p in chunk)]
+        out_boxes, out_scores = run2(np.stack(tensors))
+        outputs += [(out_boxes[k], out_scores[k]) for k in range(len(chunk))]
+    boxes, scores, classes, _ = children(plans, outputs, rule.stage2)
+    return boxes, scores, classes, len(plans)
+
+
+def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,
+                     rule: CascadeRule | None = None) -> dict:
+    """`dataset`: full pictures annotated with stage 1's classes and stage 2's (any order). Returns stage 1's
+    metrics on its classes and the cascade's on stage 2's, both on these pictures."""
+    check_pair(spec1, spec2)
+    rule = rule or eval_rule(spec1, spec2)
+    # The children down to EVAL_SCORE whatever the rule's stage-2 thresholds: AP needs the whole curve.
+    rule = dataclasses.replace(rule, stage2=dataclasses.replace(rule.stage2,
+                                                                thresholds=(EVAL_SCORE,) * spec2.num_classes))
     stage1_set = relabel(dataset, spec1.class_names)
-    stage1_results = predict(run1, stage1_set, spec1)
-    stage1 = coco_evaluate(stage1_set, stage1_results)
-    parent_ids = {spec1.class_names.index(p) for p in spec2.crops["parents"]}
     children_set = relabel(dataset, spec2.class_names)
-    parents_by_image = parent_boxes(stage1_results, parent_ids, settings)
     results, crops_run = [], 0
-    for image_id, sample in enumerate(dataset.samples):
-        parents = parents_by_image.get(image_id, np.zeros((0, 4), np.float32))
-        image = cv2.imread(sample.image)
-        if image is None:
-            raise FileNotFoundError(f"{sample.image}: cannot read image")
-        boxes, scores, classes, count = children_of_picture(image, parents, run2, spec2, settings)
+
+    def cascade(index, picture, boxes_model, scores, geometry):
+        nonlocal crops_run
+        sample = dataset.samples[index]
+        first, _, first_ids = decode(boxes_model, scores, geometry, sample.width, sample.height, rule.stage1)
+        boxes, child_scores, classes, count = children_of_picture(picture, first, first_ids, run2, spec2, rule)
         crops_run += count
-        for box, score, cls in zip(boxes, scores, classes):
-            if box[2] <= box[0] or box[3] <= box[1]:
-                continue
-            results.append({"image_id": image_id, "category_id": int(cls) + 1, "score": float(score),
-                            "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
-    cascade = coco_evaluate(children_set, results)
-    for metrics in (stage1, cascade):
+        results.extend(coco_results(index, boxes, child_scores, classes))
+
+    # One pass of stage 1: its own figures, and the parents of every picture from the same outputs.
+    stage1 = coco_evaluate(stage1_set, predict(run1, stage1_set, spec1, on_outputs=cascade))
+    cascade_metrics = coco_evaluate(children_set, results)
+    for metrics in (stage1, cascade_metrics):
         metrics.pop("pr_curves", None)
     return {"pictures": len(dataset.samples), "crops_per_picture": crops_run / max(1, len(dataset.samples)),
-            "parent_score": settings.parent_score, "stage1": stage1, "cascade": cascade}
+            "rule": rule_report(rule, spec1, spec2), "stage1": stage1, "cascade": cascade_metrics}
+
+
+def rule_report(rule: CascadeRule, spec1: ModelSpec, spec2: ModelSpec) -> dict:
+    """The rule in the report, by class name."""
+    return {"parents": [spec1.class_names[i] for i in rule.parent_ids],
+            "parent_scores": {spec1.class_names[i]: rule.stage1.thresholds[i] for i in rule.parent_ids},
+            "stage1_nms_iou": rule.stage1.nms_iou, "stage2_nms_iou": rule.stage2.nms_iou,
+            "max_crops": rule.max_crops}
 
 
 def relabel(dataset: Dataset, class_names) -> Dataset:

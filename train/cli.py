@@ -11,7 +11,10 @@ from core.cliargs import fraction, positive_int
 from core.extras import TRAINING_PYTHON, require_extra
 
 
-def register(commands) -> None:
+def register(commands, deployed_models=None) -> None:
+    """`deployed_models(daemon_config) -> (model dir, stage-2 dir or None, CascadeRule or None)`: what a daemon
+    config runs, for `eval --config` (given by the command line's top layer: training does not read daemon
+    configs itself)."""
     train = commands.add_parser("train", help="fine-tune YOLOv4 / YOLOv4-tiny (config documented in train/config.py)")
     train.add_argument("--config", required=True, help="training config (YAML)")
     train.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
@@ -38,17 +41,21 @@ def register(commands) -> None:
     compare.set_defaults(handler=_compare)
 
     evaluate = commands.add_parser("eval", help="COCO mAP of an exported model on a labelled data set (JSON)")
-    evaluate.add_argument("--model", required=True, help="an `inspector export` directory")
+    evaluate.add_argument("--model", help="an `inspector export` directory (or --config)")
+    evaluate.add_argument("--config", metavar="DAEMON_CONFIG",
+                          help="evaluate what this daemon config deploys: its model and its second stage, with its "
+                               "thresholds, NMS and max_crops (the cascade as the daemon runs it)")
     evaluate.add_argument("--data", help="data set root (or --held-out-of)")
     evaluate.add_argument("--held-out-of", metavar="TRAIN_CONFIG",
                           help="evaluate on the pictures this training config holds out (its val_path or split)")
     evaluate.add_argument("--stage2", metavar="DIR", help="a second-stage export: evaluate the cascade end to end "
                                                           "on full pictures, beside --model alone")
-    evaluate.add_argument("--parent-score", type=fraction, default=0.25,
-                          help="cascade: stage-1 score above which a parent is cropped (default 0.25)")
+    evaluate.add_argument("--parent-score", type=fraction,
+                          help="--stage2: stage-1 score above which a parent is cropped (default 0.25; --config "
+                               "uses the config's thresholds)")
     evaluate.add_argument("--format", default="voc", choices=("voc", "coco", "yolo"), help="annotation format")
     evaluate.add_argument("--plot", help="write the precision-recall plot (PNG) here")
-    evaluate.set_defaults(handler=_eval)
+    evaluate.set_defaults(handler=_eval, deployed_models=deployed_models)
 
 
 def _train(args) -> int:
@@ -75,6 +82,14 @@ def _eval(args) -> int:
 
     if bool(args.data) == bool(args.held_out_of):
         raise ConfigError("eval: give either --data or --held-out-of")
+    rule = None
+    if args.config:
+        if args.model or args.stage2 or args.parent_score is not None:
+            raise ConfigError("eval: --config names the models and the cascade's thresholds (model, stage2, "
+                              "thresholds): leave out --model, --stage2 and --parent-score")
+        args.model, args.stage2, rule = args.deployed_models(args.config)
+    elif not args.model:
+        raise ConfigError("eval: give --model (an export directory) or --config (a daemon config)")
     spec = ModelSpec.load(args.model)
     session = open_session(f"{args.model}/{spec.cpu_model_name}")
     stage2 = ModelSpec.load(args.stage2) if args.stage2 else None
@@ -91,12 +106,13 @@ def _eval(args) -> int:
                           f"{args.format if args.data else 'its training format'} ({len(dataset.issues)} problems "
                           f"above): wrong --format or path?")
     if stage2 is not None:
-        from train.cascade import CascadeSettings, evaluate_cascade
+        from train.cascade import DEFAULT_PARENT_SCORE, eval_rule, evaluate_cascade
 
         session2 = open_session(f"{args.stage2}/{stage2.cpu_model_name}")
         try:
             report = evaluate_cascade(dataset, session.run, spec, session2.run, stage2,
-                                      CascadeSettings(parent_score=args.parent_score))
+                                      rule or eval_rule(spec, stage2, DEFAULT_PARENT_SCORE if args.parent_score
+                                                        is None else args.parent_score))
         except ValueError as exc:
             raise ConfigError(f"eval --stage2 {args.stage2}: {exc}") from None
         print(json.dumps(report, indent=2))
@@ -145,7 +161,12 @@ def _anchors(args) -> int:
 
     config = load_train_config(args.config)
     data = config.data
-    train_set, _ = split_sources(data.source_list(), data.classes, data.val_fraction, data.split_seed)
+    if data.crops is not None:  # a second stage sees crops: fitted on the training crops (cut or reused)
+        from train.crops import build_crop_sets
+
+        train_set, _ = build_crop_sets(config)
+    else:
+        train_set, _ = split_sources(data.source_list(), data.classes, data.val_fraction, data.split_seed)
     sizes = letterboxed_sizes(train_set.samples, config.input_size)
     cfg = parse_cfg(config.cfg, classes=len(data.classes), height=config.input_size, width=config.input_size,
                     anchors=config.anchors)

@@ -80,8 +80,6 @@ class DataConfig(Strict):
         if self.sources:
             if self.val_path is not None:
                 raise ValueError("val_path: with sources, give each source its own val_path")
-            if self.crops is not None:
-                raise ValueError("crops: a second stage is cut from one data set (path), not from sources")
             names = [source.name for source in self.sources]
             if len(set(names)) != len(names):
                 raise ValueError(f"sources: names must differ, got {names}")

@@ -82,7 +82,8 @@ def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training:
                 kept, local = boxes_in_crop(child_boxes, (x1, y1, x2, y2), crops.min_visible)
                 labels = np.asarray([child_map[int(l)] for l in child_labels[kept]], np.int64)
                 name = f"{index:05d}_{pathlib.Path(sample.image).stem}_p{p}_t{t}.png"
-                crop = Sample(str(out / name), int(x2 - x1), int(y2 - y1), local.astype(np.float32), labels)
+                crop = Sample(str(out / name), int(x2 - x1), int(y2 - y1), local.astype(np.float32), labels,
+                              source=sample.source)
                 (positives if len(labels) else negatives).append((crop, image[y1:y2, x1:x2].copy()))
     if training and crops.negatives_per_positive is not None:
         limit = int(round(crops.negatives_per_positive * max(1, len(positives))))
@@ -112,12 +113,13 @@ def _key(config: TrainConfig, train_src: Dataset, val_src: Dataset) -> str:
 
 def _to_json(samples: list[Sample]) -> list[dict]:
     return [{"image": pathlib.Path(s.image).name, "width": s.width, "height": s.height,
-             "boxes": s.boxes.tolist(), "labels": s.labels.tolist()} for s in samples]
+             "boxes": s.boxes.tolist(), "labels": s.labels.tolist(), "source": s.source} for s in samples]
 
 
 def _from_json(entries: list[dict], directory: pathlib.Path) -> list[Sample]:
     return [Sample(str(directory / e["image"]), e["width"], e["height"],
-                   np.asarray(e["boxes"], np.float32).reshape(-1, 4), np.asarray(e["labels"], np.int64))
+                   np.asarray(e["boxes"], np.float32).reshape(-1, 4), np.asarray(e["labels"], np.int64),
+                   source=e.get("source", "data"))
             for e in entries]
 
 
@@ -128,7 +130,8 @@ def build_crop_sets(config: TrainConfig) -> tuple[Dataset, Dataset]:
     parent_ids = [source_names.index(name) for name in config.data.crops.parents]
     if not any(np.isin(sample.labels, parent_ids).any() for sample in train_src.samples):
         raise ConfigError(f"data.crops.parents: no object of {config.data.crops.parents} in the "
-                          f"{len(train_src.samples)} training pictures of {config.data.path}: the crops are cut "
+                          f"{len(train_src.samples)} training pictures of "
+                          f"{', '.join(source.path for source in config.data.source_list())}: the crops are cut "
                           f"around them (check the names against the annotations')")
     root = pathlib.Path(config.out) / "crops"
     key = _key(config, train_src, val_src)

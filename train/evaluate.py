@@ -1,7 +1,8 @@
 """COCO-style evaluation with pycocotools: mAP@0.5, mAP@0.5:0.95, per-class AP@0.5, precision-recall curves.
 
-Predictions go through the deployment path: letterbox (models/letterbox.py), the decoded network, the host's
-class-wise NMS (models/detect.py, as the daemon) at a low score threshold, boxes mapped back to image pixels.
+Predictions go through the deployment path: letterbox (models/letterbox.py), the decoded network, the daemon's
+decoding (models/cascade.py `decode`: class-wise NMS, boxes mapped back to image pixels) at a low score
+threshold.
 """
 
 from __future__ import annotations
@@ -12,19 +13,27 @@ import io
 import cv2
 import numpy as np
 
+from models.cascade import Decoding, decode
 from models.letterbox import preprocess_bgr as preprocess
 from models.spec import ModelSpec
-from models.detect import detect
 from train.datasets import Dataset
 
 EVAL_SCORE = 0.001
 EVAL_NMS_IOU = 0.6
 
 
-def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8, unreadable: list | None = None) -> list[dict]:
+def eval_decoding(spec: ModelSpec, max_detections: int = 300) -> Decoding:
+    """Every candidate down to EVAL_SCORE (AP integrates over the whole precision-recall curve)."""
+    return Decoding((EVAL_SCORE,) * spec.num_classes, EVAL_NMS_IOU, max_detections)
+
+
+def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8, unreadable: list | None = None,
+            on_outputs=None) -> list[dict]:
     """`run(images NCHW float32) -> (boxes, scores)`; COCO result dicts for every sample. A picture that cannot
-    be decoded is skipped and its index appended to `unreadable` (leave it out of the ground truth too)."""
-    thresholds = np.full(spec.num_classes, EVAL_SCORE, np.float32)
+    be decoded is skipped and its index appended to `unreadable` (leave it out of the ground truth too).
+    `on_outputs(index, picture, boxes, scores, geometry)`, when given, sees each picture's raw outputs (the
+    cascade plans its crops from them without running the model again)."""
+    decoding = eval_decoding(spec)
     results = []
     for start in range(0, len(dataset.samples), batch):
         chunk = []
@@ -40,17 +49,21 @@ def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8, unreadable: 
             continue
         tensors, geometries = zip(*(preprocess(picture, spec) for _, picture in chunk))
         boxes, scores = run(np.stack(tensors))
-        for offset, ((index, _), geometry) in enumerate(zip(chunk, geometries)):
+        for offset, ((index, picture), geometry) in enumerate(zip(chunk, geometries)):
             sample = dataset.samples[index]
-            kept, kept_scores, class_ids = detect(boxes[offset], scores[offset], thresholds, EVAL_NMS_IOU, 300)
-            camera = geometry.to_camera(kept, sample.width, sample.height)
-            for box, score, cls in zip(camera, kept_scores, class_ids):
-                if box[2] <= box[0] or box[3] <= box[1]:
-                    continue
-                results.append({"image_id": index, "category_id": int(cls) + 1,
-                                "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
-                                "score": float(score)})
+            if on_outputs is not None:
+                on_outputs(index, picture, boxes[offset], scores[offset], geometry)
+            camera, kept_scores, class_ids = decode(boxes[offset], scores[offset], geometry, sample.width,
+                                                    sample.height, decoding)
+            results += coco_results(index, camera, kept_scores, class_ids)
     return results
+
+
+def coco_results(image_id: int, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> list[dict]:
+    """One picture's detections (picture pixels, x1 y1 x2 y2) as COCO result dicts."""
+    return [{"image_id": image_id, "category_id": int(cls) + 1,
+             "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+             "score": float(score)} for box, score, cls in zip(boxes, scores, class_ids)]
 
 
 def coco_ground_truth(dataset: Dataset, leave_out=()) -> dict:

@@ -12,8 +12,9 @@ import numpy as np
 
 sys.path.insert(0, ".")
 from models.spec import ModelSpec  # noqa: E402
+from models.cascade import CascadeRule, CropPlan, Decoding, decode  # noqa: E402
 from pipeline.devices.base import Stage2Settings  # noqa: E402
-from pipeline.devices.crops import CropPlan, CropPlanner  # noqa: E402
+from pipeline.devices.crops import CropPlanner  # noqa: E402
 from models.letterbox import letterbox_geometry  # noqa: E402
 
 
@@ -27,7 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     spec2 = ModelSpec.load(args.stage2)
-    planner = CropPlanner(spec2, Stage2Settings(args.stage2, (0,), (0.25, 0.25), 0.45, 100, 32))
+    rule = CascadeRule((0,), Decoding((0.25, 0.25), 0.45, 100), Decoding((0.25,), 0.45, 100), 32)
+    planner = CropPlanner(spec2, Stage2Settings(args.stage2, rule))
     aligned_w = (width + 15) // 16 * 16
     frame = np.random.default_rng(0).integers(0, 256, (height * 3 // 2, aligned_w), dtype=np.uint8)
     data = frame.tobytes()
@@ -36,9 +38,8 @@ def main() -> None:
     for i in range(args.crops):
         x1 = (i * side // 2) % (width - side) // 2 * 2
         rect = (x1, 0, x1 + side, side)
-        plans.append(CropPlan(rect, tuple(float(v) for v in rect), 0.9,
-                              letterbox_geometry(side, side, spec2.input_width, spec2.input_height,
-                                                 spec2.letterbox.placement)))
+        plans.append(CropPlan(rect, 0, letterbox_geometry(side, side, spec2.input_width, spec2.input_height,
+                                                          spec2.letterbox.placement)))
     spec1 = ModelSpec.load(args.model)
     rng = np.random.default_rng(1)
     k = spec1.num_candidates
@@ -51,7 +52,7 @@ def main() -> None:
                "serialise": 0.0}
     for _ in range(args.repeat):
         tp = time.perf_counter()
-        planner.parents(boxes, scores, geometry, width, height)
+        decode(boxes, scores, geometry, width, height, rule.stage1)
         t0 = time.perf_counter()
         timings["parents (decode + NMS)"] += t0 - tp
         nv12 = np.frombuffer(data, np.uint8).reshape(height * 3 // 2, aligned_w)

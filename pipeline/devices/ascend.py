@@ -337,8 +337,9 @@ class AscendDevice(BaseDevice):
         stats.frames_in = max(stats.frames_in, result.info.frame_id + 1)
         plans, skipped = [], 0
         if self.planner is not None:
-            plans, skipped = self.planner.plan(result.tensors, result.geometry, result.info.width,
-                                               result.info.height)
+            stage1, plans, skipped = self.planner.plan(result.tensors, result.geometry, result.info.width,
+                                                       result.info.height)
+            result = dataclasses.replace(result, stage1=stage1)
             if plans:
                 self._send_crops(result, plans)
         self.pending.append(_Pending(result, plans, skipped, time.monotonic()))
@@ -426,7 +427,7 @@ class AscendDevice(BaseDevice):
             return
         crops = []
         for plan, package in zip(item.plans, packages.tensorPackageVec):
-            crops.append(CropOutput(plan.rect, plan.parent_box, plan.parent_score, plan.geometry,
+            crops.append(CropOutput(plan.rect, plan.parent, plan.geometry,
                                     tuple(self._tensor(t) for t in package.tensorVec)))
         item.crops, item.plans = tuple(crops), []
 

@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import pathlib
 
+from models.cascade import CascadeRule
 from pipeline.types import CameraStats, FrameResult
 
 
@@ -40,16 +41,12 @@ class CameraSettings:
 
 @dataclasses.dataclass(frozen=True)
 class Stage2Settings:
-    """A second model on crops of the first's objects (docs/cascade.md). Which first-stage objects are cropped is the
-    host's own rule (the same thresholds and NMS as the detections it reports), so the device applies it to
-    the first model's outputs before cutting the crops."""
+    """A second model on crops of the first's objects (docs/cascade.md). The device decodes the first model's
+    outputs with `rule.stage1` (the detections the host reports: it hands them on, decoded once), plans the
+    crops around them (models/cascade.py), cuts and infers them; the host decodes the crops' outputs."""
 
     model_dir: str
-    parent_ids: tuple[int, ...]  # first-stage class indices
-    thresholds: tuple[float, ...]  # first-stage per-class score thresholds
-    nms_iou: float
-    max_detections: int
-    max_crops: int
+    rule: CascadeRule
 
 
 @dataclasses.dataclass(frozen=True)

@@ -73,7 +73,7 @@ def test_second_stage_detections_come_back_to_the_frame_with_their_parent(tiny_m
     # One candidate at (12, 24)-(36, 48) model pixels scoring 0.8, one below the threshold.
     boxes = np.asarray([[12, 24, 36, 48], [0, 0, 5, 5]], np.float32)
     scores = np.asarray([[0.8], [0.2]], np.float32)
-    crop = CropOutput(rect, (100.0, 100.0, 400.0, 160.0), 0.9, geometry, (boxes, scores))
+    crop = CropOutput(rect, 0, geometry, (boxes, scores))  # cut around the first detection
     info = FrameInfo("a", 0, 0, None, 0.0, None, 640, 360)
     result = FrameResult(info, letterbox_geometry(640, 360, 320, 320), (), 1, 1, crops=(crop,))
     combined = cascade.combine(first, result)

@@ -6,7 +6,7 @@ import pytest
 
 from models.darknet_cfg import parse_cfg
 from models.spec import ModelSpec
-from train.cascade import CascadeSettings, evaluate_cascade
+from train.cascade import eval_rule, evaluate_cascade
 from train.datasets import load_voc
 from train.testing import CASCADE_CLASSES, write_cascade_dataset
 
@@ -62,14 +62,15 @@ def test_children_come_back_to_the_picture_where_they_are(tmp_path):
     from train.cascade import children_of_picture
 
     dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=12), CASCADE_CLASSES)
-    _, stage2 = specs()
+    stage1, stage2 = specs()
     checked = 0
     for sample in dataset.samples:
         faults = sample.boxes[sample.labels == 1]
         if not len(faults):
             continue
-        boxes, _, _, crops = children_of_picture(cv2.imread(sample.image), sample.boxes[sample.labels == 0],
-                                                 colour_detector(RED, 0, 1), stage2, CascadeSettings())
+        bars = sample.boxes[sample.labels == 0]
+        boxes, _, _, crops = children_of_picture(cv2.imread(sample.image), bars, np.zeros(len(bars), np.int64),
+                                                 colour_detector(RED, 0, 1), stage2, eval_rule(stage1, stage2))
         assert crops > 2 and len(boxes) == 1  # the tiles that saw it, merged into one
         centre = lambda b: np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
         assert np.abs(centre(boxes[0]) - centre(faults[0])).max() <= 0.25, (boxes[0], faults[0])
@@ -90,7 +91,7 @@ def test_parents_below_the_threshold_are_not_cropped(tmp_path):
     dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=6), CASCADE_CLASSES)
     stage1, stage2 = specs()
     report = evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), stage2,
-                              CascadeSettings(parent_score=0.995))
+                              eval_rule(stage1, stage2, parent_score=0.995))
     assert report["crops_per_picture"] == 0 and report["cascade"]["per_class_AP50"] == {"fault": 0.0}
 
 

@@ -24,8 +24,6 @@ def write(tmp_path, data: dict):
      "sources.s.class_map: ['missing-cap'] are not in data.classes"),
     ({"classes": ["a"], "sources": [{"name": "s", "path": "y"}], "val_path": "v"},
      "val_path: with sources, give each source its own val_path"),
-    ({"classes": ["a"], "sources": [{"name": "s", "path": "y"}], "crops": {"parents": ["a"]}},
-     "crops: a second stage is cut from one data set"),
     ({"classes": ["a"], "sources": [{"name": "bad name", "path": "y"}]}, "data.sources.0.name"),
 ])
 def test_data_sources_are_checked(tmp_path, data, message):

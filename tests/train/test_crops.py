@@ -73,6 +73,27 @@ def test_negatives_are_sampled_in_training_only_and_the_crops_are_reused(tmp_pat
     assert len(list((tmp_path / "run" / "crops" / "train").glob("*.png"))) == len(wider.samples)
 
 
+def test_a_second_stage_is_cut_from_several_sources_each_mapped_and_held_out_on_its_own(tmp_path):
+    write_cascade_dataset(tmp_path / "a", images=8, seed=1)
+    write_cascade_dataset(tmp_path / "b", images=8, seed=2)
+    cfg = TrainConfig.model_validate({
+        "data": {"classes": ["fault", "crack"], "val_fraction": 0.25, "split_seed": 0,
+                 "sources": [{"name": "a", "path": str(tmp_path / "a")},
+                             {"name": "b", "path": str(tmp_path / "b"), "class_map": {"fault": "crack"}}],
+                 "crops": {"parents": ["string"], "jitter": 0.0, "negatives_per_positive": None}},
+        "out": str(tmp_path / "run")})
+    train, val = build_crop_sets(cfg)
+    _, val_src = source_split(cfg)
+    assert sorted(s.source for s in val_src.samples) == ["a", "a", "b", "b"]  # 25% of each source
+    for dataset in (train, val):
+        labels = {source: {int(l) for s in part.samples for l in s.labels}
+                  for source, part in dataset.by_source().items()}
+        assert labels == {"a": {0}, "b": {1}}  # b's faults are cracks, in b's crops only
+    # The reused crops keep their source (the per-source figures of the second stage read it).
+    again, _ = build_crop_sets(cfg)
+    assert [s.source for s in again.samples] == [s.source for s in train.samples]
+
+
 def test_training_crops_are_cut_from_jittered_boxes(tmp_path):
     root = write_cascade_dataset(tmp_path / "data", images=8)
     exact, _ = build_crop_sets(config(root, tmp_path / "a"))

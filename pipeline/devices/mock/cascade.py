@@ -3,11 +3,11 @@ full-resolution NV12 frame, letterboxed to the second model's input, its AIPP, b
 so every camera) of a first-stage batch, inferred.
 
 What the device does per first-stage batch, in order:
-1. each frame's parents and crops, cut and letterboxed (pipeline/devices/crops.py, shared with the Ascend
-   device);
+1. each frame's first-stage outputs decoded, its crops planned around the parents, cut and letterboxed
+   (pipeline/devices/crops.py, shared with the Ascend device);
 2. each crop AIPP-converted, and the lot inferred in batches of the second model's largest gear (the last one
    padded up to a gear);
-3. the outputs handed back with the frame, one CropOutput per crop.
+3. the outputs handed back with the frame, one CropOutput per crop, and the decoded detections.
 """
 
 from __future__ import annotations
@@ -37,19 +37,21 @@ class CropInference:
         for _ in range(sessions):
             self._sessions.put(open_session(model_file, runtime, threads))
 
-    def run(self, frames: list, geometries: list, outputs: list) -> tuple[list[tuple], list[int]]:
-        """Per frame of a first-stage batch: (its CropOutputs, crops skipped beyond max_crops)."""
+    def run(self, frames: list, geometries: list, outputs: list) -> tuple[list, list[tuple], list[int]]:
+        """Per frame of a first-stage batch: (its decoded first-stage Detections, its CropOutputs, crops
+        skipped beyond max_crops)."""
         h2, w2 = self.spec2.input_height, self.spec2.input_width
         plans = []  # (frame index, CropPlan)
-        skipped = []
+        stage1, skipped = [], []
         for i, (frame, geometry) in enumerate(zip(frames, geometries)):
-            frame_plans, left_out = self.planner.plan((outputs[0][i], outputs[1][i]), geometry, frame.info.width,
-                                                      frame.info.height)
+            detections, frame_plans, left_out = self.planner.plan((outputs[0][i], outputs[1][i]), geometry,
+                                                                  frame.info.width, frame.info.height)
+            stage1.append(detections)
             plans += [(i, plan) for plan in frame_plans]
             skipped.append(left_out)
         per_frame: list[list] = [[] for _ in frames]
         if not plans:
-            return [tuple(p) for p in per_frame], skipped
+            return stage1, [tuple(p) for p in per_frame], skipped
         largest = self.gears[-1]
         for start in range(0, len(plans), largest):
             chunk = plans[start:start + largest]
@@ -62,9 +64,8 @@ class CropInference:
             finally:
                 self._sessions.put(session)
             for j, (i, plan) in enumerate(chunk):
-                per_frame[i].append(CropOutput(plan.rect, plan.parent_box, plan.parent_score, plan.geometry,
-                                               tuple(o[j] for o in out)))
-        return [tuple(p) for p in per_frame], skipped
+                per_frame[i].append(CropOutput(plan.rect, plan.parent, plan.geometry, tuple(o[j] for o in out)))
+        return stage1, [tuple(p) for p in per_frame], skipped
 
     def _aipp_stacked(self, crops: list) -> np.ndarray:
         """The AIPP of many letterboxed crops in one pass, (n, 3, h, w): their Y planes stacked, then their UV

@@ -176,10 +176,10 @@ class InferenceEngine:
             infer_ms = (time.perf_counter() - started) * 1000.0
         finally:
             self._sessions.put(session)
-        crops, skipped = ([()] * len(frames), [0] * len(frames))
+        stage1, crops, skipped = ([None] * len(frames), [()] * len(frames), [0] * len(frames))
         if self.cascade is not None:  # the next stage of the same batch, on this worker, as a chained graph runs
-            crops, skipped = self.cascade.run(frames, geometries, outputs)
-        return geometries, outputs, infer_ms, crops, skipped
+            stage1, crops, skipped = self.cascade.run(frames, geometries, outputs)
+        return geometries, outputs, infer_ms, stage1, crops, skipped
 
     def _collect_loop(self) -> None:
         try:
@@ -189,7 +189,7 @@ class InferenceEngine:
                     return
                 future, frames = item
                 try:
-                    geometries, outputs, infer_ms, crops, skipped = future.result()
+                    geometries, outputs, infer_ms, stage1, crops, skipped = future.result()
                 except Exception as exc:
                     # An inference failure is a device failure: report and stop.
                     logger.error("inference failed: %s", exc)
@@ -198,7 +198,8 @@ class InferenceEngine:
                     return
                 for i, frame in enumerate(frames):
                     result = FrameResult(frame.info, geometries[i], tuple(o[i] for o in outputs),
-                                         len(frames), len(outputs[0]), infer_ms, frame.nv12, crops[i], skipped[i])
+                                         len(frames), len(outputs[0]), infer_ms, frame.nv12, crops[i], skipped[i],
+                                         stage1[i])
                     self.stats_by_channel[frame.info.channel_id].processed += 1
                     self.out.put(result)
         finally:

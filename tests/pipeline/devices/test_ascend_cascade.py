@@ -106,7 +106,7 @@ def test_crops_go_to_the_second_stream_and_their_defects_come_back_in_frame_orde
     # What went to the second stream: one buffer for frame 1, its crops as the AIPP OM's NV12 input, tagged.
     planner = CropPlanner(spec2, device_stage2(config, spec1, spec2))
     geometry = daemon.device.sizes[0][2]
-    plans, _ = planner.plan(stage1_outputs(spec1), geometry, WIDTH, HEIGHT)
+    _, plans, _ = planner.plan(stage1_outputs(spec1), geometry, WIDTH, HEIGHT)
     assert len(plans) >= 2  # a string 3x longer than wide: tiles
     assert len(api.sent) == 1
     stream, element, metadata = api.sent[0]

@@ -9,6 +9,7 @@ from models.crops import CropSettings, crop_regions
 from models.darknet_cfg import parse_cfg
 from models.letterbox import letterbox_geometry, preprocess_bgr
 from models.spec import ModelSpec
+from models.cascade import CascadeRule, Decoding
 from pipeline.devices.base import Stage2Settings
 from pipeline.devices.mock.cascade import CropInference
 from pipeline.devices.mock.nv12 import crop_nv12, empty_nv12, planes, rgb_to_nv12
@@ -71,7 +72,8 @@ def stage1_outputs(boxes_camera, scores, width=640, height=360):
 
 def cascade(max_crops=16):
     spec1, spec2 = specs()
-    settings = Stage2Settings("unused", (0,), (0.3, 0.3), 0.45, 100, max_crops)
+    settings = Stage2Settings("unused", CascadeRule((0,), Decoding((0.3, 0.3), 0.45, 100), Decoding((0.3,), 0.45, 100),
+                                                    max_crops))
     return CropInference(spec1, spec2, "unused.onnx", settings, None, 1, 1)
 
 
@@ -79,7 +81,7 @@ def test_crops_are_cut_where_the_host_puts_the_parent_and_look_like_training_inp
     bar = (100, 150, 400, 200)  # 300 x 50: a long parent, cut into tiles
     rgb = picture(bar)
     outputs, geometries = stage1_outputs([[bar]], [[(0.9, 0.0)]])
-    crops, skipped = cascade().run([frame(rgb)], geometries, outputs)
+    stage1, crops, skipped = cascade().run([frame(rgb)], geometries, outputs)
     parent = geometries[0].to_camera(geometries[0].to_model(np.asarray([bar], np.float32)), 640, 360)[0]
     expected = [tuple(int(v) for v in r) for r in crop_regions(parent, 640, 360, CropSettings(0.25, 1.5, 0.25, 32))]
     assert [c.rect_camera for c in crops[0]] == expected and len(expected) > 2 and skipped == [0]
@@ -98,16 +100,18 @@ def test_crops_are_cut_where_the_host_puts_the_parent_and_look_like_training_inp
         # ... while the same rectangle 4 px off is visibly another picture.
         shifted, _ = preprocess_bgr(np.ascontiguousarray(rgb[y1 + 4:y2 + 4, x1 + 4:x2 + 4, ::-1]), spec2)
         assert np.percentile(np.abs(calls[0][j][valid] - shifted[valid]), 95) > 3 * np.percentile(difference, 95)
-        assert crop.parent_score == pytest.approx(0.9) and crop.tensors[0].shape == (1, 4)
+        # Its parent is the frame's first detection, decoded once here and handed on with the frame.
+        assert crop.parent == 0 and crop.tensors[0].shape == (1, 4)
+    assert stage1[0].scores.tolist() == [pytest.approx(0.9)] and np.allclose(stage1[0].boxes_xyxy_camera[0], parent)
 
 
 def test_crops_of_several_cameras_share_a_batch_and_come_back_to_their_frames(calls):
     bar_a, bar_b = (100, 150, 160, 190), (300, 50, 340, 100)  # compact parents: one crop each
     frames = [frame(picture(bar_a), "a", 0), frame(picture(bar_b), "b", 1), frame(picture(bar_b), "c", 2)]
     outputs, geometries = stage1_outputs([[bar_a], [bar_b], []], [[(0.9, 0)], [(0.8, 0)], []])
-    crops, skipped = cascade().run(frames, geometries, outputs)
+    stage1, crops, skipped = cascade().run(frames, geometries, outputs)
     assert len(calls) == 1 and len(calls[0]) == 2  # gear 2: one crop of a, one of b, nothing of c
-    assert [len(c) for c in crops] == [1, 1, 0] and skipped == [0, 0, 0]
+    assert [len(c) for c in crops] == [1, 1, 0] and skipped == [0, 0, 0] and [len(d) for d in stage1] == [1, 1, 0]
     assert crops[0][0].rect_camera[0] < bar_a[0] < bar_a[2] < crops[0][0].rect_camera[2]
     assert crops[1][0].rect_camera[1] < bar_b[1] < bar_b[3] < crops[1][0].rect_camera[3]
 
@@ -116,10 +120,12 @@ def test_only_parent_classes_above_the_threshold_are_cropped_and_max_crops_is_ke
     bar = (100, 150, 400, 200)
     outputs, geometries = stage1_outputs([[bar, (500, 20, 540, 60), (420, 300, 460, 340)]],
                                          [[(0.9, 0.0), (0.0, 0.95), (0.2, 0.0)]])  # a defect; a weak insulator
-    crops, skipped = cascade(max_crops=3).run([frame(picture(bar))], geometries, outputs)
+    stage1, crops, skipped = cascade(max_crops=3).run([frame(picture(bar))], geometries, outputs)
     rects = [c.rect_camera for c in crops[0]]
     assert len(rects) == 3 and skipped[0] > 0  # the long bar alone gives more tiles than that
     assert all(r[0] < 420 for r in rects)  # nothing from the defect's or the weak insulator's place
+    # The defect is reported (best first), the weak insulator is not; the crops name the bar, index 1.
+    assert stage1[0].class_ids.tolist() == [1, 0] and {c.parent for c in crops[0]} == {1}
 
 
 def test_nv12_crop_keeps_the_chroma_of_its_pixels():
@@ -139,9 +145,9 @@ def test_the_aipp_of_a_batch_of_crops_is_each_crops_own_exactly(calls):
     rgb = picture(bar)
     outputs, geometries = stage1_outputs([[bar]], [[(0.9, 0.0)]])
     inference = cascade()
-    crops, _ = inference.run([frame(rgb)], geometries, outputs)
+    _, crops, _ = inference.run([frame(rgb)], geometries, outputs)
     nv12 = frame(rgb).nv12
     for j, crop in enumerate(crops[0]):
-        plan = inference.planner.plan([o[0] for o in outputs], geometries[0], 640, 360)[0][j]
+        plan = inference.planner.plan([o[0] for o in outputs], geometries[0], 640, 360)[1][j]
         alone = inference.aipp.apply_nv12(inference.planner.cut(nv12, plan), 96, 96)
         np.testing.assert_array_equal(calls[0][j], alone)
