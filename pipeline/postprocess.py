@@ -1,21 +1,12 @@
-"""Host side of every device: thresholds per class, class-wise NMS, boxes back to camera pixels
+"""Host side of every device: a score threshold per class, class-wise NMS, boxes back to camera pixels
 (models/cascade.py `decode`, the one decoding the devices and `inspector eval` use too)."""
 
 from __future__ import annotations
-
-from typing import Optional
-
-import numpy as np
 
 from models.cascade import Decoding, decode
 from models.spec import ModelSpec
 from pipeline.config import ThresholdConfig
 from pipeline.types import Detections, FrameResult
-
-
-def class_thresholds(spec: ModelSpec, thresholds: ThresholdConfig) -> np.ndarray:
-    return np.array([thresholds.per_class.get(name, thresholds.score) for name in spec.class_names],
-                    dtype=np.float32)
 
 
 def decoding(spec: ModelSpec, thresholds: ThresholdConfig) -> Decoding:

@@ -18,7 +18,6 @@ from pipeline.config import parse_config
 from pipeline.daemon import Daemon
 from pipeline.devices.mock.nv12 import frame_to_nv12, letterbox_nv12
 from models.detect import detect
-from pipeline.postprocess import class_thresholds
 from tests.support.clips import camera_clips
 from tests.support.rtsp import RtspServer, free_port, gstreamer_available
 
@@ -65,7 +64,8 @@ def offline_detections(clip: pathlib.Path, frame_ids: set[int], model_dir: pathl
     spec = ModelSpec.load(model_dir)
     aipp = AippConfig.from_spec(spec)
     session = open_session(model_dir / spec.model_file)
-    thresholds = class_thresholds(spec, config.thresholds)
+    thresholds = np.asarray([config.thresholds.per_class.get(name, config.thresholds.score)
+                             for name in spec.class_names], np.float32)
     results = {}
     with av.open(str(clip)) as container:
         for index, frame in enumerate(container.decode(video=0)):
