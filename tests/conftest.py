@@ -40,26 +40,26 @@ def weights_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(weights_factory, tmp_path_factory) -> pathlib.Path:
-    """YOLOv4-tiny at 320x320 for ['insulator', 'defect'] with deterministic random weights, exported to ONNX
-    (dynamic batch, gears 1,2,4,8): the model the daemon tests run."""
-    from deploy.export import export_model
-
-    out = tmp_path_factory.mktemp("tiny-model")
-    export_model("yolov4-tiny", weights_factory("yolov4-tiny", 2, seed=4), ["insulator", "defect"], "onnx", out,
-                 size=(320, 320))
-    return out
+def tiny_model_dir(tmp_path_factory) -> pathlib.Path:
+    """YOLOv4-tiny at quarter width, 320x320, for ['insulator', 'defect'] with deterministic random weights,
+    exported to ONNX (dynamic batch, gears 1,2,4,8): the model the daemon tests run. Committed
+    (tests/support/models, made by tests/support/make_models.py) so the daemon's tests need no MindSpore;
+    a copy, as tests may change it."""
+    return committed_model("tiny", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def stage2_model_dir(weights_factory, tmp_path_factory) -> pathlib.Path:
-    """A second-stage export (YOLOv4-tiny at 96x96 for ['defect'], deterministic random weights) whose manifest
-    says where it looks, as `inspector train` with data.crops writes it."""
-    from deploy.export import export_model
+def stage2_model_dir(tmp_path_factory) -> pathlib.Path:
+    """A second-stage export (quarter-width YOLOv4-tiny at 96x96 for ['defect'], deterministic random weights)
+    whose manifest says where it looks, as `inspector train` with data.crops writes it. Committed, as above."""
+    return committed_model("stage2", tmp_path_factory)
 
-    out = tmp_path_factory.mktemp("stage2")
-    crops = {"parents": ["insulator"], "margin": 0.25, "max_aspect": 1.5, "overlap": 0.25, "min_side": 32,
-             "max_side": 0.3}
-    export_model("yolov4-tiny", weights_factory("yolov4-tiny", 1, seed=7), ["defect"], "onnx", out, size=(96, 96),
-                 spec_overrides={"crops": crops})
+
+def committed_model(name: str, tmp_path_factory) -> pathlib.Path:
+    import shutil
+
+    from tests.support.make_models import MODELS_DIR
+
+    out = tmp_path_factory.mktemp(name) / name
+    shutil.copytree(MODELS_DIR / name, out)
     return out

@@ -8,6 +8,8 @@ from core.errors import ConfigError
 from core.extras import TRAINING_PYTHON, require_extra
 from inspector.cli import main
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def test_a_missing_module_names_the_extra():
     with pytest.raises(ConfigError, match=r"inspector train needs no_such_module_xyz, which is not installed: "

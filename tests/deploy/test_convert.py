@@ -6,9 +6,10 @@ import pathlib
 import shlex
 import stat
 
-import onnx
 import pytest
-from onnx import helper
+
+onnx = pytest.importorskip("onnx")  # the [export] extra
+helper = onnx.helper
 
 from deploy.convert import ConvertError, atc_command, convert
 from deploy.export import output_contract

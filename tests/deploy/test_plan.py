@@ -5,6 +5,8 @@ import pytest
 from deploy.plan import gflops, plan
 from inspector.cli import main
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 @pytest.mark.parametrize("cfg, size, darknet_bflops", [("yolov4", 608, 128.5), ("yolov4", 416, 60.1),
                                                         ("yolov4-tiny", 416, 6.9)])

@@ -52,6 +52,7 @@ def test_render_into_a_missing_directory(tiny_model_dir, tmp_path, capsys):
 
 
 def test_eval_on_a_directory_without_images_is_refused(tiny_model_dir, tmp_path, capsys):
+    pytest.importorskip("pycocotools")  # eval: the [train] extra
     empty = tmp_path / "empty"
     empty.mkdir()
     one_line_error(capsys, ["eval", "--model", str(tiny_model_dir), "--data", str(empty)],
@@ -64,6 +65,7 @@ def test_eval_on_a_directory_without_images_is_refused(tiny_model_dir, tmp_path,
 
 
 def test_eval_skips_an_undecodable_picture_and_refuses_a_wrong_format(tiny_model_dir, tmp_path, capsys):
+    pytest.importorskip("pycocotools")  # eval: the [train] extra
     from train.testing import write_voc_dataset
 
     root = write_voc_dataset(tmp_path / "voc", images=16)

@@ -10,6 +10,8 @@ import pytest
 from models.anchors import fit_anchors, fitness
 from models.darknet_cfg import CfgError, parse_cfg, render_cfg
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def test_the_fit_finds_the_box_shapes_and_covers_them_better():
     rng = np.random.default_rng(0)

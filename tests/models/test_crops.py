@@ -5,6 +5,8 @@ import pytest
 
 from models.crops import CropSettings, boxes_in_crop, crop_regions
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def assert_valid(crops, width, height):
     assert crops.dtype == np.int64 and crops.shape[1] == 4 and len(crops)

@@ -3,6 +3,8 @@ import pytest
 from models.darknet_cfg import parse_cfg, render_cfg
 from models.errors import CfgError
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 @pytest.mark.parametrize("name, layers, convs, strides", [
     ("yolov4", 162, 110, (8, 16, 32)),

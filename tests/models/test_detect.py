@@ -1,7 +1,10 @@
 import numpy as np
+import pytest
 
 from models.letterbox import letterbox_geometry
 from models.detect import classwise_nms, detect, nms
+
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
 
 def brute_force_nms(boxes, scores, iou_threshold):

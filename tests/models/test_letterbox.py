@@ -6,6 +6,8 @@ import pytest
 
 from models.letterbox import letterbox_geometry
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 @pytest.mark.parametrize("camera, model, resized", [
     ((1920, 1080), (416, 416), (416, 234)),

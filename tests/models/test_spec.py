@@ -6,6 +6,8 @@ from models.darknet_cfg import parse_cfg
 from models.errors import SpecError
 from models.spec import ModelSpec, Normalisation, read_class_names
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def make_spec():
     return ModelSpec.from_cfg(parse_cfg("yolov4-tiny", classes=2, height=416, width=416), ["insulator", "defect"])

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+pytest.importorskip("mindspore")  # the fast tier: the networks are MindSpore's
+
 from models.darknet_cfg import parse_cfg
 from models.errors import WeightsError
 from models.network import DarknetYolo

@@ -2,6 +2,8 @@ import pytest
 
 from pipeline.config import ConfigError, expand_placeholders, load_config, parse_config, redact_url
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def write(tmp_path, text):
     path = tmp_path / "daemon.yaml"

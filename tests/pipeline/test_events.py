@@ -1,8 +1,11 @@
 import numpy as np
+import pytest
 
 from pipeline.events.rules import AlarmRule, EventTracker
 from pipeline.events.zones import Zone, assign_zones, points_in_polygon
 from pipeline.types import Detections
+
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
 
 def test_points_in_polygon():

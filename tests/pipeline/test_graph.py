@@ -8,6 +8,8 @@ from pipeline.config import parse_config
 from pipeline.graph import check_config_against_model, graph_warnings, plan_graph, render_graph, validate_graph
 from inspector.cli import main
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 @pytest.fixture()
 def config(tiny_model_dir):

@@ -209,7 +209,8 @@ def test_a_refusing_outbox_disk_holds_the_lines_and_the_cameras_keep_running(tin
     monkeypatch.setattr(Outbox, "enqueue_many", failing)
     monkeypatch.setattr(stage_module, "STORE_RETRY_S", 0.0)
     clip = encode_clip(tmp_path / "c.mp4", frames=30)
-    config = parse_config({"cameras": [{"id": "a", "url": str(clip)}], "model": str(tiny_model_dir),
+    # Paced at 25 frames/s, so the lines reach the outbox in several batches however fast the model is.
+    config = parse_config({"cameras": [{"id": "a", "url": str(clip), "rate_fps": 25}], "model": str(tiny_model_dir),
                            "output": {"directory": str(tmp_path / "out")}, "http": {"enabled": False},
                            "alarm": {"min_hits": 1000}})  # detection lines only: 30 messages
     with RunningDaemon(config) as running:

@@ -13,6 +13,8 @@ from inspector.cli import main
 from tests.support.clips import DEMO_CLIP, encode_audio_only
 from tests.support.disk import fill
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def write_config(tmp_path, model, **overrides) -> str:
     data = {"cameras": [{"id": "a", "url": str(DEMO_CLIP)}], "model": str(model),

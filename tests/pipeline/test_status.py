@@ -6,9 +6,13 @@ from __future__ import annotations
 import time
 import types
 
+import pytest
+
 from pipeline.config import parse_config
 from pipeline.status import StatusView
 from pipeline.types import CameraStats
+
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
 
 def view_with(stats, last_result):

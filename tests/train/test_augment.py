@@ -5,6 +5,8 @@ import pytest
 
 from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, to_model_input
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)]
 
 

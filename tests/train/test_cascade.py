@@ -10,6 +10,8 @@ from train.cascade import eval_rule, evaluate_cascade
 from train.datasets import load_voc
 from train.testing import CASCADE_CLASSES, write_cascade_dataset
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 pytest.importorskip("pycocotools")
 
 CROPS = {"parents": ["string"], "margin": 0.25, "max_aspect": 1.5, "overlap": 0.25, "min_side": 32}

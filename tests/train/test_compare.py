@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from train.compare import markdown
+
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
 
 def write_run(root, name, transfer, evals):

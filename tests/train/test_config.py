@@ -8,6 +8,8 @@ import yaml
 from core.errors import ConfigError
 from train.config import load_train_config
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def write(tmp_path, data: dict):
     path = tmp_path / "train.yaml"

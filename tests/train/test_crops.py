@@ -12,6 +12,8 @@ from train.config import TrainConfig
 from train.crops import build_crop_sets, source_split
 from train.testing import write_cascade_dataset
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def config(root, out, **crops):
     return TrainConfig.model_validate({
@@ -100,15 +102,3 @@ def test_training_crops_are_cut_from_jittered_boxes(tmp_path):
     moved, _ = build_crop_sets(config(root, tmp_path / "b", jitter=0.3))
     size = lambda d: sorted((s.width, s.height) for s in d.samples)
     assert size(exact) != size(moved)
-
-
-def test_label_fraction_is_refused_with_crops(tmp_path):
-    pytest.importorskip("mindspore")
-    from core.errors import ConfigError
-    from train.trainer import prepare_data
-
-    root = write_cascade_dataset(tmp_path / "data", images=4)
-    cfg = config(root, tmp_path / "run")
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"label_fraction": {"fault": 0.5}})})
-    with pytest.raises(ConfigError, match="data.label_fraction: not supported with data.crops"):
-        prepare_data(cfg)

@@ -6,6 +6,8 @@ import pytest
 from train.datasets import load_voc, split
 from train.testing import write_voc_dataset
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def test_cplid_two_annotation_files_are_merged(shared_dir):
     dataset = load_voc(shared_dir / "datasets/cplid", ["insulator", "defect"])
@@ -132,6 +134,7 @@ def test_several_sources_map_their_classes_and_are_held_out_each_on_its_own(tmp_
 
     from train.config import SourceConfig
     from train.datasets import split_sources
+    pytest.importorskip("pycocotools")
     from train.evaluate import evaluate_sources
 
     voc = write_voc_dataset(tmp_path / "voc", images=10)

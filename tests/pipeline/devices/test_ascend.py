@@ -22,6 +22,7 @@ from tests.pipeline.devices import fake_mindx
 
 @pytest.fixture()
 def om_dir(tiny_model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")  # `inspector convert` prepares the OM's directory: the [export] extra
     monkeypatch.setenv("PATH", "/nonexistent")
     out = tmp_path / "om"
     convert(tiny_model_dir, out, gears=(1, 2, 4))  # the OM's largest gear is the config's max_batch

@@ -12,6 +12,8 @@ import pytest
 
 from tests.pipeline.devices import fake_mindx
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def test_strings_cross_the_binding_as_bytes_only():
     vector = fake_mindx.StringVector()

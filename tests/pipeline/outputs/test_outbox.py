@@ -13,6 +13,8 @@ import pytest
 from pipeline.outputs.outbox import Outbox
 from tests.support.disk import fill
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def payload(i: int) -> str:
     return json.dumps({"n": i})

@@ -16,6 +16,8 @@ from pipeline.outputs.sinks import Deliverer, DeliveryError, JsonlSink, MqttSink
 from tests.support.disk import fill
 from tests.support.mqtt import Broker, Subscriber, mosquitto_available
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 def messages(n: int, kind: str = "events") -> list[Message]:
     return [Message(i + 1, kind, "cam", json.dumps({"n": i, "pad": "x" * 40})) for i in range(n)]

@@ -7,10 +7,13 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 from pipeline.config import SnapshotConfig
 from pipeline.devices.mock.nv12 import pack_nv12
 from pipeline.outputs.snapshots import Frame, SnapshotStore
+
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
 
 def grey_frame(camera="cam", frame_id=0, width=200, height=120) -> Frame:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from pipeline.config import parse_config
 from pipeline.outputs.stage import OutputStage
+
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
 
 def stage_for(tmp_path, **output):

@@ -8,6 +8,8 @@ from models.darknet_cfg import parse_cfg
 from models.spec import ModelSpec, Normalisation
 from pipeline.devices.mock.nv12 import align, empty_nv12, planes, rgb_to_nv12
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 PATCH = 16
 
 

@@ -15,6 +15,8 @@ from pipeline.devices.mock.queues import FrameQueue
 from pipeline.devices.mock.source import DecodedFrame
 from pipeline.types import CameraStats, FrameInfo
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 
 @pytest.mark.parametrize("available, strategy, gear", [
     (4, "Upper", 4), (3, "Upper", 4), (3, "Lower", 2), (3, "Nearest", 4), (5, "Nearest", 4), (7, "Nearest", 8),

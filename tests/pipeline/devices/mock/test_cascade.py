@@ -16,6 +16,8 @@ from pipeline.devices.mock.nv12 import crop_nv12, empty_nv12, planes, rgb_to_nv1
 from pipeline.devices.mock.source import DecodedFrame
 from pipeline.types import FrameInfo
 
+pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
+
 CROPS = {"parents": ["insulator"], "margin": 0.25, "max_aspect": 1.5, "overlap": 0.25, "min_side": 32}
 
 
