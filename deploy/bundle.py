@@ -40,6 +40,7 @@ from typing import List, Optional
 
 import yaml
 
+from core.errors import UserError
 from models.errors import ModelError
 from models.integrity import sha256_file
 from models.spec import ModelSpec
@@ -58,7 +59,7 @@ SOURCE_FILES = ("setup.cfg", "pyproject.toml", "README.md", "constraints.txt")
 WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")
 
 
-class BundleError(ModelError):
+class BundleError(UserError):
     """The bundle cannot be built as asked."""
 
 

@@ -22,8 +22,8 @@ import shlex
 import shutil
 import subprocess
 
+from core.errors import UserError
 from models.aipp import DEFAULT_MATRIX, AippConfig
-from models.errors import ModelError
 from models.integrity import check_checksums, write_checksums
 from models.spec import CFG_NAME, ModelSpec
 
@@ -34,7 +34,7 @@ OUTPUT_TYPES = ("FP16", "FP32")
 INPUT_NAME = "images"
 
 
-class ConvertError(ModelError):
+class ConvertError(UserError):
     """The model cannot be converted as asked; the message says which file or node and why."""
 
 

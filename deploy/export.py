@@ -20,8 +20,8 @@ import pathlib
 
 import numpy as np
 
+from core.errors import UserError
 from models.darknet_cfg import DarknetCfg, parse_cfg, render_cfg
-from models.errors import ModelError
 from models.integrity import write_checksums
 from models.spec import CFG_NAME, ModelSpec
 
@@ -29,7 +29,7 @@ FORMATS = ("onnx", "mindir")
 INPUT_NAME = "images"
 
 
-class ExportError(ModelError):
+class ExportError(UserError):
     """The export could not produce a model that satisfies its contract."""
 
 

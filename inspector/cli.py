@@ -13,10 +13,7 @@ import os
 import sqlite3
 import sys
 
-from core.errors import ConfigError
-from models.errors import ModelError
-from pipeline.devices.base import DeviceError
-from pipeline.outputs.outbox import OutboxError
+from core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (ModelError, ConfigError, DeviceError, OutboxError) as exc:
+    except UserError as exc:
         print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,7 +1,9 @@
 """Errors raised by the model layer: each names the file, layer or tensor it is about."""
 
+from core.errors import UserError
 
-class ModelError(Exception):
+
+class ModelError(UserError):
     """Base of every error raised by models/."""
 
 

@@ -12,11 +12,12 @@ import dataclasses
 import importlib
 import pathlib
 
+from core.errors import UserError
 from models.cascade import CascadeRule
 from pipeline.types import CameraStats, FrameResult
 
 
-class DeviceError(Exception):
+class DeviceError(UserError):
     """A device failure: the daemon stops with this message. Carries the API name and return code when the
     device reports one."""
 

@@ -21,6 +21,8 @@ import pathlib
 import sqlite3
 import threading
 
+from core.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 SCHEMA = """
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS pending (
 CAP_CHECK_EVERY = 1000  # enqueues between two size checks
 
 
-class OutboxError(Exception):
+class OutboxError(UserError):
     """The outbox file cannot be opened or used; the message names it."""
 
 

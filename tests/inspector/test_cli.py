@@ -145,3 +145,28 @@ def test_a_bundle_for_a_glibc_that_is_no_version_is_refused(tiny_model_dir, tmp_
     one_line_error(capsys, ["bundle", "--model", str(tiny_model_dir), "--config", config,
                             "--out", str(tmp_path / "b"), "--glibc", "banana"],
                    "--glibc 'banana': expected a version such as 2.17")
+
+
+@pytest.mark.parametrize("error", ["deploy.convert.ConvertError", "deploy.bundle.BundleError",
+                                   "pipeline.devices.base.DeviceError", "pipeline.outputs.outbox.OutboxError",
+                                   "models.errors.SpecError", "core.errors.ConfigError"])
+def test_every_users_error_is_one_line_and_a_bug_keeps_its_traceback(error, monkeypatch, capsys):
+    import argparse
+    import importlib
+
+    from inspector import cli
+
+    module, name = error.rsplit(".", 1)
+    kind = getattr(importlib.import_module(module), name)
+
+    def parser_raising(exc):
+        parser = argparse.ArgumentParser(prog="inspector")
+        parser.set_defaults(handler=lambda args: (_ for _ in ()).throw(exc), command="x", verbose=False)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", lambda: parser_raising(kind("/data/cam.yaml: cameras.0.url: bad")))
+    assert cli.main([]) == 1
+    assert capsys.readouterr().err.strip() == "inspector x: error: /data/cam.yaml: cameras.0.url: bad"
+    monkeypatch.setattr(cli, "build_parser", lambda: parser_raising(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main([])
