@@ -36,7 +36,7 @@ def rss_mb() -> float:
 def decode_only(clips: list[pathlib.Path], frames: int = 300) -> dict:
     import av
 
-    from pipeline.devices.mock.nv12 import frame_to_nv12
+    from pipeline.devices.nv12 import frame_to_nv12
     from pipeline.devices.mock.source import DECODER_THREADS
 
     def decode(clip: pathlib.Path, out: list) -> None:

@@ -17,7 +17,7 @@ from models.cascade import CropPlan, decode, plan_crops
 from models.letterbox import LetterboxGeometry
 from models.spec import ModelSpec
 from pipeline.devices.base import Stage2Settings
-from pipeline.devices.mock.nv12 import crop_nv12, dvpp_background, letterbox_nv12
+from pipeline.devices.nv12 import crop_nv12, dvpp_background, letterbox_nv12
 from pipeline.types import Detections
 
 __all__ = ["CropPlan", "CropPlanner"]

@@ -16,7 +16,7 @@ from models.runtime import open_session
 from models.spec import ModelSpec
 from pipeline.config import parse_config
 from pipeline.daemon import Daemon
-from pipeline.devices.mock.nv12 import frame_to_nv12, letterbox_nv12
+from pipeline.devices.nv12 import frame_to_nv12, letterbox_nv12
 from models.detect import detect
 from tests.support.clips import camera_clips
 from tests.support.rtsp import RtspServer, free_port, gstreamer_available

@@ -23,7 +23,7 @@ import numpy as np
 from models.aipp import AippConfig
 from models.letterbox import letterbox_geometry
 from models.spec import ModelSpec
-from pipeline.devices.mock.nv12 import dvpp_background, letterbox_nv12
+from pipeline.devices.nv12 import dvpp_background, letterbox_nv12
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.types import FrameResult
 

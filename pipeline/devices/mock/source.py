@@ -25,7 +25,7 @@ import numpy as np
 from core.logcount import worth_saying
 from pipeline.codecs import DEFAULT_FORMAT, codec_of_format, mismatch_message, picture_size_problem, stream_codec
 from pipeline.config import ConfigError, expand_placeholders, placeholder_values, redact_url, scrub
-from pipeline.devices.mock.nv12 import frame_to_nv12
+from pipeline.devices.nv12 import frame_to_nv12
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.types import CameraStats, FrameInfo
 

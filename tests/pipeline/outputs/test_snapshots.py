@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import SnapshotConfig
-from pipeline.devices.mock.nv12 import pack_nv12
+from pipeline.devices.nv12 import pack_nv12
 from pipeline.outputs.snapshots import Frame, SnapshotStore
 
 pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)

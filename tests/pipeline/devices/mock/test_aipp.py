@@ -6,7 +6,7 @@ import pytest
 from models.aipp import AippConfig
 from models.darknet_cfg import parse_cfg
 from models.spec import ModelSpec, Normalisation
-from pipeline.devices.mock.nv12 import align, empty_nv12, planes, rgb_to_nv12
+from pipeline.devices.nv12 import align, empty_nv12, planes, rgb_to_nv12
 
 pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
@@ -101,7 +101,7 @@ def test_decoded_planes_copy_equals_ffmpeg_nv12_conversion(tmp_path):
     picture whose rows the decoder pads (line size above the width)."""
     import av
 
-    from pipeline.devices.mock.nv12 import frame_to_nv12, pack_nv12
+    from pipeline.devices.nv12 import frame_to_nv12, pack_nv12
     from tests.support.clips import encode_clip
 
     for width, height in ((640, 360), (334, 202)):  # 334: rows padded beyond the width in the decoder
@@ -120,7 +120,7 @@ def test_padding_is_what_dvpp_writes_for_the_graphs_rgbvalue():
     """mxpi_imageresize fills the padding from RGBValue (MxpiPluginsUtils.cpp SetImageBackground); without it
     DVPP leaves zeros, which AIPP turns into dark green. The rendered graph asks for the training letterbox's
     colour, and the mock writes the same bytes."""
-    from pipeline.devices.mock.nv12 import dvpp_background
+    from pipeline.devices.nv12 import dvpp_background
 
     assert dvpp_background(0, 0, 0) == (0, 128, 128)
     assert dvpp_background(114, 114, 114) == (114, 128, 128)  # a grey keeps U = V = 128

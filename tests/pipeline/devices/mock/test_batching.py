@@ -10,7 +10,7 @@ import pytest
 from models.aipp import AippConfig
 from models.spec import ModelSpec
 from pipeline.devices.mock.infer import InferenceEngine, InferSettings, choose_gear
-from pipeline.devices.mock.nv12 import rgb_to_nv12
+from pipeline.devices.nv12 import rgb_to_nv12
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.devices.mock.source import DecodedFrame
 from pipeline.types import CameraStats, FrameInfo

@@ -71,7 +71,7 @@ def test_a_picture_the_box_cannot_decode_fails_the_camera_with_its_size(tmp_path
 
 def test_odd_sizes_of_any_pixel_format_are_taken(tmp_path):
     """4:4:4 at an odd size (129x131) used to fail with "cannot reshape": it is converted like any other."""
-    from pipeline.devices.mock.nv12 import frame_to_nv12
+    from pipeline.devices.nv12 import frame_to_nv12
     import av
 
     clip = encode_sized(tmp_path / "c.mp4", 129, 131, "yuv444p")

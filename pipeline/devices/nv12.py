@@ -1,4 +1,5 @@
-"""NV12 buffers as DVPP produces them: width aligned up to 16, height up to 2, the valid picture top-left.
+"""NV12 buffers as DVPP produces them, for both devices (the mock decodes into them; the Ascend device cuts
+the second stage's crops from the SDK's): width aligned up to 16, height up to 2, the valid picture top-left.
 
 Layout of a buffer of `aligned_w x aligned_h`: the Y plane (aligned_h rows of aligned_w bytes), then the
 interleaved UV plane (aligned_h / 2 rows of aligned_w bytes, U first). Shape (aligned_h * 3 / 2, aligned_w).
