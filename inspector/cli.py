@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from deploy import cli as deploy_cli
     from models import cli as models_cli
     from pipeline import commands as pipeline_commands
-    from pipeline.cascade import deployed_models
+    from pipeline.stage2 import deployed_models
     from train import cli as train_cli
 
     parser = argparse.ArgumentParser(prog="inspector", description="Edge inspection pipeline for Ascend 310.")

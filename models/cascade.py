@@ -31,7 +31,7 @@ class Decoding:
 @dataclasses.dataclass(frozen=True)
 class CascadeRule:
     """Which first-stage objects are cropped and how both stages are decoded (the daemon's `thresholds` and
-    `stage2` keys, pipeline/cascade.py `cascade_rule`)."""
+    `stage2` keys, pipeline/stage2.py `cascade_rule`)."""
 
     parent_ids: tuple[int, ...]  # first-stage classes whose objects are cropped
     stage1: Decoding

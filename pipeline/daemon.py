@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 from models.spec import ModelSpec
 from models.errors import ModelError
-from pipeline.cascade import Cascade, class_names, device_stage2, load_stage2
+from pipeline.stage2 import Cascade, class_names, device_stage2, load_stage2
 from pipeline.codecs import resolve_codecs
 from pipeline.config import ConfigError, DaemonConfig
 from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, create_device

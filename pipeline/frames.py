@@ -9,7 +9,7 @@ import time
 from typing import Dict, Optional
 
 from models.spec import ModelSpec
-from pipeline.cascade import Cascade
+from pipeline.stage2 import Cascade
 from pipeline.config import DaemonConfig
 from pipeline.events.rules import AlarmRule, EventTracker
 from pipeline.events.zones import Zone, assign_zones
@@ -26,7 +26,7 @@ class FrameHandler:
     def __init__(self, config: DaemonConfig, spec: ModelSpec, outputs: OutputStage, metrics: Metrics,
                  profile: bool = False, cascade: Optional[Cascade] = None):
         self.config, self.spec, self.outputs, self.metrics = config, spec, outputs, metrics
-        self.cascade = cascade  # a second stage's crops, when there is one (pipeline/cascade.py)
+        self.cascade = cascade  # a second stage's crops, when there is one (pipeline/stage2.py)
         self.class_names = cascade.names if cascade is not None else tuple(spec.class_names)
         self.crops_skipped = 0
         # profile: seconds spent per stage, summed (the host-only benchmark's breakdown; off in the daemon)

@@ -568,7 +568,7 @@ def load_graph(path) -> dict:
 
 def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: str = "config",
                                names: Optional[tuple] = None) -> List[str]:
-    """names: the classes the daemon reports, when a second stage adds its own (pipeline/cascade.py)."""
+    """names: the classes the daemon reports, when a second stage adds its own (pipeline/stage2.py)."""
     names = tuple(names or spec.class_names)
     problems = []
     if config.batching.max_batch not in spec.batch_gears:

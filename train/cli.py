@@ -106,7 +106,7 @@ def _eval(args) -> int:
                           f"{args.format if args.data else 'its training format'} ({len(dataset.issues)} problems "
                           f"above): wrong --format or path?")
     if stage2 is not None:
-        from train.cascade import DEFAULT_PARENT_SCORE, eval_rule, evaluate_cascade
+        from train.cascade_eval import DEFAULT_PARENT_SCORE, eval_rule, evaluate_cascade
 
         session2 = open_session(f"{args.stage2}/{stage2.cpu_model_name}")
         try:
@@ -162,7 +162,7 @@ def _anchors(args) -> int:
     config = load_train_config(args.config)
     data = config.data
     if data.crops is not None:  # a second stage sees crops: fitted on the training crops (cut or reused)
-        from train.crops import build_crop_sets
+        from train.crop_sets import build_crop_sets
 
         train_set, _ = build_crop_sets(config)
     else:

@@ -223,8 +223,8 @@ def log_issues(dataset: Dataset) -> None:
 
 
 def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
-    if config.data.crops is not None:  # a second stage: crops around the parents, cut once (train/crops.py)
-        from train.crops import build_crop_sets
+    if config.data.crops is not None:  # a second stage: crops around the parents, cut once (train/crop_sets.py)
+        from train.crop_sets import build_crop_sets
 
         if config.data.label_fraction:
             raise ConfigError("data.label_fraction: not supported with data.crops (subsample the negatives "
@@ -537,7 +537,7 @@ def export_best(run: Run) -> dict:
 
     overrides = None
     if config.data.crops is not None:  # the manifest records where the second stage looks
-        from train.crops import spec_crops
+        from train.crop_sets import spec_crops
 
         overrides = {"crops": spec_crops(config.data.crops)}
     for fmt in config.export_formats:

@@ -14,7 +14,7 @@ sys.path.insert(0, ".")
 from models.spec import ModelSpec  # noqa: E402
 from models.cascade import CascadeRule, CropPlan, Decoding, decode  # noqa: E402
 from pipeline.devices.base import Stage2Settings  # noqa: E402
-from pipeline.devices.crops import CropPlanner  # noqa: E402
+from pipeline.devices.cutter import CropPlanner  # noqa: E402
 from models.letterbox import letterbox_geometry  # noqa: E402
 
 

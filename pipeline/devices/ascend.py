@@ -33,7 +33,7 @@ reads an MxpiObjectList from its dataSource): the host cuts the crops itself and
   resize reads, i.e. mxpi_parallel2serial0): one device-to-host copy of the NV12 frame per frame, the cost of
   host-side cropping (about 3.1 MB at 1080p; counted by the double). It replaces the resize's picture for the
   camera size (its visionInfo width/height) and serves snapshots too.
-- the crops (pipeline/devices/crops.py, the same pixels as on the mock device) go to the second stream as ONE buffer
+- the crops (pipeline/devices/cutter.py, the same pixels as on the mock device) go to the second stream as ONE buffer
   per frame: an MxpiTensorPackageList of uint8 NV12 tensors of h*w*1.5 bytes with the dims mxpi_tensorinfer reads from
   the OM, [1, h, w, 3] (`crop_dims`), host memory in `dataStr` (memType 0; the SDK copies it in, PyDataHelper.cpp
   ReBuildTensorPackageList; the SDK's own sample does the same:
@@ -195,7 +195,7 @@ class AscendDevice(BaseDevice):
         self.lost = 0  # buffers that reached the appsink with an upstream error, or without the model's output
         self.sizes: Dict[int, Tuple[int, int, LetterboxGeometry]] = {}  # channel -> camera size, geometry
         self._next_size_check = 0.0
-        self.planner = None  # pipeline.devices.crops.CropPlanner, with a second stage
+        self.planner = None  # pipeline.devices.cutter.CropPlanner, with a second stage
         self.spec2: Optional[ModelSpec] = None
         self.picture_key: Optional[str] = None  # the decoded picture's key, with a second stage
         self.pending: "collections.deque[_Pending]" = collections.deque()  # frames in order, some awaiting crops
@@ -237,7 +237,7 @@ class AscendDevice(BaseDevice):
         return plan
 
     def _check_stage2(self, plan: GraphPlan, settings: DeviceSettings) -> None:
-        from pipeline.devices.crops import CropPlanner
+        from pipeline.devices.cutter import CropPlanner
 
         om = pathlib.Path(plan.stage2.model_path or "")
         check_om_file(om)
@@ -279,8 +279,8 @@ class AscendDevice(BaseDevice):
         try:
             code = self.api.InitManager()
             if code != 0:
-                raise DeviceError(f"MindX SDK call failed (the SDK's log under $MX_SDK_HOME/logs says why; common "
-                                  f"causes: set_env.sh not sourced, the SDK's files not owned by this user)",
+                raise DeviceError("MindX SDK call failed (the SDK's log under $MX_SDK_HOME/logs says why; common "
+                                  "causes: set_env.sh not sourced, the SDK's files not owned by this user)",
                                   api="InitManager", code=code)
             check("CreateMultipleStreams", self.api.CreateMultipleStreams(json.dumps(expanded).encode()))
         except BaseException:

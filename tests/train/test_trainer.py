@@ -242,7 +242,7 @@ def test_l2sp_pulls_the_pretrained_weights_back_and_resumes_with_the_same_pull(d
 
 def test_label_fraction_is_refused_with_crops(tmp_path):
     from core.errors import ConfigError
-    from tests.train.test_crops import config as crops_config
+    from tests.train.test_crop_sets import config as crops_config
     from train.testing import write_cascade_dataset
     from train.trainer import prepare_data
 

@@ -12,7 +12,7 @@ Supported factories and the props it honours:
 A graph with any other plugin is refused, naming the element and its factory.
 
 A second stage (DeviceSettings.stage2, not a graph element: docs/cascade.md says why) runs on each first-stage
-batch's crops, cut from the decoded NV12 frames (cascade.py); its outputs travel with the frame's result.
+batch's crops, cut from the decoded NV12 frames (stage2.py); its outputs travel with the frame's result.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class MockDevice(BaseDevice):
             self.stats.append(stats)
         cascade = None
         if settings.stage2 is not None:
-            from pipeline.devices.mock.cascade import CropInference
+            from pipeline.devices.mock.stage2 import CropInference
 
             spec2, model2 = resolve_model_dir(pathlib.Path(settings.stage2.model_dir), "stage2.model")
             if spec2.crops is None:

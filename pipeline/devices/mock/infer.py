@@ -62,7 +62,7 @@ class InferenceEngine:
                  ready: threading.Condition, sources_done, stats_by_channel: dict, out: "queue.Queue",
                  cascade=None):
         self.spec = spec
-        self.cascade = cascade  # a second stage on crops (pipeline/devices/mock/cascade.py), or None
+        self.cascade = cascade  # a second stage on crops (pipeline/devices/mock/stage2.py), or None
         self.aipp = aipp
         self.settings = settings
         self.queues = queues

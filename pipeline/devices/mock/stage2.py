@@ -4,7 +4,7 @@ so every camera) of a first-stage batch, inferred.
 
 What the device does per first-stage batch, in order:
 1. each frame's first-stage outputs decoded, its crops planned around the parents, cut and letterboxed
-   (pipeline/devices/crops.py, shared with the Ascend device);
+   (pipeline/devices/cutter.py, shared with the Ascend device);
 2. each crop AIPP-converted, and the lot inferred in batches of the second model's largest gear (the last one
    padded up to a gear);
 3. the outputs handed back with the frame, one CropOutput per crop, and the decoded detections.
@@ -19,7 +19,7 @@ import numpy as np
 from models.aipp import AippConfig
 from models.spec import ModelSpec
 from pipeline.devices.base import Stage2Settings
-from pipeline.devices.crops import CropPlanner
+from pipeline.devices.cutter import CropPlanner
 from pipeline.devices.mock.infer import choose_gear
 from pipeline.types import CropOutput
 

@@ -16,8 +16,8 @@ from pipeline.config import parse_config
 from pipeline.daemon import Daemon, device_settings
 from pipeline.devices.ascend import CROPS_TAG_KEY, AscendDevice
 from pipeline.devices.base import DeviceError
-from pipeline.devices.crops import CropPlanner
-from pipeline.cascade import device_stage2
+from pipeline.devices.cutter import CropPlanner
+from pipeline.stage2 import device_stage2
 from pipeline.graph import STAGE2_STREAM, render_graph
 from tests.pipeline.devices import fake_mindx
 from tests.pipeline.devices.test_ascend import dev_root, run_daemon, wait_for  # noqa: F401 (fixture)

@@ -7,7 +7,7 @@ detections on with the frame. Each crop is cut from the frame's full-resolution 
 alignment for 4:2:0) and letterboxed into the second model's input with the padding bytes DVPP would write for
 the model's pad value.
 
-The mock device does this after each first-stage batch (mock/cascade.py); the Ascend device does it on the host,
+The mock device does this after each first-stage batch (mock/stage2.py); the Ascend device does it on the host,
 on the decoded picture it fetched with the first model's outputs, and sends the crops back in (ascend.py).
 """
 

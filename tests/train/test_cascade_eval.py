@@ -6,7 +6,7 @@ import pytest
 
 from models.darknet_cfg import parse_cfg
 from models.spec import ModelSpec
-from train.cascade import eval_rule, evaluate_cascade
+from train.cascade_eval import eval_rule, evaluate_cascade
 from train.datasets import load_voc
 from train.testing import CASCADE_CLASSES, write_cascade_dataset
 
@@ -61,7 +61,7 @@ def test_children_come_back_to_the_picture_where_they_are(tmp_path):
     """Sub-pixel: a fault's centre in picture pixels within 0.25 px, whichever tile along the bar found it."""
     import cv2
 
-    from train.cascade import children_of_picture
+    from train.cascade_eval import children_of_picture
 
     dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=12), CASCADE_CLASSES)
     stage1, stage2 = specs()

@@ -9,7 +9,7 @@ import pytest
 
 from models.crops import CropSettings, crop_regions
 from train.config import TrainConfig
-from train.crops import build_crop_sets, source_split
+from train.crop_sets import build_crop_sets, source_split
 from train.testing import write_cascade_dataset
 
 pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)

@@ -11,7 +11,7 @@ from models.letterbox import letterbox_geometry, preprocess_bgr
 from models.spec import ModelSpec
 from models.cascade import CascadeRule, Decoding
 from pipeline.devices.base import Stage2Settings
-from pipeline.devices.mock.cascade import CropInference
+from pipeline.devices.mock.stage2 import CropInference
 from pipeline.devices.nv12 import crop_nv12, empty_nv12, planes, rgb_to_nv12
 from pipeline.devices.mock.source import DecodedFrame
 from pipeline.types import FrameInfo

@@ -3,7 +3,7 @@ functions (models/cascade.py): stage 1 decoded with the rule's first decoding pi
 planned around them with each one's parent, cut from the full picture and letterboxed as in training, stage 2's
 boxes mapped back and merged across overlapping tiles.
 
-The rule is either a daemon config's (`inspector eval --config`, pipeline/cascade.py `cascade_rule`: exactly what
+The rule is either a daemon config's (`inspector eval --config`, pipeline/stage2.py `cascade_rule`: exactly what
 that daemon runs) or `eval_rule`'s (`--stage2`: parents above one score). The children are kept down to
 EVAL_SCORE either way, so their AP integrates the whole precision-recall curve (the daemon's stage-2 threshold is
 a point on it); their NMS and cap are the rule's. Beside the cascade, stage 1's own figures on the same

@@ -9,7 +9,7 @@ import pytest
 
 from models.letterbox import letterbox_geometry
 from models.spec import ModelSpec
-from pipeline.cascade import Cascade
+from pipeline.stage2 import Cascade
 from pipeline.config import ConfigError, parse_config
 from pipeline.daemon import Daemon, load_specs
 from pipeline.types import CropOutput, Detections, FrameInfo, FrameResult
