@@ -20,7 +20,7 @@ from models.cascade import CascadeRule, Decoding, children, plan_crops, decode
 from models.letterbox import preprocess_bgr
 from models.spec import ModelSpec
 from train.datasets import Dataset
-from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_evaluate, coco_results, predict
+from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_results, evaluate_sources, predict
 
 DEFAULT_PARENT_SCORE = 0.25
 DEFAULT_MAX_CROPS = 32  # as the daemon's stage2.max_crops default
@@ -83,8 +83,8 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
         results.extend(coco_results(index, boxes, child_scores, classes))
 
     # One pass of stage 1: its own figures, and the parents of every picture from the same outputs.
-    stage1 = coco_evaluate(stage1_set, predict(run1, stage1_set, spec1, on_outputs=cascade))
-    cascade_metrics = coco_evaluate(children_set, results)
+    stage1 = evaluate_sources(stage1_set, predict(run1, stage1_set, spec1, on_outputs=cascade))
+    cascade_metrics = evaluate_sources(children_set, results)  # and per source, when there are several
     for metrics in (stage1, cascade_metrics):
         metrics.pop("pr_curves", None)
     return {"pictures": len(dataset.samples), "crops_per_picture": crops_run / max(1, len(dataset.samples)),

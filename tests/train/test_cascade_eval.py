@@ -57,6 +57,27 @@ def test_known_detectors_give_a_perfect_cascade(tmp_path):
     assert report["cascade"]["per_class_AP50_95"] == {"fault": report["cascade"]["mAP50_95"]}  # one class
 
 
+def test_the_cascade_is_measured_per_source_too(tmp_path):
+    import dataclasses
+
+    from train.datasets import Dataset
+
+    dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=12), CASCADE_CLASSES)
+    shift = np.asarray([40, 40, 40, 40], np.float32)
+    # Source b's faults annotated 40 px off: only b's figure falls.
+    samples = [dataclasses.replace(s, source="ab"[i % 2],
+                                   boxes=s.boxes + (shift * (s.labels == 1)[:, None] if i % 2 else 0))
+               for i, s in enumerate(dataset.samples)]
+    stage1, stage2 = specs()
+    report = evaluate_cascade(Dataset(samples, dataset.class_names, []), colour_detector(BLUE, 0, 2), stage1,
+                              colour_detector(RED, 0, 1), stage2)
+    per_source = report["cascade"]["per_source"]
+    assert per_source["a"]["images"] == per_source["b"]["images"] == 6
+    assert per_source["a"]["per_class_AP50"] == {"fault": 1.0} and per_source["b"]["per_class_AP50"]["fault"] < 0.2
+    assert 0.2 < report["cascade"]["per_class_AP50"]["fault"] < 1.0  # both together
+    assert report["stage1"]["per_source"]["b"]["per_class_AP50"]["string"] == 1.0
+
+
 def test_children_come_back_to_the_picture_where_they_are(tmp_path):
     """Sub-pixel: a fault's centre in picture pixels within 0.25 px, whichever tile along the bar found it."""
     import cv2
