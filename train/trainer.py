@@ -1,4 +1,5 @@
-"""The transfer-learning trainer: data, augmentation, loss, strategies, schedule, checkpoints, evaluation.
+"""The transfer-learning trainer: data, augmentation, loss, strategies, schedule, checkpoints, evaluation; one
+run is a `Trainer` (its state, its steps, hooks for what happens around the epochs).
 
 Graph mode with `nn.TrainOneStepCell` (about 3x faster than PyNative here). Every epoch ends with `last.ckpt`
 (weights, optimiser state, epoch, best score): `inspector train --resume` continues from it. The best model by
@@ -9,7 +10,6 @@ Each transfer-learning strategy is a config switch and is logged at start.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import json
 import logging
 import math
@@ -298,30 +298,89 @@ def distributed_context() -> tuple[int, int]:
     return get_rank(), get_group_size()
 
 
-@dataclasses.dataclass
-class Run:
-    """One training run's state, shared by its steps."""
+EVENTS = ("on_train_start", "on_epoch_end", "on_evaluated", "on_best", "on_train_end")
 
-    config: TrainConfig
-    out: pathlib.Path
-    rank: int
-    world: int
-    progress: bool
-    train_set: Dataset
-    val_set: Dataset
-    cfg: object  # DarknetCfg
-    spec: ModelSpec
-    network: DarknetYolo
-    loader: "BatchLoader" = None
-    lrs: np.ndarray = None
-    loss_cell: YoloLoss = None
-    best: float = -1.0  # best held-out mAP@0.5 so far
-    stale: int = 0  # evaluations since it improved
-    history: list = dataclasses.field(default_factory=list)
-    head: str = "new"  # what happened to the class-dependent head (logged with the strategies)
-    l2sp_names: tuple = ()  # the conv weights L2-SP pulls towards their pretrained values
-    l2sp_reference: list = dataclasses.field(default_factory=list)  # their starting values, in that order
 
+class Trainer:
+    """One training run: its data, network, schedule and state, and the steps `fit` takes. What happens around
+    the epochs is hooks (`add_callback(event, fn)`, each called with the trainer and the event's record):
+
+    - on_train_start(trainer, None): the strategies are set, the epochs about to run;
+    - on_evaluated(trainer, metrics): a held-out evaluation (eval_every);
+    - on_best(trainer, metrics): it beat every earlier one (default: best.ckpt and pr.png);
+    - on_epoch_end(trainer, record): the epoch's record, complete (default: metrics.jsonl, last.ckpt,
+      curves.png, the log line; a resumed run reads the first two);
+    - on_train_end(trainer, summary): the best model exported.
+
+    Only rank 0 of a distributed run evaluates and runs the hooks."""
+
+    def __init__(self, config: TrainConfig, progress: bool = True):
+        self.config = config
+        self.out = pathlib.Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        ms.set_context(mode=ms.GRAPH_MODE)
+        self.rank, self.world = distributed_context()
+        if self.world > 1:
+            logger.info("data parallel: rank %d of %d", self.rank, self.world)
+            progress = progress and self.rank == 0
+        self.progress = progress
+        ms.set_seed(config.seed)
+        np.random.seed(config.seed)
+        self.train_set, self.val_set = prepare_data(config)
+        self.cfg = parse_cfg(config.cfg, classes=len(config.data.classes), height=config.input_size,
+                             width=config.input_size, anchors=config.anchors)
+        self.spec = ModelSpec.from_cfg(self.cfg, config.data.classes)
+        (self.out / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
+        logger.info("data: %d training images %s, %d held out %s", len(self.train_set.samples),
+                    self.train_set.counts(), len(self.val_set.samples), self.val_set.counts())
+        self.network = DarknetYolo(self.cfg)
+        self.loader: BatchLoader | None = None
+        self.lrs: np.ndarray | None = None
+        self.loss_cell = None
+        self.step = None  # the training step (TrainOneStepCell): its parameters are what last.ckpt keeps
+        self.best = -1.0  # best held-out mAP@0.5 so far
+        self.stale = 0  # evaluations since it improved
+        self.history: list[dict] = []
+        self.epoch = 0  # the epoch running or just run, from 0
+        self.head = "new"  # what happened to the class-dependent head (logged with the strategies)
+        self.l2sp_names: tuple = ()  # the conv weights L2-SP pulls towards their pretrained values
+        self.l2sp_reference: list = []  # their starting values, in that order
+        self.callbacks: dict[str, list] = {event: [] for event in EVENTS}
+        self.add_callback("on_best", Trainer._keep_best)
+        for default in (Trainer._append_metrics, Trainer._save_last, Trainer._plot_curves, Trainer._log_epoch):
+            self.add_callback("on_epoch_end", default)
+
+    # --- hooks ---------------------------------------------------------------------------------------------
+    def add_callback(self, event: str, callback) -> None:
+        if event not in self.callbacks:
+            raise ValueError(f"{event!r} is not a trainer event ({', '.join(EVENTS)})")
+        self.callbacks[event].append(callback)
+
+    def run_callbacks(self, event: str, record=None) -> None:
+        if self.main_rank:
+            for callback in self.callbacks[event]:
+                callback(self, record)
+
+    def _keep_best(self, metrics: dict) -> None:
+        save_checkpoint(self.network, self.best_path, {"epoch": self.epoch, "mAP50": self.best})
+        plot_pr(metrics, str(self.out / "pr.png"))
+
+    def _append_metrics(self, record: dict) -> None:
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _save_last(self, record: dict) -> None:
+        ms.save_checkpoint(self.step, str(self.last_path), append_dict={"epoch": self.epoch,
+                                                                       "best_map50": self.best,
+                                                                       "stale": self.stale})
+
+    def _plot_curves(self, record: dict) -> None:
+        plot_curves(self.history, str(self.out / "curves.png"))
+
+    def _log_epoch(self, record: dict) -> None:
+        logger.info("epoch %d: %s", record["epoch"], json.dumps(record))
+
+    # --- where things are ----------------------------------------------------------------------------------
     @property
     def l2sp_path(self) -> pathlib.Path:
         return self.out / "l2sp-reference.ckpt"
@@ -338,243 +397,221 @@ class Run:
     def best_path(self) -> pathlib.Path:
         return self.out / "best.ckpt"
 
+    # --- the run -------------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict:
+        """Load pretrained weights (or resume), run the epochs, export the best model."""
+        resuming = resume and self.last_path.is_file()  # the checkpoint replaces the pretrained weights
+        if resuming:
+            self.head = "as in last.ckpt"
+        else:
+            self.load_pretrained()
+        if self.config.transfer.l2sp is not None:
+            self.remember_l2sp_reference(resuming)
+        self.log_strategies()
+        self.prepare_schedule()
+        start_epoch, resume_state = self.resume_from_checkpoint() if resuming else (0, None)
+        self.run_callbacks("on_train_start")
+        self.run_epochs(start_epoch, resume_state)
+        if not self.main_rank:
+            return {"rank": self.rank, "world": self.world}
+        summary = self.export_best()
+        self.run_callbacks("on_train_end", summary)
+        return summary
+
+    def load_pretrained(self) -> None:
+        """transfer.weights into the network; the class-dependent head re-initialised where asked or where its
+        shape differs. What happened to the head is logged with the strategies."""
+        t = self.config.transfer
+        if not t.weights:
+            return
+        report = load_weights(self.network, t.weights, strict=True, name_map=t.name_map)
+        logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
+        classes = list(self.config.data.classes)
+        if t.reinit_head:
+            reinitialise_head(self.network, self.config.seed)
+            self.head = f"re-initialised for {classes} (transfer.reinit_head)"
+        elif set(self.network.cfg.class_dependent_convs) <= set(report.uninitialised_layers):
+            self.head = f"re-initialised for {classes} (shape differs from the pretrained head)"
+        else:
+            self.head = "pretrained (same shape; set transfer.reinit_head: true for a new class list)"
+
+    def remember_l2sp_reference(self, resuming: bool) -> None:
+        """The starting values L2-SP pulls towards: the pretrained conv weights as loaded (without a head that
+        was re-initialised), kept in <out>/l2sp-reference.ckpt so that a resumed run pulls towards the same
+        ones."""
+        params = network_parameters(self.network)
+        if resuming:
+            if not self.l2sp_path.is_file():
+                raise ConfigError(f"transfer.l2sp: {self.l2sp_path} is missing: the run cannot be resumed with the "
+                                  f"same pull (start it again without --resume)")
+            reference = {k: v.asnumpy() for k, v in ms.load_checkpoint(str(self.l2sp_path)).items()}
+        else:
+            head = set(self.network.cfg.class_dependent_convs) if self.head.startswith("re-initialised") else set()
+            reference = {name: param.asnumpy().copy() for name, param in params.items()
+                         if name.endswith("conv.weight") and layer_of(name) not in head}
+            if self.main_rank:
+                ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in reference.items()],
+                                   str(self.l2sp_path))
+        self.l2sp_names = tuple(sorted(reference))
+        self.l2sp_reference = [reference[name] for name in self.l2sp_names]
+
+    def log_strategies(self) -> None:
+        t, config = self.config.transfer, self.config
+        strategies = {"pretrained": t.weights or "none (from scratch)", "head": self.head,
+                      "freeze_layers": t.freeze_layers, "unfreeze_epoch": t.unfreeze_epoch,
+                      "backbone_lr_scale": config.optim.backbone_lr_scale, "rifle_every": t.rifle_every,
+                      "l2sp": {"alpha": t.l2sp, "weights": len(self.l2sp_names)} if t.l2sp is not None else None}
+        logger.info("transfer strategies: %s", json.dumps(strategies))
+
+    def prepare_schedule(self) -> None:
+        """The batch loader (this rank's shard), the learning-rate schedule and the loss."""
+        config = self.config
+        self.loader = BatchLoader(self.train_set, self.spec, config, augment=True, seed=config.seed, rank=self.rank,
+                                  world=self.world)
+        if self.loader.steps == 0:  # per rank: the pictures shared by the ranks of a distributed run
+            raise ConfigError(f"{len(self.train_set.samples)} training pictures over {self.world} ranks are fewer "
+                              f"than batch_size {config.batch_size} per rank: lower batch_size or add pictures")
+        self.lrs = lr_schedule(config, self.loader.steps)
+        self.loss_cell = YoloLoss(self.network, config.loss.ignore_iou, config.loss.box, config.loss.obj,
+                                  config.loss.cls)
+        if config.transfer.l2sp is not None:
+            params = network_parameters(self.network)
+            self.loss_cell = L2SPLoss(self.loss_cell, [params[name] for name in self.l2sp_names],
+                                      self.l2sp_reference, config.transfer.l2sp)
+
+    def resume_from_checkpoint(self):
+        """Weights, best score and patience from last.ckpt; the metrics so far. Returns (first epoch to run, the
+        checkpoint's tensors, whose optimiser state is loaded once the optimiser exists)."""
+        state = ms.load_checkpoint(str(self.last_path))
+        start_epoch = int(state["epoch"].asnumpy()) + 1
+        self.best = float(state["best_map50"].asnumpy())
+        self.stale = int(state["stale"].asnumpy())
+        load_weights(self.network, self.last_path, strict=True, expected_new_layers=())
+        metrics_path = self.out / "metrics.jsonl"
+        self.history = [json.loads(line) for line in metrics_path.read_text().splitlines()] \
+            if metrics_path.exists() else []
+        logger.info("resumed from %s at epoch %d (best mAP50 %.4f)", self.last_path, start_epoch, self.best)
+        return start_epoch, state
+
+    def build_step(self, epoch: int, frozen: bool):
+        """The training step (and its optimiser) for the current freezing state, lr schedule from `epoch` on."""
+        t = self.config.transfer
+        if t.freeze_layers:
+            count = freeze(self.network, t.freeze_layers, frozen)
+            logger.info("layers 0..%d %s (%d tensors)", t.freeze_layers - 1, "frozen" if frozen else "trainable",
+                        count)
+        optimizer = make_optimizer(self.network, self.config, self.lrs, epoch * self.loader.steps, self.l2sp_names)
+        self.step = nn.TrainOneStepCell(self.loss_cell, optimizer)
+        self.step.set_train(True)
+        if frozen:
+            set_frozen_bn_eval(self.network, t.freeze_layers)
+        return optimizer
+
+    def load_optimizer_state(self, optimizer, state: dict) -> None:
+        """Optimiser state (momentum buffers...) under the names this optimiser gives them."""
+        own = {p.name for p in optimizer.get_parameters()} | set(optimizer.parameters_dict())
+        moments = {k: v for k, v in state.items() if k in own and k not in network_parameters(self.network)
+                   and not k.startswith("learning_rate")}  # the schedule is rebuilt from the config
+        ms.load_param_into_net(optimizer, moments)
+        logger.info("resumed %d optimiser state tensors", len(moments))
+
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over this rank's shard; the epoch's record (loss, lr, time, throughput)."""
+        config, loader = self.config, self.loader
+        started = time.monotonic()
+        losses = []
+        bar = tqdm(loader.epoch(), total=loader.steps, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not self.progress, unit="batch", dynamic_ncols=True)
+        for images, gts, heads in bar:
+            loss = float(self.step(ms.Tensor(images), ms.Tensor(gts), *[ms.Tensor(h) for h in heads]).asnumpy())
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"epoch {epoch + 1}: loss became {loss}; lower optim.lr")
+            losses.append(loss)
+            rate = len(losses) * config.batch_size / (time.monotonic() - started)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", img_s=f"{rate:.1f}")
+        seconds = time.monotonic() - started
+        last_step = min((epoch + 1) * loader.steps - 1, len(self.lrs) - 1)
+        return {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(self.lrs[last_step]),
+                "seconds": round(seconds, 1), "images_per_s": round(loader.steps * config.batch_size / seconds, 2)}
+
+    def run_epochs(self, start_epoch: int, resume_state) -> None:
+        """The epoch loop with the schedule's events: unfreezing, RIFLE re-initialisation, evaluation, early
+        stop."""
+        config, t = self.config, self.config.transfer
+        frozen = bool(t.freeze_layers) and (t.unfreeze_epoch is None or start_epoch < t.unfreeze_epoch)
+        optimizer = self.build_step(start_epoch, frozen)
+        if resume_state is not None:
+            self.load_optimizer_state(optimizer, resume_state)
+        rifle_until = int(config.epochs * (1 - t.rifle_final_fraction))
+        for epoch in range(start_epoch, config.epochs):
+            if t.unfreeze_epoch is not None and frozen and epoch >= t.unfreeze_epoch:
+                frozen = False
+                self.build_step(epoch, frozen)
+            if t.rifle_every and epoch > 0 and epoch % t.rifle_every == 0 and epoch < rifle_until:
+                reinitialise_head(self.network, config.seed + epoch)
+                logger.info("RIFLE: class-dependent head re-initialised at epoch %d", epoch)
+            self.epoch = epoch
+            record = self.train_epoch(epoch)
+            stop = False
+            if self.main_rank:
+                self.end_epoch(epoch, record)
+                stop = bool(config.early_stop_patience and self.stale >= config.early_stop_patience)
+                if stop:
+                    logger.info("early stop: %d evaluations without a better mAP50", self.stale)
+            # Every rank leaves the epoch loop together: a rank still in the next epoch's gradient all-reduce
+            # would wait for the others for ever.
+            if agree_to_stop(stop, self.world):
+                break
+
+    def evaluate(self) -> dict:
+        """COCO metrics of the network as it is, on the held-out pictures (per source when there are several)."""
+        return evaluate_network(self.network, self.val_set, self.spec)
+
+    def end_epoch(self, epoch: int, record: dict) -> None:
+        """Rank 0's end of an epoch: evaluate when due (the best kept), then the record's hooks."""
+        if (epoch + 1) % self.config.eval_every == 0 or epoch + 1 == self.config.epochs:
+            metrics = self.evaluate()
+            record.update(mAP50=metrics["mAP50"], mAP50_95=metrics["mAP50_95"],
+                          per_class_AP50=metrics["per_class_AP50"])
+            if "per_source" in metrics:
+                record["per_source"] = {name: {"mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
+                                               "per_class_AP50": m["per_class_AP50"]}
+                                        for name, m in metrics["per_source"].items()}
+            self.run_callbacks("on_evaluated", metrics)
+            if metrics["mAP50"] > self.best:
+                self.best, self.stale = metrics["mAP50"], 0
+                self.run_callbacks("on_best", metrics)
+            else:
+                self.stale += 1
+        self.history.append(record)
+        self.run_callbacks("on_epoch_end", record)
+
+    def export_best(self) -> dict:
+        """best.ckpt (the last weights when no evaluation ever ran) in every export format; the run's summary."""
+        config = self.config
+        if not self.best_path.is_file():
+            save_checkpoint(self.network, self.best_path, {"epoch": config.epochs - 1})
+        exports = {}
+        from deploy.export import export_model
+
+        overrides = None
+        if config.data.crops is not None:  # the manifest records where the second stage looks
+            from train.crop_sets import spec_crops
+
+            overrides = {"crops": spec_crops(config.data.crops)}
+        for fmt in config.export_formats:
+            result = export_model(self.cfg.source, self.best_path, list(config.data.classes), fmt,
+                                  self.out / f"export-{fmt}", size=(config.input_size, config.input_size),
+                                  spec_overrides=overrides, anchors=config.anchors)
+            exports[fmt] = result.directory
+        summary = {"best_mAP50": self.best, "epochs_run": len(self.history), "exports": exports, "out": str(self.out)}
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        return summary
+
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Prepare, load pretrained weights (or resume), run the epochs, export the best model."""
-    run = prepare_run(config, progress)
-    resuming = resume and run.last_path.is_file()  # the checkpoint replaces the pretrained weights
-    if resuming:
-        run.head = "as in last.ckpt"
-    else:
-        load_pretrained(run)
-    if config.transfer.l2sp is not None:
-        remember_l2sp_reference(run, resuming)
-    log_strategies(run)
-    prepare_schedule(run)
-    start_epoch, resume_state = resume_from_checkpoint(run) if resuming else (0, None)
-    run_epochs(run, start_epoch, resume_state)
-    if not run.main_rank:
-        return {"rank": run.rank, "world": run.world}
-    return export_best(run)
-
-
-def prepare_run(config: TrainConfig, progress: bool) -> Run:
-    """Output directory, execution mode, distributed context, seeds, data, network."""
-    out = pathlib.Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    ms.set_context(mode=ms.GRAPH_MODE)
-    rank, world = distributed_context()
-    if world > 1:
-        logger.info("data parallel: rank %d of %d", rank, world)
-        progress = progress and rank == 0
-    ms.set_seed(config.seed)
-    np.random.seed(config.seed)
-    train_set, val_set = prepare_data(config)
-    cfg = parse_cfg(config.cfg, classes=len(config.data.classes), height=config.input_size, width=config.input_size,
-                    anchors=config.anchors)
-    spec = ModelSpec.from_cfg(cfg, config.data.classes)
-    (out / "config.json").write_text(config.model_dump_json(indent=2), encoding="utf-8")
-    logger.info("data: %d training images %s, %d held out %s", len(train_set.samples), train_set.counts(),
-                len(val_set.samples), val_set.counts())
-    return Run(config, out, rank, world, progress, train_set, val_set, cfg, spec, DarknetYolo(cfg))
-
-
-def load_pretrained(run: Run) -> None:
-    """transfer.weights into the network; the class-dependent head re-initialised where asked or where its
-    shape differs. What happened to the head is logged with the strategies."""
-    t = run.config.transfer
-    if not t.weights:
-        return
-    report = load_weights(run.network, t.weights, strict=True, name_map=t.name_map)
-    logger.info("pretrained: %d tensors loaded, new layers %s", len(report.loaded), report.uninitialised_layers)
-    classes = list(run.config.data.classes)
-    if t.reinit_head:
-        reinitialise_head(run.network, run.config.seed)
-        run.head = f"re-initialised for {classes} (transfer.reinit_head)"
-    elif set(run.network.cfg.class_dependent_convs) <= set(report.uninitialised_layers):
-        run.head = f"re-initialised for {classes} (shape differs from the pretrained head)"
-    else:
-        run.head = "pretrained (same shape; set transfer.reinit_head: true for a new class list)"
-
-
-def remember_l2sp_reference(run: Run, resuming: bool) -> None:
-    """The starting values L2-SP pulls towards: the pretrained conv weights as loaded (without a head that was
-    re-initialised), kept in <out>/l2sp-reference.ckpt so that a resumed run pulls towards the same ones."""
-    params = network_parameters(run.network)
-    if resuming:
-        if not run.l2sp_path.is_file():
-            raise ConfigError(f"transfer.l2sp: {run.l2sp_path} is missing: the run cannot be resumed with the same "
-                              f"pull (start it again without --resume)")
-        reference = {k: v.asnumpy() for k, v in ms.load_checkpoint(str(run.l2sp_path)).items()}
-    else:
-        head = set(run.network.cfg.class_dependent_convs) if run.head.startswith("re-initialised") else set()
-        reference = {name: param.asnumpy().copy() for name, param in params.items()
-                     if name.endswith("conv.weight") and layer_of(name) not in head}
-        if run.main_rank:
-            ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in reference.items()], str(run.l2sp_path))
-    run.l2sp_names = tuple(sorted(reference))
-    run.l2sp_reference = [reference[name] for name in run.l2sp_names]
-
-
-def log_strategies(run: Run) -> None:
-    t, config = run.config.transfer, run.config
-    strategies = {"pretrained": t.weights or "none (from scratch)", "head": run.head,
-                  "freeze_layers": t.freeze_layers, "unfreeze_epoch": t.unfreeze_epoch,
-                  "backbone_lr_scale": config.optim.backbone_lr_scale, "rifle_every": t.rifle_every,
-                  "l2sp": {"alpha": t.l2sp, "weights": len(run.l2sp_names)} if t.l2sp is not None else None}
-    logger.info("transfer strategies: %s", json.dumps(strategies))
-
-
-def prepare_schedule(run: Run) -> None:
-    """The batch loader (this rank's shard), the learning-rate schedule and the loss."""
-    config = run.config
-    run.loader = BatchLoader(run.train_set, run.spec, config, augment=True, seed=config.seed, rank=run.rank,
-                             world=run.world)
-    if run.loader.steps == 0:  # per rank: the pictures shared by the ranks of a distributed run
-        raise ConfigError(f"{len(run.train_set.samples)} training pictures over {run.world} ranks are fewer than "
-                          f"batch_size {config.batch_size} per rank: lower batch_size or add pictures")
-    run.lrs = lr_schedule(config, run.loader.steps)
-    run.loss_cell = YoloLoss(run.network, config.loss.ignore_iou, config.loss.box, config.loss.obj, config.loss.cls)
-    if config.transfer.l2sp is not None:
-        params = network_parameters(run.network)
-        run.loss_cell = L2SPLoss(run.loss_cell, [params[name] for name in run.l2sp_names], run.l2sp_reference,
-                                 config.transfer.l2sp)
-
-
-def resume_from_checkpoint(run: Run):
-    """Weights, best score and patience from last.ckpt; the metrics so far. Returns (first epoch to run, the
-    checkpoint's tensors, whose optimiser state is loaded once the optimiser exists)."""
-    state = ms.load_checkpoint(str(run.last_path))
-    start_epoch = int(state["epoch"].asnumpy()) + 1
-    run.best = float(state["best_map50"].asnumpy())
-    run.stale = int(state["stale"].asnumpy())
-    load_weights(run.network, run.last_path, strict=True, expected_new_layers=())
-    metrics_path = run.out / "metrics.jsonl"
-    run.history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
-    logger.info("resumed from %s at epoch %d (best mAP50 %.4f)", run.last_path, start_epoch, run.best)
-    return start_epoch, state
-
-
-def build_step(run: Run, epoch: int, frozen: bool):
-    """The training step (and its optimiser) for the current freezing state, lr schedule from `epoch` on."""
-    t = run.config.transfer
-    if t.freeze_layers:
-        count = freeze(run.network, t.freeze_layers, frozen)
-        logger.info("layers 0..%d %s (%d tensors)", t.freeze_layers - 1, "frozen" if frozen else "trainable", count)
-    optimizer = make_optimizer(run.network, run.config, run.lrs, epoch * run.loader.steps, run.l2sp_names)
-    step = nn.TrainOneStepCell(run.loss_cell, optimizer)
-    step.set_train(True)
-    if frozen:
-        set_frozen_bn_eval(run.network, t.freeze_layers)
-    return step, optimizer
-
-
-def load_optimizer_state(run: Run, optimizer, state: dict) -> None:
-    """Optimiser state (momentum buffers...) under the names this optimiser gives them."""
-    own = {p.name for p in optimizer.get_parameters()} | set(optimizer.parameters_dict())
-    moments = {k: v for k, v in state.items() if k in own and k not in network_parameters(run.network)
-               and not k.startswith("learning_rate")}  # the schedule is rebuilt from the config
-    ms.load_param_into_net(optimizer, moments)
-    logger.info("resumed %d optimiser state tensors", len(moments))
-
-
-def train_epoch(run: Run, train_step, epoch: int) -> dict:
-    """One pass over this rank's shard; the epoch's record (loss, lr, time, throughput)."""
-    config, loader = run.config, run.loader
-    started = time.monotonic()
-    losses = []
-    bar = tqdm(loader.epoch(), total=loader.steps, desc=f"epoch {epoch + 1}/{config.epochs}",
-               disable=not run.progress, unit="batch", dynamic_ncols=True)
-    for images, gts, heads in bar:
-        loss = float(train_step(ms.Tensor(images), ms.Tensor(gts), *[ms.Tensor(h) for h in heads]).asnumpy())
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch + 1}: loss became {loss}; lower optim.lr")
-        losses.append(loss)
-        rate = len(losses) * config.batch_size / (time.monotonic() - started)
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", img_s=f"{rate:.1f}")
-    seconds = time.monotonic() - started
-    last_step = min((epoch + 1) * loader.steps - 1, len(run.lrs) - 1)
-    return {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": float(run.lrs[last_step]),
-            "seconds": round(seconds, 1), "images_per_s": round(loader.steps * config.batch_size / seconds, 2)}
-
-
-def run_epochs(run: Run, start_epoch: int, resume_state) -> None:
-    """The epoch loop with the schedule's events: unfreezing, RIFLE re-initialisation, evaluation, early stop."""
-    config, t = run.config, run.config.transfer
-    frozen = bool(t.freeze_layers) and (t.unfreeze_epoch is None or start_epoch < t.unfreeze_epoch)
-    train_step, optimizer = build_step(run, start_epoch, frozen)
-    if resume_state is not None:
-        load_optimizer_state(run, optimizer, resume_state)
-    rifle_until = int(config.epochs * (1 - t.rifle_final_fraction))
-    for epoch in range(start_epoch, config.epochs):
-        if t.unfreeze_epoch is not None and frozen and epoch >= t.unfreeze_epoch:
-            frozen = False
-            train_step, optimizer = build_step(run, epoch, frozen)
-        if t.rifle_every and epoch > 0 and epoch % t.rifle_every == 0 and epoch < rifle_until:
-            reinitialise_head(run.network, config.seed + epoch)
-            logger.info("RIFLE: class-dependent head re-initialised at epoch %d", epoch)
-        record = train_epoch(run, train_step, epoch)
-        stop = False
-        if run.main_rank:
-            run.best, run.stale = _evaluate_and_record(run.network, run.val_set, run.spec, config, epoch, record,
-                                                       run.best, run.stale, run.history, run.out, train_step)
-            stop = bool(config.early_stop_patience and run.stale >= config.early_stop_patience)
-            if stop:
-                logger.info("early stop: %d evaluations without a better mAP50", run.stale)
-        # Every rank leaves the epoch loop together: a rank still in the next epoch's gradient all-reduce
-        # would wait for the others for ever.
-        if agree_to_stop(stop, run.world):
-            break
-
-
-def export_best(run: Run) -> dict:
-    """best.ckpt (the last weights when no evaluation ever ran) in every export format; the run's summary."""
-    config = run.config
-    if not run.best_path.is_file():
-        save_checkpoint(run.network, run.best_path, {"epoch": config.epochs - 1})
-    exports = {}
-    from deploy.export import export_model
-
-    overrides = None
-    if config.data.crops is not None:  # the manifest records where the second stage looks
-        from train.crop_sets import spec_crops
-
-        overrides = {"crops": spec_crops(config.data.crops)}
-    for fmt in config.export_formats:
-        result = export_model(run.cfg.source, run.best_path, list(config.data.classes), fmt, run.out / f"export-{fmt}",
-                              size=(config.input_size, config.input_size), spec_overrides=overrides,
-                              anchors=config.anchors)
-        exports[fmt] = result.directory
-    summary = {"best_mAP50": run.best, "epochs_run": len(run.history), "exports": exports, "out": str(run.out)}
-    (run.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return summary
-
-
-def _evaluate_and_record(network, val_set, spec, config: TrainConfig, epoch: int, record: dict, best: float,
-                         stale: int, history: list, out: pathlib.Path, train_step) -> tuple[float, int]:
-    """Rank 0's end of an epoch: evaluate when due, keep best.ckpt, append metrics, write last.ckpt and curves.
-    Returns the new (best mAP50, evaluations without improvement)."""
-    if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
-        metrics = evaluate_network(network, val_set, spec)
-        record.update(mAP50=metrics["mAP50"], mAP50_95=metrics["mAP50_95"], per_class_AP50=metrics["per_class_AP50"])
-        if "per_source" in metrics:
-            record["per_source"] = {name: {"mAP50": m["mAP50"], "mAP50_95": m["mAP50_95"],
-                                           "per_class_AP50": m["per_class_AP50"]}
-                                    for name, m in metrics["per_source"].items()}
-        if metrics["mAP50"] > best:
-            best, stale = metrics["mAP50"], 0
-            save_checkpoint(network, out / "best.ckpt", {"epoch": epoch, "mAP50": best})
-            plot_pr(metrics, str(out / "pr.png"))
-        else:
-            stale += 1
-    history.append(record)
-    with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-    ms.save_checkpoint(train_step, str(out / "last.ckpt"), append_dict={"epoch": epoch, "best_map50": best,
-                                                                       "stale": stale})
-    logger.info("epoch %d: %s", epoch + 1, json.dumps(record))
-    plot_curves(history, str(out / "curves.png"))
-    return best, stale
+    """A Trainer's whole run (`inspector train`)."""
+    return Trainer(config, progress).fit(resume)
 
 
 def agree_to_stop(stop: bool, world: int) -> bool:

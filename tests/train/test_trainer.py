@@ -34,7 +34,20 @@ def config(data_dir, out, **overrides):
 
 @pytest.mark.slow
 def test_train_evaluate_export_loop(data_dir, tmp_path, capsys):
-    summary = trainer_module.train(config(data_dir, tmp_path / "run"), progress=False)
+    trainer = trainer_module.Trainer(config(data_dir, tmp_path / "run"), progress=False)
+    events = []
+    for event in trainer_module.EVENTS:
+        trainer.add_callback(event, lambda t, record, event=event: events.append((event, t.epoch + 1)))
+    with pytest.raises(ValueError, match="'on_batch' is not a trainer event"):
+        trainer.add_callback("on_batch", print)
+    summary = trainer.fit()
+    # The hooks, in order: evaluated at epochs 3 and 6 (eval_every 3), the first evaluation a best, every epoch's
+    # record after its evaluation, the end once.
+    assert events[0] == ("on_train_start", 1) and events[-1] == ("on_train_end", 6)
+    assert [e for e in events if e[0] == "on_evaluated"] == [("on_evaluated", 3), ("on_evaluated", 6)]
+    assert [e for e in events if e[0] == "on_epoch_end"] == [("on_epoch_end", n) for n in range(1, 7)]
+    assert events.index(("on_best", 3)) == events.index(("on_evaluated", 3)) + 1
+    assert events.index(("on_epoch_end", 3)) > events.index(("on_best", 3))
     history = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
     assert history[-1]["loss"] < 0.7 * history[0]["loss"]  # the loss falls
@@ -212,20 +225,14 @@ def test_l2sp_pulls_the_pretrained_weights_back_and_resumes_with_the_same_pull(d
     distances = {}
     for label, l2sp in (("plain", None), ("l2sp", 100.0)):
         captured = {}
-        original = t.prepare_schedule
 
-        def keep(run, captured=captured, original=original):
-            captured["run"] = run
-            captured["start"] = {n: p.asnumpy().copy() for n, p in params_of(run.network).items()}
-            return original(run)
+        def keep(trainer, _, captured=captured):  # the weights as the epochs start: pretrained, head new
+            captured["start"] = {n: p.asnumpy().copy() for n, p in params_of(trainer.network).items()}
 
-        t.prepare_schedule = keep
-        try:
-            t.train(config(data_dir, tmp_path / label, epochs=2, eval_every=5, export_formats=[],
-                           transfer={"weights": str(start), "l2sp": l2sp, "reinit_head": True}), progress=False)
-        finally:
-            t.prepare_schedule = original
-        run = captured["run"]
+        run = t.Trainer(config(data_dir, tmp_path / label, epochs=2, eval_every=5, export_formats=[],
+                               transfer={"weights": str(start), "l2sp": l2sp, "reinit_head": True}), progress=False)
+        run.add_callback("on_train_start", keep)
+        run.fit()
         after = {n: p.asnumpy() for n, p in params_of(run.network).items()}
         backbone = [n for n in after if n.endswith("conv.weight") and int(n.split(".")[1]) < 20]
         distances[label] = sum(float(((after[n] - captured["start"][n]) ** 2).sum()) for n in backbone)
