@@ -13,6 +13,7 @@ import threading
 from typing import List
 
 from core.cliargs import non_negative_float, positive_float, positive_int
+from core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,6 @@ def _run(args) -> int:
 
 def _start_problems(args) -> List[str]:
     """What would keep `inspector run` with these arguments from starting (the config, its models, its files)."""
-    from pipeline.config import ConfigError
     from pipeline.daemon import load_specs
     from pipeline.graph import load_graph
     from pipeline.preflight import preflight
@@ -188,7 +188,7 @@ def _start_again() -> None:
 
 def _validate(args) -> int:
     from pipeline.codecs import resolve_codecs
-    from pipeline.config import ConfigError, load_config
+    from pipeline.config import load_config
     from pipeline.daemon import load_spec
     from pipeline.graph import graph_warnings, load_graph, render_graph, validate_graph
     from pipeline.preflight import preflight
@@ -316,32 +316,54 @@ def _health(args) -> int:
 
 
 def _bench(args) -> int:
-    from pipeline.bench import format_report, plot_report, run_bench
+    """Three benchmarks behind one command: the daemon (default), the host's share alone (--host-only), the
+    cascade against the single stage (--stage2)."""
+    if args.host_only and args.stage2:
+        raise ConfigError("bench: --host-only and --stage2 are different benchmarks: give one")
+    if args.host_only:
+        return _bench_host(args)
+    if args.stage2:
+        return _bench_cascade(args)
+    return _bench_daemon(args)
+
+
+def _write_json(path, report: dict) -> None:
+    if path:
+        pathlib.Path(path).write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _bench_host(args) -> int:
+    from pipeline.demo import demo_model_dir
+    from pipeline.hostbench import format_host_report, run_host_bench
+
+    model = pathlib.Path(args.model) if args.model else demo_model_dir()
+    report = run_host_bench(model, [int(c) for c in args.cameras.split(",")],
+                            [int(d) for d in args.detections.split(",")], args.frames)
+    print(format_host_report(report))
+    _write_json(args.json, report)
+    return 0
+
+
+def _bench_cascade(args) -> int:
+    from pipeline.bench import format_cascade_report, run_cascade_bench
     from pipeline.demo import DEMO_DIR, demo_model_dir
 
-    if args.host_only:
-        from pipeline.hostbench import format_host_report, run_host_bench
+    clips = [pathlib.Path(c) for c in args.clips.split(",")] if args.clips else [DEMO_DIR / "insulators.mp4"]
+    report = run_cascade_bench(pathlib.Path(args.model) if args.model else demo_model_dir(),
+                               pathlib.Path(args.stage2), clips, [int(c) for c in args.cameras.split(",")],
+                               args.batch, args.in_flight, args.seconds, progress=_progress)
+    print(format_cascade_report(report))
+    _write_json(args.json, report)
+    return 0
 
-        model = pathlib.Path(args.model) if args.model else demo_model_dir()
-        report = run_host_bench(model, [int(c) for c in args.cameras.split(",")],
-                                [int(d) for d in args.detections.split(",")], args.frames)
-        print(format_host_report(report))
-        if args.json:
-            pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
-        return 0
 
-    if args.stage2:
-        from pipeline.bench import format_cascade_report, run_cascade_bench
-
-        clips = [pathlib.Path(c) for c in args.clips.split(",")] if args.clips else [DEMO_DIR / "insulators.mp4"]
-        report = run_cascade_bench(pathlib.Path(args.model) if args.model else demo_model_dir(),
-                                   pathlib.Path(args.stage2), clips, [int(c) for c in args.cameras.split(",")],
-                                   args.batch, args.in_flight, args.seconds,
-                                   progress=lambda m: print(m, file=sys.stderr, flush=True))
-        print(format_cascade_report(report))
-        if args.json:
-            pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
-        return 0
+def _bench_daemon(args) -> int:
+    from pipeline.bench import format_report, plot_report, run_bench
+    from pipeline.demo import DEMO_DIR, demo_model_dir
 
     if args.cfg:
         from pipeline.bench import synthetic_model
@@ -367,13 +389,12 @@ def _bench(args) -> int:
     cameras = [int(c) for c in args.cameras.split(",")]
     arrangements = [tuple(int(v) for v in a.split("x")) for a in args.arrangements.split(",") if a]
     report = run_bench(model, clips, cameras, args.batch, args.in_flight, args.seconds, args.soak_seconds,
-                       progress=lambda m: print(m, file=sys.stderr, flush=True), arrangements=arrangements,
+                       progress=_progress, arrangements=arrangements,
                        # Random weights score every anchor near 0.3: at the daemon's 0.3 they would flood NMS,
                        # the tracker and the snapshots with boxes no real model produces.
                        score_threshold=0.6 if args.cfg else 0.3)
     print(format_report(report))
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
+    _write_json(args.json, report)
     if args.plot:
         plot_report(report, args.plot)
     return 0

@@ -70,3 +70,10 @@ def test_a_daemon_that_processes_nothing_is_no_figure(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="processed no frame in 1 s .*tiny failed: the camera's pictures are 16x16"):
         bench.run_daemon_for({"cameras": [{"id": "tiny", "url": str(tiny)}], "model": str(tiny_model_dir),
                               "output": {"directory": str(tmp_path / "out")}}, seconds=1, warmup=1)
+
+
+def test_two_benchmarks_at_once_are_refused(capsys):
+    from inspector.cli import main
+
+    assert main(["bench", "--host-only", "--stage2", "pipeline/demo/stage2"]) == 1
+    assert "--host-only and --stage2 are different benchmarks: give one" in capsys.readouterr().err
