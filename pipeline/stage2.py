@@ -23,6 +23,7 @@ from pipeline.postprocess import decoding
 from pipeline.preflight import model_file_problems
 from pipeline.types import Detections, FrameResult
 
+
 def load_stage2(config: DaemonConfig, spec1: ModelSpec, source: str = "config") -> Tuple[Optional[ModelSpec],
                                                                                           List[str]]:
     """The second model's spec (None without one) and every problem with it, each naming the key."""
