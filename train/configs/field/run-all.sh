@@ -14,5 +14,16 @@ run() {  # name config out
     echo "$1: done ($3/eval.json)"
 }
 run baseline train/configs/field-insulator.yaml runs/field-insulator
+# The cascade: the defects on crops around the baseline's insulators, evaluated end to end.
+stage2=runs/field/defects-stage2
+if [ ! -f "$stage2/export-onnx/manifest.json" ]; then
+    inspector train --config train/configs/field/defects-stage2.yaml --resume --no-progress
+fi
+if [ ! -f "$stage2/cascade-eval.json" ]; then
+    inspector eval --model runs/field-insulator/export-onnx --stage2 "$stage2/export-onnx" \
+        --held-out-of train/configs/field-insulator.yaml > "$stage2/cascade-eval.json.tmp"
+    mv "$stage2/cascade-eval.json.tmp" "$stage2/cascade-eval.json"
+fi
+echo "cascade: done ($stage2/cascade-eval.json)"
 run anchors train/configs/field/anchors.yaml runs/field/anchors
 run stride8 train/configs/field/stride8.yaml runs/field/stride8
