@@ -49,8 +49,13 @@ class CropPlan:
 def decode(boxes_model: np.ndarray, scores: np.ndarray, geometry: LetterboxGeometry, width: int, height: int,
            decoding: Decoding) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(boxes in picture pixels, scores, class ids) of one frame or crop, best first."""
-    boxes, kept_scores, class_ids = detect(boxes_model, scores, np.asarray(decoding.thresholds, np.float32),
-                                           decoding.nms_iou, decoding.max_detections)
+    thresholds = np.asarray(decoding.thresholds, np.float32)
+    if not (scores >= thresholds).any():
+        # Most crops (and quiet frames): nothing to decode. 2 us instead of 30 for the full path, ten times a
+        # frame with a second stage.
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    boxes, kept_scores, class_ids = detect(boxes_model, scores, thresholds, decoding.nms_iou,
+                                           decoding.max_detections)
     picture = geometry.to_camera(boxes, width, height)
     # A box entirely in the letterbox padding clips to nothing in the picture: not a detection.
     visible = (picture[:, 2] > picture[:, 0]) & (picture[:, 3] > picture[:, 1])
