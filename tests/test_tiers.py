@@ -23,9 +23,10 @@ def test_the_unit_tier_and_the_daemons_tests_need_only_the_daemons_install(tmp_p
                                            "'pycocotools') if u.find_spec(m)])"], capture_output=True, text=True)
     assert absent.stdout.strip() == "[]"
     for selection in (["-m", "unit"], ["-m", "not slow", "tests/pipeline"]):
-        run = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *selection],
-                             cwd=REPO, capture_output=True, text=True, timeout=1800)
-        assert run.returncode == 0, (selection, run.stdout[-5000:], run.stderr[-2000:])
+        run = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "--tb=short",
+                              *selection], cwd=REPO, capture_output=True, text=True, timeout=1800)
+        failures = [line for line in run.stdout.splitlines() if line.startswith(("FAILED", "ERROR", "E "))]
+        assert run.returncode == 0, "\n".join([" ".join(selection)] + failures[:60] + [run.stderr[-2000:]])
         # No daemon test stepped aside for MindSpore (the Ascend tests' setup converts: those skip for onnx).
         skipped = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]
         assert not any("mindspore" in line for line in skipped if "tests/pipeline" in selection), skipped

@@ -3,6 +3,7 @@ stop."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 
@@ -31,11 +32,13 @@ def test_lines_wait_for_flush_and_an_event_follows_the_lines_before_it(tmp_path)
     stage = stage_for(tmp_path)
     for i in range(3):
         stage.enqueue("detections", "cam", json.dumps({"n": i}), 0.0)
-    db = sqlite3.connect(tmp_path / "outbox.sqlite")
-    assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0  # not yet: one commit per batch
+    def kinds() -> list:  # a connection per look: no read snapshot carried from one look to the next (WAL)
+        with contextlib.closing(sqlite3.connect(tmp_path / "outbox.sqlite")) as db:
+            return [row[0] for row in db.execute("SELECT kind FROM messages ORDER BY id")]
+
+    assert kinds() == []  # not yet: one commit per batch
     stage.emit_event(event(1), None)  # commits the three lines first, then the event
-    kinds = [row[0] for row in db.execute("SELECT kind FROM messages ORDER BY id")]
-    assert kinds == ["detections"] * 3 + ["events"]
+    assert kinds() == ["detections"] * 3 + ["events"]
     stage.enqueue("detections", "cam", json.dumps({"n": 3}), 0.0)
     stage.stop()  # the last batch is committed and delivered before the files close
     lines = (tmp_path / "detections.jsonl").read_text().splitlines()
