@@ -36,6 +36,7 @@ from models.spec import ModelSpec
 from core.configfile import read_json
 from pipeline.codecs import DEFAULT_FORMAT, describe, video_format
 from pipeline.config import DaemonConfig, inline_password
+from pipeline.postprocess import unknown_threshold_classes
 from pipeline.sdk import DOCUMENTED, ELEMENT_KEYS, check_properties
 
 STREAM_NAME = "inspector"
@@ -587,8 +588,5 @@ def check_config_against_model(config: DaemonConfig, spec: ModelSpec, source: st
                 if name not in names:
                     problems.append(f"{source}: cameras.{camera.id}.zones.{zone.name}.classes: {name!r} is not a "
                                     f"class of the model ({', '.join(names)})")
-    for name in config.thresholds.per_class:
-        if name not in spec.class_names:
-            problems.append(f"{source}: thresholds.per_class.{name}: not a class of the model "
-                            f"({', '.join(spec.class_names)})")
+    problems += unknown_threshold_classes(config.thresholds, spec, f"{source}: thresholds", "the model")
     return problems

@@ -15,6 +15,13 @@ def decoding(spec: ModelSpec, thresholds: ThresholdConfig) -> Decoding:
                     thresholds.nms_iou, thresholds.max_detections)
 
 
+def unknown_threshold_classes(thresholds: ThresholdConfig, spec: ModelSpec, key: str, model: str) -> list:
+    """A problem for every class a `thresholds.per_class` names that `spec`'s model does not have, naming the key
+    (e.g. "config: stage2.thresholds") and which model (e.g. "the second model")."""
+    return [f"{key}.per_class.{name}: not a class of {model} ({', '.join(spec.class_names)})"
+            for name in thresholds.per_class if name not in spec.class_names]
+
+
 def postprocess(result: FrameResult, rule: Decoding) -> Detections:
     """A frame's first-stage detections: as the device decoded them with this rule (with a second stage), or
     decoded here."""

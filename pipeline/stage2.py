@@ -19,7 +19,7 @@ from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.config import DaemonConfig
 from pipeline.devices.base import Stage2Settings
-from pipeline.postprocess import decoding
+from pipeline.postprocess import decoding, unknown_threshold_classes
 from pipeline.preflight import model_file_problems
 from pipeline.types import Detections, FrameResult
 
@@ -47,10 +47,8 @@ def load_stage2(config: DaemonConfig, spec1: ModelSpec, source: str = "config") 
     if untrained:  # a subset is fine (crop only some of them); another class, the model has never seen
         problems.append(f"{source}: stage2.parents: {untrained} were not cropped in the second model's training "
                         f"(it was trained on crops of {spec2.crops['parents']})")
-    for name in stage2.thresholds.per_class:
-        if name not in spec2.class_names:
-            problems.append(f"{source}: stage2.thresholds.per_class.{name}: not a class of the second model "
-                            f"({', '.join(spec2.class_names)})")
+    problems += unknown_threshold_classes(stage2.thresholds, spec2, f"{source}: stage2.thresholds",
+                                          "the second model")
     # Checksums always; loading the CPU model only when nothing else is wrong and the mock device will run it.
     problems += [f"{source}: stage2.model: {p}"
                  for p in model_file_problems(stage2.model, spec2, None if problems else config.device)]

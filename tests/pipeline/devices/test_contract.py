@@ -39,7 +39,7 @@ def mock_device(tmp_path, model, stage2):
                            # Random weights: a low insulator threshold, so that the first stage reports objects
                            # to crop (their defect scores, higher, left out).
                            "thresholds": {"score": 0.05, "per_class": {"defect": 0.9}}, "stage2": {"model": str(stage2)}})
-    return config, create_device("mock"), lambda api: None
+    return config, create_device("mock"), lambda: None  # the device reads the clip itself
 
 
 def ascend_device(tmp_path, model, stage2):
@@ -58,9 +58,9 @@ def ascend_device(tmp_path, model, stage2):
     spec = ModelSpec.load(om1)
     nv12 = np.random.default_rng(0).integers(0, 256, (HEIGHT * 3 // 2, WIDTH), dtype=np.uint8)
 
-    def feed(api):
+    def feed():  # what the camera stream delivers: pushed into the double's appsink
         for frame_id in range(FRAMES):
-            api.push_frame(frame(spec, 0, frame_id, nv12))
+            fake_mindx.StreamManagerApi.instances[-1].push_frame(frame(spec, 0, frame_id, nv12))
 
     return config, create_device("ascend", sdk=fake_mindx.make_sdk(), device_root=str(root)), feed
 
@@ -75,10 +75,7 @@ def test_both_devices_keep_the_contract(make, tmp_path, tiny_model_dir, stage2_m
     rule = cascade_rule(config, spec, spec2)
     device.create_streams(render_graph(config, spec), device_settings(config, spec, spec2))
     try:
-        if make is ascend_device:
-            from tests.pipeline.devices import fake_mindx
-
-            feed(fake_mindx.StreamManagerApi.instances[-1])
+        feed()
         results = [device.get_result(30.0) for _ in range(FRAMES)]
         assert all(r is not None for r in results)
         assert [(r.info.camera_id, r.info.channel_id, r.info.frame_id) for r in results] == \
