@@ -17,7 +17,7 @@ from models.cascade import CropPlan, decode, plan_crops
 from models.letterbox import LetterboxGeometry
 from models.spec import ModelSpec
 from pipeline.devices.base import Stage2Settings
-from pipeline.devices.nv12 import crop_nv12, dvpp_background, letterbox_nv12
+from pipeline.devices.nv12 import crop_planes, dvpp_background, empty_nv12, letterbox_planes
 from pipeline.types import Detections
 
 __all__ = ["CropPlan", "CropPlanner"]
@@ -39,6 +39,13 @@ class CropPlanner:
 
     def cut(self, nv12, plan: CropPlan):
         """The crop of an aligned NV12 frame, letterboxed: an NV12 buffer of the second model's input size."""
-        x1, y1, x2, y2 = plan.rect
-        return letterbox_nv12(crop_nv12(nv12, plan.rect), x2 - x1, y2 - y1, plan.geometry, self._pad_y,
-                              self._pad_uv)
+        out = empty_nv12(plan.geometry.model_width, plan.geometry.model_height, self._pad_y, self._pad_uv)
+        aligned_h = out.shape[0] * 2 // 3
+        self.cut_into(nv12, plan, out[:aligned_h], out[aligned_h:], filled=True)
+        return out
+
+    def cut_into(self, nv12, plan: CropPlan, out_y, out_uv, filled: bool = False) -> None:
+        """`cut` written into the planes of an NV12 picture of the second model's input size (views of a
+        larger buffer, as the mock's batch of crops is), without the crop's own buffer."""
+        letterbox_planes(*crop_planes(nv12, plan.rect), plan.geometry, out_y, out_uv, self._pad_y, self._pad_uv,
+                         filled)

@@ -78,29 +78,42 @@ def letterbox_nv12(buffer: np.ndarray, width: int, height: int, geometry: Letter
                    pad_y: int, pad_uv: int = 128) -> np.ndarray:
     """VPC resize with Resizer_KeepAspectRatio_Fit: luma and chroma scaled separately (bilinear), placed at
     the geometry's offset, the rest filled with the pad colour. Returns an aligned buffer of the model size."""
-    y, uv = planes(buffer, width, height)
     out = empty_nv12(geometry.model_width, geometry.model_height, pad_y, pad_uv)
-    out_y, out_uv = planes(out, geometry.model_width, geometry.model_height)
-    rw, rh = geometry.resized_width, geometry.resized_height
-    out_y[geometry.pad_y:geometry.pad_y + rh, geometry.pad_x:geometry.pad_x + rw] = cv2.resize(
-        y, (rw, rh), interpolation=cv2.INTER_LINEAR)
-    out_uv[geometry.pad_y // 2:(geometry.pad_y + rh) // 2, geometry.pad_x // 2:(geometry.pad_x + rw) // 2] = \
-        cv2.resize(uv, (rw // 2, rh // 2), interpolation=cv2.INTER_LINEAR)
+    aligned_h = out.shape[0] * 2 // 3
+    letterbox_planes(*planes(buffer, width, height), geometry, out[:aligned_h], out[aligned_h:], pad_y, pad_uv,
+                     filled=True)
     return out
 
 
-def crop_nv12(buffer: np.ndarray, rect) -> np.ndarray:
-    """VPC crop: the rectangle (x1, y1, x2, y2; x2 y2 exclusive) of an aligned buffer, as a new aligned buffer
-    whose valid picture is the crop. DVPP rounds a YUV crop's left/top down to even and its inclusive right/bottom
-    down to odd (Ascend/VisionSDK f156edc, DvppWrapper.cpp CropRoiAlign); here an odd corner is refused instead,
-    stricter than the SDK: every crop is aligned beforehand (models/crops.py), so one is our bug."""
+def letterbox_planes(y: np.ndarray, uv: np.ndarray, geometry: LetterboxGeometry, out_y: np.ndarray,
+                     out_uv: np.ndarray, pad_y: int, pad_uv: int = 128, filled: bool = False) -> None:
+    """`letterbox_nv12` of the planes y (h, w) and uv (h/2, w/2, 2) into the planes of an NV12 picture of the
+    model size (out_y: model_height rows, out_uv: model_height / 2 rows, each at least model_width bytes),
+    which may be views of a larger buffer: the mock's second stage writes every crop of a batch into one
+    buffer this way. `filled`: the outputs already hold the pad colour."""
+    if not filled:
+        out_y[:geometry.model_height] = pad_y
+        out_uv[:geometry.model_height // 2] = pad_uv
+    rw, rh = geometry.resized_width, geometry.resized_height
+    px, py = geometry.pad_x, geometry.pad_y
+    out_y[py:py + rh, px:px + rw] = cv2.resize(y, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    out_uv[py // 2:(py + rh) // 2, px // 2 * 2:(px + rw) // 2 * 2] = cv2.resize(
+        uv, (rw // 2, rh // 2), interpolation=cv2.INTER_LINEAR).reshape(rh // 2, -1)
+
+
+def crop_planes(buffer: np.ndarray, rect) -> tuple[np.ndarray, np.ndarray]:
+    """VPC crop: views of the Y (h, w) and UV (h/2, w/2, 2) planes of the rectangle (x1, y1, x2, y2; x2 y2
+    exclusive) of an aligned buffer. DVPP rounds a YUV crop's left/top down to even and its inclusive
+    right/bottom down to odd (Ascend/VisionSDK f156edc, DvppWrapper.cpp CropRoiAlign); here an odd corner is
+    refused instead, stricter than the SDK: every crop is aligned beforehand (models/crops.py), so one is our
+    bug."""
     x1, y1, x2, y2 = (int(v) for v in rect)
     if x1 % 2 or y1 % 2 or x2 % 2 or y2 % 2 or x2 <= x1 or y2 <= y1:
         raise ValueError(f"crop {rect}: corners must be even and the rectangle not empty")
     aligned_h = buffer.shape[0] * 2 // 3
     y = buffer[y1:y2, x1:x2]
     uv = buffer[aligned_h + y1 // 2:aligned_h + y2 // 2, x1:x2].reshape((y2 - y1) // 2, (x2 - x1) // 2, 2)
-    return pack_nv12(y, uv)
+    return y, uv
 
 
 def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:

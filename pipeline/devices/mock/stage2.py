@@ -57,7 +57,7 @@ class CropInference:
             chunk = plans[start:start + largest]
             gear = choose_gear(len(chunk), self.gears, "Upper")
             batch = np.zeros((gear, 3, h2, w2), np.float32)
-            batch[:len(chunk)] = self._aipp_stacked([self.planner.cut(frames[i].nv12, plan) for i, plan in chunk])
+            batch[:len(chunk)] = self._cut_stacked([(frames[i].nv12, plan) for i, plan in chunk])
             session = self._sessions.get()
             try:
                 out = session.run(batch)
@@ -67,17 +67,17 @@ class CropInference:
                 per_frame[i].append(CropOutput(plan.rect, plan.parent, plan.geometry, tuple(o[j] for o in out)))
         return stage1, [tuple(p) for p in per_frame], skipped
 
-    def _aipp_stacked(self, crops: list) -> np.ndarray:
-        """The AIPP of many letterboxed crops in one pass, (n, 3, h, w): their Y planes stacked, then their UV
-        planes, make one NV12 picture n*h tall. AIPP is row-local (chroma row r serves luma rows 2r and 2r+1)
-        and h is even, so each crop's result is exactly its own; one call instead of one per crop saves the
-        per-call overhead."""
+    def _cut_stacked(self, crops: list) -> np.ndarray:
+        """The crops ((frame NV12, plan) each) cut, letterboxed and AIPP-converted in one pass, (n, 3, h, w):
+        each crop is letterboxed straight into its rows of one NV12 picture n*h tall (their Y planes stacked,
+        then their UV planes), which one AIPP call converts. AIPP is row-local (chroma row r serves luma rows
+        2r and 2r+1) and h is even, so each crop's result is exactly its own; one buffer and one call instead
+        of one per crop saves their copies and per-call overhead."""
         h2, w2 = self.spec2.input_height, self.spec2.input_width
-        aligned_h = crops[0].shape[0] * 2 // 3
-        stacked = np.empty((len(crops) * h2 * 3 // 2, w2), np.uint8)
-        luma = stacked[:len(crops) * h2].reshape(len(crops), h2, w2)
-        chroma = stacked[len(crops) * h2:].reshape(len(crops), h2 // 2, w2)
-        for j, crop in enumerate(crops):
-            luma[j] = crop[:h2, :w2]
-            chroma[j] = crop[aligned_h:aligned_h + h2 // 2, :w2]
-        return self.aipp.apply_nv12(stacked, len(crops) * h2, w2).reshape(3, len(crops), h2, w2).transpose(1, 0, 2, 3)
+        n = len(crops)
+        stacked = np.empty((n * h2 * 3 // 2, w2), np.uint8)
+        luma = stacked[:n * h2].reshape(n, h2, w2)
+        chroma = stacked[n * h2:].reshape(n, h2 // 2, w2)
+        for j, (nv12, plan) in enumerate(crops):
+            self.planner.cut_into(nv12, plan, luma[j], chroma[j])
+        return self.aipp.apply_nv12(stacked, n * h2, w2).reshape(3, n, h2, w2).transpose(1, 0, 2, 3)

@@ -12,7 +12,7 @@ from models.spec import ModelSpec
 from models.cascade import CascadeRule, Decoding
 from pipeline.devices.base import Stage2Settings
 from pipeline.devices.mock.stage2 import CropInference
-from pipeline.devices.nv12 import crop_nv12, empty_nv12, planes, rgb_to_nv12
+from pipeline.devices.nv12 import crop_planes, planes, rgb_to_nv12
 from pipeline.devices.mock.source import DecodedFrame
 from pipeline.types import FrameInfo
 
@@ -133,13 +133,12 @@ def test_only_parent_classes_above_the_threshold_are_cropped_and_max_crops_is_ke
 def test_nv12_crop_keeps_the_chroma_of_its_pixels():
     rgb = picture((0, 0, 2, 2))
     nv12 = rgb_to_nv12(rgb)
-    crop = crop_nv12(nv12, (100, 50, 164, 90))
-    y, uv = planes(crop, 64, 40)
+    y, uv = crop_planes(nv12, (100, 50, 164, 90))
     full_y, full_uv = planes(nv12, 640, 360)
     assert np.array_equal(y, full_y[50:90, 100:164]) and np.array_equal(uv, full_uv[25:45, 50:82])
-    assert crop.shape == empty_nv12(64, 40).shape
+    assert y.shape == (40, 64) and uv.shape == (20, 32, 2)
     with pytest.raises(ValueError, match="even"):
-        crop_nv12(nv12, (101, 50, 165, 90))
+        crop_planes(nv12, (101, 50, 165, 90))
 
 
 def test_the_aipp_of_a_batch_of_crops_is_each_crops_own_exactly(calls):
