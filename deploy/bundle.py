@@ -45,9 +45,9 @@ from models.errors import ModelError
 from models.integrity import sha256_file
 from models.spec import ModelSpec
 from pipeline.config import load_config
-from pipeline.daemon import load_specs
 from pipeline.graph import graph_json, render_graph, validate_graph
 from pipeline.preflight import model_file_problems
+from pipeline.runplan import load_specs
 
 logger = logging.getLogger(__name__)
 

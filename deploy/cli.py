@@ -1,12 +1,12 @@
-"""`inspector export`: a trained network plus its ModelSpec, as ONNX or MINDIR, ready for `atc` or the mock."""
+"""`inspector convert`, `plan` and `bundle`: the OM conversion, the capacity of one Ascend 310, the edge bundle."""
 
 from __future__ import annotations
 
 import json
 
-from core.extras import TRAINING_PYTHON, require_extra
-from core.cliargs import frame_size, non_negative_float, non_negative_int, positive_float, positive_int
-from models.cli import parse_int_list, parse_size
+from core.extras import require_extra
+from core.cliargs import frame_size, non_negative_float, positive_float, positive_int
+from models.cli import parse_int_list
 
 
 def parse_skips(value: str) -> tuple[int, ...]:
@@ -20,21 +20,6 @@ def parse_skips(value: str) -> tuple[int, ...]:
 
 
 def register(commands) -> None:
-    export = commands.add_parser("export", help="export weights + ModelSpec to ONNX or MINDIR with manifest.json")
-    export.add_argument("--cfg", required=True, help="Darknet cfg file or bundled name (yolov4, yolov4-tiny)")
-    export.add_argument("--weights", required=True, help=".weights or .ckpt with every tensor of the network")
-    export.add_argument("--classes", required=True,
-                        help="class names: a file (one per line) or a comma-separated list")
-    export.add_argument("--format", choices=("onnx", "mindir"), required=True)
-    export.add_argument("--out", required=True, help="output directory")
-    export.add_argument("--size", type=parse_size, help="input size N or HxW (default: the cfg's)")
-    export.add_argument("--batch", type=positive_int,
-                        help="fixed batch size (default: dynamic batch, for atc --dynamic_batch_size)")
-    export.add_argument("--gears", type=parse_int_list, help="dynamic-batch gears for the manifest (default 1,2,4,8)")
-    export.add_argument("--raw", action="store_true", help="export the raw head tensors instead of boxes/scores")
-    export.add_argument("--name-map", help="name map for a checkpoint under another naming scheme")
-    export.set_defaults(handler=_export)
-
     convert = commands.add_parser("convert", help="prepare (and run, where atc exists) the OM conversion")
     convert.add_argument("--model", required=True, help="an `inspector export --format onnx` directory")
     convert.add_argument("--out", required=True, help="output model directory (OM, AIPP, atc.sh, manifest)")
@@ -90,18 +75,6 @@ def register(commands) -> None:
     bundle.set_defaults(handler=_bundle)
 
 
-def _export(args) -> int:
-    require_extra("export", "export", ("mindspore", "onnx"), TRAINING_PYTHON)
-    from deploy.export import export_model
-    from models.spec import read_class_names
-
-    result = export_model(args.cfg, args.weights, read_class_names(args.classes), args.format, args.out,
-                          size=args.size, raw=args.raw, batch=args.batch, batch_gears=args.gears,
-                          name_map=args.name_map)
-    print(json.dumps(result.to_dict(), indent=2))
-    return 0
-
-
 def _convert(args) -> int:
     require_extra("convert", "export", ("onnx",))
     from deploy.convert import convert
@@ -130,33 +103,4 @@ def _plan(args) -> int:
                   args.codec)
              for cfg in (args.cfg or ["yolov4", "yolov4-tiny"]) for size in args.sizes for skip in args.frame_skip]
     print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else format_plans(plans))
-    return 0
-
-
-def register_model_bench(model_actions) -> None:
-    """`inspector model bench`: exports each network first, so it lives at the export layer."""
-    bench = model_actions.add_parser("bench", help="forward latency per runtime, network, input size and batch")
-    bench.add_argument("--cfg", action="append", help="cfg (repeatable; default yolov4-tiny and yolov4)")
-    bench.add_argument("--sizes", type=parse_int_list, default=(416, 608))
-    bench.add_argument("--batches", type=parse_int_list, default=(1, 4))
-    bench.add_argument("--runtimes", default="onnxruntime,mindspore")
-    bench.add_argument("--repeat", type=positive_int, default=5, help="timed runs per case (after one warm-up)")
-    bench.add_argument("--threads", type=non_negative_int, default=0, help="runtime threads (0: runtime default)")
-    bench.add_argument("--json", help="also write the figures to this JSON file")
-    bench.set_defaults(handler=_model_bench)
-
-
-def _model_bench(args) -> int:
-    require_extra("model bench", "export", ("mindspore", "onnx"), TRAINING_PYTHON)
-    import sys
-
-    from deploy.bench import bench_runtimes, format_table
-
-    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
-    rows = bench_runtimes(args.cfg or ["yolov4-tiny", "yolov4"], args.sizes, args.batches, runtimes,
-                          repeat=args.repeat, threads=args.threads, progress=sys.stderr)
-    print(format_table(rows))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(rows, handle, indent=2)
     return 0

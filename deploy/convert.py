@@ -8,7 +8,7 @@ Output directory (a model directory the daemon runs on either device):
 - `manifest.json`: the OM's manifest: model_file model.om, gears, AIPP, output contract, cpu_model_file;
 - `model.om`: when `atc` is on PATH and succeeds.
 
-Before `atc` runs, the ONNX is checked for what `atc` is known to reject (deploy/onnx_check.py), each
+Before `atc` runs, the ONNX is checked for what `atc` is known to reject (models/onnx_check.py), each
 offending node named.
 """
 
@@ -73,7 +73,7 @@ def convert(model_dir: str | pathlib.Path, out_dir: str | pathlib.Path, *, soc_v
             require_atc: bool = False, atc: str | None = None) -> ConvertResult:
     import onnx
 
-    from deploy.onnx_check import check_onnx_for_atc
+    from models.onnx_check import check_onnx_for_atc
 
     source = pathlib.Path(model_dir)
     out = pathlib.Path(out_dir)

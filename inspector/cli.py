@@ -28,9 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     pipeline_commands.register(commands)
     train_cli.register(commands, deployed_models=deployed_models)
-    model_actions = models_cli.register(commands)
+    models_cli.register(commands)
     deploy_cli.register(commands)
-    deploy_cli.register_model_bench(model_actions)
     return parser
 
 

@@ -1,11 +1,12 @@
-"""`inspector model ...`: inspect networks, check weight files, cross-check against OpenCV, benchmark."""
+"""`inspector export` and `inspector model ...`: export a trained network with its ModelSpec, inspect networks,
+check weight files, cross-check against OpenCV, benchmark the CPU runtimes."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from core.cliargs import positive_int
+from core.cliargs import non_negative_int, positive_int
 from core.extras import TRAINING_PYTHON, require_extra
 from models.errors import ModelError
 
@@ -39,7 +40,22 @@ def parse_int_list(value: str) -> tuple[int, ...]:
     return values
 
 
-def register(commands):
+def register(commands) -> None:
+    export = commands.add_parser("export", help="export weights + ModelSpec to ONNX or MINDIR with manifest.json")
+    export.add_argument("--cfg", required=True, help="Darknet cfg file or bundled name (yolov4, yolov4-tiny)")
+    export.add_argument("--weights", required=True, help=".weights or .ckpt with every tensor of the network")
+    export.add_argument("--classes", required=True,
+                        help="class names: a file (one per line) or a comma-separated list")
+    export.add_argument("--format", choices=("onnx", "mindir"), required=True)
+    export.add_argument("--out", required=True, help="output directory")
+    export.add_argument("--size", type=parse_size, help="input size N or HxW (default: the cfg's)")
+    export.add_argument("--batch", type=positive_int,
+                        help="fixed batch size (default: dynamic batch, for atc --dynamic_batch_size)")
+    export.add_argument("--gears", type=parse_int_list, help="dynamic-batch gears for the manifest (default 1,2,4,8)")
+    export.add_argument("--raw", action="store_true", help="export the raw head tensors instead of boxes/scores")
+    export.add_argument("--name-map", help="name map for a checkpoint under another naming scheme")
+    export.set_defaults(handler=_export)
+
     model = commands.add_parser("model", help="inspect, verify and benchmark networks")
     sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
@@ -67,7 +83,15 @@ def register(commands):
                         help="image file (repeatable); default: a generated test picture per batch item")
     verify.set_defaults(handler=_verify)
 
-    return sub  # the `model` actions: deploy/cli.py adds `bench` (it exports, a layer above)
+    bench = sub.add_parser("bench", help="forward latency per runtime, network, input size and batch")
+    bench.add_argument("--cfg", action="append", help="cfg (repeatable; default yolov4-tiny and yolov4)")
+    bench.add_argument("--sizes", type=parse_int_list, default=(416, 608))
+    bench.add_argument("--batches", type=parse_int_list, default=(1, 4))
+    bench.add_argument("--runtimes", default="onnxruntime,mindspore")
+    bench.add_argument("--repeat", type=positive_int, default=5, help="timed runs per case (after one warm-up)")
+    bench.add_argument("--threads", type=non_negative_int, default=0, help="runtime threads (0: runtime default)")
+    bench.add_argument("--json", help="also write the figures to this JSON file")
+    bench.set_defaults(handler=_model_bench)
 
 
 def _info(args) -> int:
@@ -133,3 +157,31 @@ def _verify(args) -> int:
     result = verify(cfg, args.weights, images[:max(args.batch, len(args.image))])
     print(json.dumps(result.to_dict(), indent=2))
     return 0 if result.ok else 1
+
+
+def _export(args) -> int:
+    require_extra("export", "export", ("mindspore", "onnx"), TRAINING_PYTHON)
+    from models.export import export_model
+    from models.spec import read_class_names
+
+    result = export_model(args.cfg, args.weights, read_class_names(args.classes), args.format, args.out,
+                          size=args.size, raw=args.raw, batch=args.batch, batch_gears=args.gears,
+                          name_map=args.name_map)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def _model_bench(args) -> int:
+    require_extra("model bench", "export", ("mindspore", "onnx"), TRAINING_PYTHON)
+    import sys
+
+    from models.bench import bench_runtimes, format_table
+
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    rows = bench_runtimes(args.cfg or ["yolov4-tiny", "yolov4"], args.sizes, args.batches, runtimes,
+                          repeat=args.repeat, threads=args.threads, progress=sys.stderr)
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(rows, handle, indent=2)
+    return 0

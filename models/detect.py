@@ -1,6 +1,6 @@
 """The output contract's consumer: candidates above threshold, class-wise NMS, best first.
 
-The exported model's outputs (deploy/export.py): boxes (K, 4) x1 y1 x2 y2 in model-input pixels and scores
+The exported model's outputs (models/export.py): boxes (K, 4) x1 y1 x2 y2 in model-input pixels and scores
 (K, C). Shared by the daemon (pipeline/postprocess.py) and evaluation (train/evaluate.py), so both measure the
 same detections. Vectorised numpy; the NMS itself is OpenCV's (see nms).
 """

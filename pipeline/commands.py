@@ -161,17 +161,16 @@ def _run(args) -> int:
 
 
 def _start_problems(args) -> List[str]:
-    """What would keep `inspector run` with these arguments from starting (the config, its models, its files)."""
-    from pipeline.daemon import load_specs
+    """What would keep `inspector run` with these arguments from starting (the config, its models, its files,
+    its graph): the checks of a start, without asking the cameras again."""
     from pipeline.graph import load_graph
-    from pipeline.preflight import preflight
+    from pipeline.runplan import check_run
 
     try:
         config = _load(args)
-        spec, _ = load_specs(config, args.config or "demo config")
-        if args.graph:
-            load_graph(args.graph)
-        return preflight(config, spec, args.config or "demo config")
+        graph = load_graph(args.graph) if args.graph else None
+        return check_run(config, args.config or "demo config", graph, args.graph or "rendered graph",
+                         ask_cameras=False)[2].problems
     except ConfigError as exc:
         return [str(exc)]
 
@@ -187,11 +186,9 @@ def _start_again() -> None:
 
 
 def _validate(args) -> int:
-    from pipeline.codecs import resolve_codecs
     from pipeline.config import load_config
-    from pipeline.daemon import load_spec
-    from pipeline.graph import graph_warnings, load_graph, render_graph, validate_graph
-    from pipeline.preflight import preflight
+    from pipeline.graph import graph_warnings, load_graph, validate_graph
+    from pipeline.runplan import check_run
 
     if not args.config and not args.graph:
         print("inspector validate: give --config, --graph or both", file=sys.stderr)
@@ -199,36 +196,27 @@ def _validate(args) -> int:
     problems: List[str] = []
     warnings: List[str] = []
     notes: List[str] = []
-    config = spec = None
+    config = None
     try:
+        graph = load_graph(args.graph) if args.graph else None
         if args.config:
             config = load_config(args.config)
             if args.device:
                 config = config.model_copy(update={"device": args.device})
-            spec = load_spec(config, args.config, problems)  # every problem is reported, not the first
-            problems += preflight(config, spec, args.config)
-            codecs = resolve_codecs(config, args.config)  # the cameras asked: what the decoders are set up for
-            config = codecs.config
-            notes += codecs.notes
-            warnings += codecs.warnings
-            problems += codecs.problems
-        device = args.device or (config.device if config is not None else None)
-        if args.graph:
-            graph, where = load_graph(args.graph), args.graph
-        elif config is not None:
-            graph, where = render_graph(config, spec), "rendered graph"
+            # The checks of a start, every problem reported; the cameras asked what they stream (the decoders).
+            _, config, found = check_run(config, args.config, graph, args.graph or "rendered graph",
+                                         ask_cameras=True, for_mock=args.mock)
+            problems += found.problems + found.codec_problems
+            warnings += found.warnings
+            notes += found.notes
         else:
-            graph = None
-        if graph is not None:
-            problems += validate_graph(graph, where, spec=spec, config=config,
-                                       for_mock=args.mock or device == "mock" and config is not None,
-                                       device=device)
-            warnings += graph_warnings(graph, where)
-            if config is None and device is None and not args.mock:
+            problems += validate_graph(graph, args.graph, for_mock=args.mock, device=args.device)
+            warnings += graph_warnings(graph, args.graph)
+            if args.device is None and not args.mock:
                 # A graph alone: its validity is the SDK's; whether inspector's devices run it is said apart.
                 for name, kwargs in (("the mock device", {"for_mock": True}), ("the Ascend device",
                                                                                 {"device": "ascend"})):
-                    extra = [p for p in validate_graph(graph, where, **kwargs) if p not in problems]
+                    extra = [p for p in validate_graph(graph, args.graph, **kwargs) if p not in problems]
                     print(f"inspector on {name}: " + ("can run it" if not extra else
                                                       "cannot run it:\n  " + "\n  ".join(extra)))
     except ConfigError as exc:
@@ -247,11 +235,11 @@ def _validate(args) -> int:
 def _render(args) -> int:
     from pipeline.codecs import resolve_codecs
     from pipeline.config import load_config
-    from pipeline.daemon import load_spec
     from pipeline.graph import graph_json, render_graph
+    from pipeline.runplan import load_specs
 
     config = load_config(args.config)
-    spec = load_spec(config, args.config)
+    spec, _ = load_specs(config, args.config)
     # The graph is for a box whose decoders take what the graph says: every codec known, none contradicted.
     codecs = resolve_codecs(config, args.config)
     refused = codecs.problems + [
@@ -274,7 +262,7 @@ def _render(args) -> int:
 
 
 def _doctor(args) -> int:
-    from pipeline.doctor import report
+    from pipeline.tools.doctor import report
 
     result = report(args.ascend_home)
     print(json.dumps(result, indent=2))
@@ -338,7 +326,7 @@ def _progress(message: str) -> None:
 
 def _bench_host(args) -> int:
     from pipeline.demo import demo_model_dir
-    from pipeline.hostbench import format_host_report, run_host_bench
+    from pipeline.tools.hostbench import format_host_report, run_host_bench
 
     model = pathlib.Path(args.model) if args.model else demo_model_dir()
     report = run_host_bench(model, [int(c) for c in args.cameras.split(",")],
@@ -349,7 +337,7 @@ def _bench_host(args) -> int:
 
 
 def _bench_cascade(args) -> int:
-    from pipeline.bench import format_cascade_report, run_cascade_bench
+    from pipeline.tools.bench import format_cascade_report, run_cascade_bench
     from pipeline.demo import DEMO_DIR, demo_model_dir
 
     clips = [pathlib.Path(c) for c in args.clips.split(",")] if args.clips else [DEMO_DIR / "insulators.mp4"]
@@ -362,11 +350,11 @@ def _bench_cascade(args) -> int:
 
 
 def _bench_daemon(args) -> int:
-    from pipeline.bench import format_report, plot_report, run_bench
+    from pipeline.tools.bench import format_report, plot_report, run_bench
     from pipeline.demo import DEMO_DIR, demo_model_dir
 
     if args.cfg:
-        from pipeline.bench import synthetic_model
+        from pipeline.tools.bench import synthetic_model
 
         model = synthetic_model(args.cfg, args.size, pathlib.Path(tempfile.mkdtemp(prefix="inspector-bench-model-")))
     else:
@@ -381,7 +369,7 @@ def _bench_daemon(args) -> int:
         print(f"inspector bench: no such clip: {', '.join(missing)}", file=sys.stderr)
         return 2
     if args.resolution:
-        from pipeline.bench import rescale_clip
+        from pipeline.tools.bench import rescale_clip
 
         width, height = (int(v) for v in args.resolution.lower().split("x"))
         directory = pathlib.Path(tempfile.mkdtemp(prefix="inspector-bench-clips-"))

@@ -19,19 +19,16 @@ import os
 import pathlib
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
-from models.spec import ModelSpec
-from models.errors import ModelError
-from pipeline.stage2 import Cascade, class_names, device_stage2, load_stage2
-from pipeline.codecs import resolve_codecs
 from pipeline.config import ConfigError, DaemonConfig
-from pipeline.devices.base import BaseDevice, CameraSettings, DeviceSettings, create_device
+from pipeline.devices.base import BaseDevice, create_device
 from pipeline.frames import FrameHandler
-from pipeline.graph import check_config_against_model, graph_json, render_graph, validate_graph
+from pipeline.graph import graph_json
 from pipeline.outputs.sinks import env_secret
 from pipeline.outputs.stage import OutputStage
-from pipeline.preflight import preflight
+from pipeline.runplan import plan_run
+from pipeline.stage2 import Cascade
 from pipeline.status import STATUS_FILE, StatusView
 from pipeline.systemd import notify
 from pipeline.web.metrics import Metrics, StatsCollector
@@ -73,53 +70,13 @@ class RunSummary:
         return dataclasses.asdict(self)
 
 
-def load_spec(config: DaemonConfig, source: str = "config", problems: Optional[List[str]] = None) -> ModelSpec:
-    return load_specs(config, source, problems)[0]
-
-
-def load_specs(config: DaemonConfig, source: str = "config",
-               problems: Optional[List[str]] = None) -> Tuple[ModelSpec, Optional[ModelSpec]]:
-    """The model's spec and the second stage's (None without one), checked against the config. Disagreements
-    raise a ConfigError, or are appended to `problems` when a list is given (validate reports everything)."""
-    try:
-        spec = ModelSpec.load(config.model)
-    except ModelError as exc:
-        raise ConfigError(f"{source}: model: {exc}") from exc
-    spec2, found = load_stage2(config, spec, source)
-    found = check_config_against_model(config, spec, source, class_names(spec, spec2)) + found
-    if found and problems is None:
-        raise ConfigError("\n".join(found))
-    if problems is not None:
-        problems += found
-    return spec, spec2
-
-
-def device_settings(config: DaemonConfig, spec: Optional[ModelSpec] = None,
-                    spec2: Optional[ModelSpec] = None) -> DeviceSettings:
-    return DeviceSettings(
-        cameras=tuple(CameraSettings(c.id, c.effective_mode, c.max_frames, c.loop, c.rate_fps, c.no_frame_timeout_s,
-                                     c.reconnect_max_s) for c in config.cameras),
-        max_batch=config.batching.max_batch, in_flight=config.batching.in_flight,
-        live_queue=config.effective_live_queue,
-        threads=config.batching.threads,
-        stage2=device_stage2(config, spec, spec2) if spec2 is not None else None)
-
-
 class Daemon:
     def __init__(self, config: DaemonConfig, *, graph: Optional[dict] = None, device: Optional[BaseDevice] = None,
                  source: str = "config"):
-        self.config = config
-        self.spec, self.spec2 = load_specs(config, source)
-        problems = preflight(config, self.spec, source)
-        if problems:
-            raise ConfigError("\n".join(problems))
-        if graph is None:
-            # The graph names each camera's codec: ask the cameras (`auto`, and a stated codec checked).
-            config = self.config = self._resolve_codecs(config)
-        self.graph = graph if graph is not None else render_graph(config, self.spec)
-        problems = validate_graph(self.graph, spec=self.spec, config=config, device=config.device)
-        if problems:
-            raise ConfigError("\n".join(problems))
+        # Every check once, every problem at once; without a graph of the user's, the cameras are asked for their
+        # codecs (`auto`, and a stated codec checked) and the graph is rendered.
+        self.plan, config = plan_run(config, source, graph)
+        self.config, self.spec, self.spec2, self.graph = config, self.plan.spec, self.plan.spec2, self.plan.graph
         _warn_unfillable_batches(config)
         self.http_token = env_secret(config.http.token_env, "http.token_env") if config.http.enabled else None
         self.device = device or create_device(config.device)
@@ -133,19 +90,6 @@ class Daemon:
         self.server: Optional[StatusServer] = None
         self._lock_handle = None
         self.reloading = False  # set by SIGHUP: the process starts again when this run has drained
-
-    @staticmethod
-    def _resolve_codecs(config: DaemonConfig) -> DaemonConfig:
-        """A camera that cannot be asked now keeps the decoder's default (it may be down: the daemon starts all the
-        same); one whose stream the decoder cannot take is named here, and fails on its own when it opens."""
-        resolution = resolve_codecs(config, "config")
-        for note in resolution.notes:
-            logger.info("%s", note)
-        for warning in resolution.warnings:
-            logger.warning("%s", warning)
-        for problem in resolution.problems:
-            logger.error("%s", problem)
-        return resolution.config
 
     # What tests, benchmarks and the status side read, by their old names.
     @property
@@ -214,7 +158,7 @@ class Daemon:
             if self.config.http.enabled:
                 self._start_http()
             self.view.heartbeat(self.status_path, "starting")
-            self.device.create_streams(self.graph, device_settings(self.config, self.spec, self.spec2))
+            self.device.create_streams(self.plan)
             notify("READY=1")
             self.view.state = "running"
             try:

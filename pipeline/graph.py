@@ -1,5 +1,5 @@
-"""The MindX SDK stream graph (`pipeline.json`): rendered from the daemon config, read once into a plan that both
-devices and `inspector validate` use, and checked against what the SDK accepts (pipeline/sdk.py).
+"""The MindX SDK stream graph (`pipeline.json`): rendered from the daemon config, read once (`read_graph`) for the run
+plan both devices start from and for `inspector validate`, and checked against what the SDK accepts (pipeline/sdk.py).
 
 Rendered, per camera i: `mxpi_rtspsrc{i}` (or, on the mock device only, `filesrc{i}` for a local file) ->
 `mxpi_videodecoder{i}` -> `queue{i}` -> optional `mxpi_skipframe{i}` -> `mxpi_parallel2serial0:{i}`; then one
@@ -147,7 +147,7 @@ class CameraChain:
 
 
 @dataclasses.dataclass(frozen=True)
-class Stage2Plan:
+class Stage2Reading:
     """The second stage's stream: where the host sends crops, the model, where it reads results."""
 
     stream: str
@@ -162,9 +162,9 @@ class Stage2Plan:
 
 
 @dataclasses.dataclass(frozen=True)
-class GraphPlan:
+class GraphReading:
     """What a device needs from a graph: its stream, the cameras in merge-port order, the resize, the model
-    and the output element, read once (`plan_graph`) for the mock device, the Ascend device and `validate`."""
+    and the output element, read once (`read_graph`) into the run plan (pipeline/runplan.py) and for `validate`."""
 
     stream: str
     device_id: str
@@ -174,7 +174,7 @@ class GraphPlan:
     infer: Optional[str]
     sink: Optional[str]
     sink_index: int  # the appsink's number among the stream's appsinks (GetProtobuf's outPluginId)
-    stage2: Optional[Stage2Plan] = None  # the second stage's stream, when the graph has one
+    stage2: Optional[Stage2Reading] = None  # the second stage's stream, when the graph has one
 
     def props(self, name: Optional[str]) -> Dict[str, str]:
         return dict(self.elements.get(name, {}).get("props", {})) if name else {}
@@ -216,8 +216,8 @@ def _stream_elements(stream: object, where: str) -> Tuple[Optional[Dict[str, dic
     return (None if problems else elements), problems
 
 
-def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[GraphPlan], List[str]]:
-    """The plan of a graph (the camera stream, and the second stage's stream when there is one), and every
+def read_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[GraphReading], List[str]]:
+    """The reading of a graph (the camera stream, and the second stage's stream when there is one), and every
     structural problem found (never an exception)."""
     if not isinstance(graph, dict) or not graph:
         return None, [f"{source}: expected a JSON object of streams"]
@@ -235,7 +235,7 @@ def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[G
     device_id = str(config.get("deviceId", "0")) if isinstance(config, dict) else "0"
     stage2 = None
     if stage2_stream is not None:
-        stage2, stage2_problems = _plan_stage2(stage2_stream, f"{source}: stream {STAGE2_STREAM!r}")
+        stage2, stage2_problems = _read_stage2(stage2_stream, f"{source}: stream {STAGE2_STREAM!r}")
         if stage2 is None:
             return None, stage2_problems
         problems += stage2_problems
@@ -252,13 +252,13 @@ def plan_graph(graph: object, source: str = "pipeline.json") -> Tuple[Optional[G
     resize = [n for n, f in factory.items() if f == "mxpi_imageresize"]
     sinks = [n for n, f in factory.items() if f == "appsink"]
     sink = next((s for s in sinks if infer and _reaches(elements, infer[0], s)), sinks[0] if sinks else None)
-    plan = GraphPlan(str(stream_name), device_id, elements, tuple(_in_merge_order(elements, cameras)),
+    reading = GraphReading(str(stream_name), device_id, elements, tuple(_in_merge_order(elements, cameras)),
                      resize[0] if len(resize) == 1 else None, infer[0] if len(infer) == 1 else None, sink,
                      sinks.index(sink) if sink else 0, stage2)
-    return plan, problems
+    return reading, problems
 
 
-def _plan_stage2(stream: object, where: str) -> Tuple[Optional[Stage2Plan], List[str]]:
+def _read_stage2(stream: object, where: str) -> Tuple[Optional[Stage2Reading], List[str]]:
     """The second stage's stream must be exactly appsrc -> mxpi_tensorinfer -> appsink: the host feeds it crops
     and reads its results, nothing else in it would be read."""
     elements, problems = _stream_elements(stream, where)
@@ -273,13 +273,13 @@ def _plan_stage2(stream: object, where: str) -> Tuple[Optional[Stage2Plan], List
     if others or any(len(names) != 1 for names in found.values()):
         problems.append(f"{where}: expected exactly one appsrc -> mxpi_tensorinfer -> appsink, found "
                         f"{', '.join(f'{k}: {len(v)}' for k, v in by_factory.items()) or 'no element'}")
-        return Stage2Plan(STAGE2_STREAM, elements, None, None, None), problems
+        return Stage2Reading(STAGE2_STREAM, elements, None, None, None), problems
     source, infer, sink = (found[kind][0] for kind in expected)
     if _targets(elements[source].get("next")) != [infer] or _targets(elements[infer].get("next")) != [sink]:
         problems.append(f"{where}: the elements must flow {source} -> {infer} -> {sink}")
     if elements[infer].get("props", {}).get("dataSource", source) != source:
         problems.append(f"{where}: element {infer!r}: dataSource must be {source!r} (the crops the host sends)")
-    return Stage2Plan(STAGE2_STREAM, elements, source, infer, sink), problems
+    return Stage2Reading(STAGE2_STREAM, elements, source, infer, sink), problems
 
 
 def _follow_camera(elements: dict, source: str):
@@ -353,11 +353,19 @@ def validate_graph(graph: object, source: str = "pipeline.json", spec: Optional[
     """Every problem found, one message each (empty: valid). With `spec`/`config`, also cross-checks the graph
     against the model and the config; `for_mock` refuses plugins the CPU mock cannot emulate, `device="ascend"`
     what the Ascend device refuses at start (a file source, not exactly one tensorinfer)."""
-    plan, problems = plan_graph(graph, source)
-    if plan is None:
+    reading, problems = read_graph(graph, source)
+    if reading is None:
         return problems
-    where = f"{source}: stream {plan.stream!r}"
-    elements = plan.elements
+    return problems + reading_problems(reading, source, spec, config, for_mock, device)
+
+
+def reading_problems(reading: GraphReading, source: str = "pipeline.json", spec: Optional[ModelSpec] = None,
+                  config: Optional[DaemonConfig] = None, for_mock: bool = False,
+                  device: Optional[str] = None) -> List[str]:
+    """`validate_graph` of a graph already read (`read_graph`): the problems beyond its structure."""
+    problems: List[str] = []
+    where = f"{source}: stream {reading.stream!r}"
+    elements = reading.elements
     for name, element in elements.items():
         kind = element["factory"]
         if for_mock and kind not in MOCK_FACTORIES:
@@ -382,21 +390,21 @@ def validate_graph(graph: object, source: str = "pipeline.json", spec: Optional[
             # Never echoed: the graph is copied into the output directory and read by whoever can.
             problems.append(f"{where}: element {name!r}: rtspUrl holds a password: put it in the environment "
                             f"and write ${{VAR}} instead")
-    problems += _check_flow(plan, where)
-    if plan.stage2 is not None:
+    problems += _check_flow(reading, where)
+    if reading.stage2 is not None:
         # Not run by the mock's graph emulation: the mock runs the second model from the config (DeviceSettings).
-        problems += [f"{source}: stream {plan.stage2.stream!r}: {p}" for name, element in plan.stage2.elements.items()
+        problems += [f"{source}: stream {reading.stage2.stream!r}: {p}" for name, element in reading.stage2.elements.items()
                      for p in check_properties(name, element["factory"], element.get("props", {}))]
-    if spec is not None and plan.resize:
-        props = plan.props(plan.resize)
+    if spec is not None and reading.resize:
+        props = reading.props(reading.resize)
         size = (props.get("resizeHeight"), props.get("resizeWidth"))
         if size != (str(spec.input_height), str(spec.input_width)):
-            problems.append(f"{where}: element {plan.resize!r}: resize {size[0]}x{size[1]} differs from the "
+            problems.append(f"{where}: element {reading.resize!r}: resize {size[0]}x{size[1]} differs from the "
                             f"model input {spec.input_height}x{spec.input_width} (manifest.json)")
     if config is not None:
-        problems += _check_against_config(plan, config, where)
+        problems += _check_against_config(reading, config, where)
     if device == "ascend":
-        problems += ascend_problems(plan, where, spec)
+        problems += ascend_problems(reading, where, spec)
     return problems
 
 
@@ -413,9 +421,9 @@ def _names_output(elements: dict, ref: str) -> bool:
     return bool(match and match["name"] in elements)
 
 
-def _check_flow(plan: GraphPlan, where: str) -> List[str]:
+def _check_flow(reading: GraphReading, where: str) -> List[str]:
     problems = []
-    elements = plan.elements
+    elements = reading.elements
     incoming = {name: 0 for name in elements}
     for element in elements.values():
         for target in _targets(element.get("next")):
@@ -427,23 +435,23 @@ def _check_flow(plan: GraphPlan, where: str) -> List[str]:
     cycle = _find_cycle(elements)
     if cycle:
         problems.append(f"{where}: elements form a cycle: {' -> '.join(cycle)}")
-    if not plan.cameras:
+    if not reading.cameras:
         problems.append(f"{where}: no source element ({' or '.join(SOURCE_FACTORIES)})")
-    for chain in plan.cameras:
+    for chain in reading.cameras:
         if chain.factory != "appsrc" and chain.decoder is None:
             problems.append(f"{where}: element {chain.source!r}: no mxpi_videodecoder follows the source")
     merges = [n for n, e in elements.items() if e["factory"] == "mxpi_parallel2serial"]
     for merge in merges:
-        sources = [s.strip() for s in plan.props(merge).get("dataSource", "").split(",") if s.strip()]
+        sources = [s.strip() for s in reading.props(merge).get("dataSource", "").split(",") if s.strip()]
         skips = [s for s in sources if elements.get(s, {}).get("factory") == "mxpi_skipframe"]
         if skips:
             problems.append(f"{where}: element {merge!r}: dataSource names {', '.join(skips)}: mxpi_skipframe adds "
                             f"no metadata, so nothing is forwarded under {merge!r} and the resize passes the frame "
                             f"unresized (MxpiParallel2Serial.cpp); name the decoders")
-    if plan.resize and merges:
-        data_source = plan.props(plan.resize).get("dataSource", "auto")
+    if reading.resize and merges:
+        data_source = reading.props(reading.resize).get("dataSource", "auto")
         if data_source == "auto":
-            problems.append(f"{where}: element {plan.resize!r}: no dataSource; after {merges[0]!r} it must read "
+            problems.append(f"{where}: element {reading.resize!r}: no dataSource; after {merges[0]!r} it must read "
                             f"{merges[0]!r} explicitly")
     return problems
 
@@ -474,12 +482,12 @@ def _find_cycle(elements: dict) -> Optional[List[str]]:
     return None
 
 
-def _check_against_config(plan: GraphPlan, config: DaemonConfig, where: str) -> List[str]:
+def _check_against_config(reading: GraphReading, config: DaemonConfig, where: str) -> List[str]:
     problems = []
-    if len(plan.cameras) != len(config.cameras):
-        problems.append(f"{where}: {len(plan.cameras)} camera sources, the config has {len(config.cameras)} cameras")
+    if len(reading.cameras) != len(config.cameras):
+        problems.append(f"{where}: {len(reading.cameras)} camera sources, the config has {len(config.cameras)} cameras")
     else:
-        for chain, camera in zip(plan.cameras, config.cameras):
+        for chain, camera in zip(reading.cameras, config.cameras):
             if chain.url is not None and chain.url != camera.url:
                 problems.append(f"{where}: element {chain.source!r}: its URL differs from camera {camera.id!r}'s in "
                                 f"the config (graph sources follow the config's cameras, in order)")
@@ -491,16 +499,16 @@ def _check_against_config(plan: GraphPlan, config: DaemonConfig, where: str) -> 
             if chain.frame_skip != camera.frame_skip:
                 problems.append(f"{where}: camera {camera.id!r}: frame skip {chain.frame_skip} in the graph, "
                                 f"{camera.frame_skip} in the config")
-    if plan.model_path is not None and pathlib.Path(plan.model_path).parent != pathlib.Path(config.model):
-        problems.append(f"{where}: element {plan.infer!r}: modelPath {plan.model_path} is not in the config's "
+    if reading.model_path is not None and pathlib.Path(reading.model_path).parent != pathlib.Path(config.model):
+        problems.append(f"{where}: element {reading.infer!r}: modelPath {reading.model_path} is not in the config's "
                         f"model directory {config.model}")
-    if (plan.stage2 is None) != (config.stage2 is None):
+    if (reading.stage2 is None) != (config.stage2 is None):
         problems.append(f"{where}: the config {'names' if config.stage2 else 'has no'} stage2, the graph "
-                        f"{'has no' if plan.stage2 is None else 'has a'} {STAGE2_STREAM!r} stream (render the graph "
+                        f"{'has no' if reading.stage2 is None else 'has a'} {STAGE2_STREAM!r} stream (render the graph "
                         f"again: `inspector render`)")
-    elif plan.stage2 is not None and plan.stage2.model_path is not None and \
-            pathlib.Path(plan.stage2.model_path).parent != pathlib.Path(config.stage2.model):
-        problems.append(f"{where}: stream {plan.stage2.stream!r}: modelPath {plan.stage2.model_path} is not in the "
+    elif reading.stage2 is not None and reading.stage2.model_path is not None and \
+            pathlib.Path(reading.stage2.model_path).parent != pathlib.Path(config.stage2.model):
+        problems.append(f"{where}: stream {reading.stage2.stream!r}: modelPath {reading.stage2.model_path} is not in the "
                         f"config's stage2.model directory {config.stage2.model}")
     return problems
 
@@ -509,13 +517,13 @@ def _check_against_config(plan: GraphPlan, config: DaemonConfig, where: str) -> 
 VDEC_CHANNELS = {"Ascend310": 32, "Ascend310B": 32, "Ascend310P": 256}
 
 
-def ascend_problems(plan: GraphPlan, where: str = "graph", spec: Optional[ModelSpec] = None) -> List[str]:
+def ascend_problems(reading: GraphReading, where: str = "graph", spec: Optional[ModelSpec] = None) -> List[str]:
     """What the Ascend device refuses before it creates the stream; with the OM's manifest, also what the chip it
     was converted for refuses (its decoder's channels, DVPP's paste corner)."""
     problems = []
     soc = str((spec.aipp or {}).get("soc_version", "Ascend310")) if spec is not None else "Ascend310"
     channels = VDEC_CHANNELS.get(soc, VDEC_CHANNELS["Ascend310"])
-    for name, element in plan.elements.items():
+    for name, element in reading.elements.items():
         value = element.get("props", {}).get("vdecChannelId")
         if element["factory"] == "mxpi_videodecoder" and value is not None and value.isdigit() \
                 and int(value) >= channels:
@@ -527,12 +535,12 @@ def ascend_problems(plan: GraphPlan, where: str = "graph", spec: Optional[ModelS
         # (RightDown padding); a model trained on centred letterboxes would see its pictures shifted.
         problems.append(f"{where}: the model's letterbox placement is {spec.letterbox.placement!r}; DVPP pastes the "
                         f"picture top-left on the Ascend device: train and export with placement 'top-left'")
-    infers = [n for n, e in plan.elements.items() if e["factory"] == "mxpi_tensorinfer"]
+    infers = [n for n, e in reading.elements.items() if e["factory"] == "mxpi_tensorinfer"]
     if len(infers) != 1:
         problems.append(f"{where}: the Ascend device needs exactly one mxpi_tensorinfer, the graph has {len(infers)}")
-    if plan.sink is None:
+    if reading.sink is None:
         problems.append(f"{where}: no appsink: the host cannot fetch the results")
-    for chain in plan.cameras:
+    for chain in reading.cameras:
         if chain.factory == "filesrc":
             problems.append(f"{where}: element {chain.source!r}: a file source does not decode on the device "
                             f"(mxpi_videodecoder needs the frame metadata mxpi_rtspsrc attaches): serve the file "
@@ -543,18 +551,21 @@ def ascend_problems(plan: GraphPlan, where: str = "graph", spec: Optional[ModelS
 
 def graph_warnings(graph: object, source: str = "pipeline.json") -> List[str]:
     """What is allowed but worth saying: plugins this project does not know (a customer's own, or a newer SDK's)."""
-    plan, _ = plan_graph(graph, source)
-    if plan is None:
-        return []
+    reading, _ = read_graph(graph, source)
+    return reading_warnings(reading, source) if reading is not None else []
+
+
+def reading_warnings(reading: GraphReading, source: str = "pipeline.json") -> List[str]:
+    """`graph_warnings` of a graph already read."""
     warnings = []
-    for name, element in plan.elements.items():
+    for name, element in reading.elements.items():
         if element["factory"] not in DOCUMENTED:
             warnings.append(f"{source}: element {name!r}: factory {element['factory']!r} is not a documented MindX "
                             f"SDK plugin (a plugin of your own must be installed on the box)")
-        custom = _custom_publishers(plan.elements)
+        custom = _custom_publishers(reading.elements)
         for ref in (element.get("props", {}).get("dataSource") or "").split(","):
             ref = ref.strip()
-            if ref and ref != "auto" and not _names_output(plan.elements, ref) and custom:
+            if ref and ref != "auto" and not _names_output(reading.elements, ref) and custom:
                 warnings.append(f"{source}: element {name!r}: dataSource {ref!r} names no element; it may be a key "
                                 f"that {', '.join(repr(c) for c in custom)} publishes (e.g. its outputKeys)")
         extra = set(element) - ELEMENT_KEYS

@@ -60,10 +60,10 @@ def test_the_daemon_side_imports_no_training_stack():
         "import importlib, sys\n"
         "from inspector.cli import build_parser\n"
         "build_parser()\n"
-        "for name in ['pipeline.daemon', 'pipeline.commands', 'pipeline.doctor', 'pipeline.preflight', 'deploy.plan',\n"
+        "for name in ['pipeline.daemon', 'pipeline.commands', 'pipeline.tools.doctor', 'pipeline.preflight', 'deploy.plan',\n"
         "             'pipeline.devices.mock.device', 'pipeline.devices.ascend', 'models.runtime', 'pipeline.demo']:\n"
         "    importlib.import_module(name)\n"
-        "heavy = [m for m in ('mindspore', 'onnx', 'pycocotools', 'matplotlib', 'tqdm', 'train.trainer', 'deploy.export')\n"
+        "heavy = [m for m in ('mindspore', 'onnx', 'pycocotools', 'matplotlib', 'tqdm', 'train.trainer', 'models.export')\n"
         "         if m in sys.modules]\n"
         "print(heavy)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)

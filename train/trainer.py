@@ -592,7 +592,7 @@ class Trainer:
         if not self.best_path.is_file():
             save_checkpoint(self.network, self.best_path, {"epoch": config.epochs - 1})
         exports = {}
-        from deploy.export import export_model
+        from models.export import export_model
 
         overrides = None
         if config.data.crops is not None:  # the manifest records where the second stage looks

@@ -45,7 +45,7 @@ def demo_model_dir() -> pathlib.Path:
 def export_untrained(out: pathlib.Path) -> None:
     import tempfile
 
-    from deploy.export import export_model
+    from models.export import export_model
     from models.darknet_cfg import parse_cfg
     from models.testing import random_state
     from models.weights import write_darknet_weights

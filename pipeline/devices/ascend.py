@@ -69,12 +69,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from core.logcount import worth_saying
-from models.errors import ModelError
 from models.letterbox import LetterboxGeometry, letterbox_geometry
 from models.spec import ModelSpec
 from pipeline.config import expand_placeholders
-from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings, check_stage2_plan
-from pipeline.graph import GraphPlan, plan_graph, validate_graph
+from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings, RunPlan
+from pipeline.graph import GraphReading
 from pipeline.types import CameraStats, CropOutput, FrameInfo, FrameResult
 
 logger = logging.getLogger(__name__)
@@ -181,11 +180,13 @@ def check_om_file(path: pathlib.Path) -> None:
 
 
 class AscendDevice(BaseDevice):
+    kind = "ascend"
+
     def __init__(self, sdk: Optional[types.SimpleNamespace] = None, device_root: str = "/dev", **_):
         self.sdk = sdk or import_sdk()
         self.device_root = pathlib.Path(device_root)
         self.api = None
-        self.plan: Optional[GraphPlan] = None
+        self.streams: Optional[GraphReading] = None  # the graph's reading, from the run plan
         self.results: "queue.Queue[FrameResult]" = queue.Queue(maxsize=RESULT_QUEUE)
         self.stats: List[CameraStats] = []
         self.stop_event = threading.Event()
@@ -202,74 +203,53 @@ class AscendDevice(BaseDevice):
         self.crops_lost = 0  # crops sent to the second stream whose results never came
 
     # --- start-up checks ------------------------------------------------------------------------------------
-    def _checked_plan(self, graph: dict, settings: DeviceSettings) -> GraphPlan:
-        problems = validate_graph(graph, device="ascend")
-        plan, _ = plan_graph(graph)
-        if problems or plan is None:
-            raise DeviceError("invalid graph:\n  " + "\n  ".join(problems))
-        if not (self.device_root / f"davinci{plan.device_id}").exists():
+    def _check(self, plan: RunPlan) -> None:
+        """What only this device sees (the graph, the models and the config were checked against each other in
+        the plan): the NPU, and the OMs as the SDK will load them."""
+        self.check_plan_kind(plan)
+        streams, spec = plan.streams, plan.spec
+        if not (self.device_root / f"davinci{streams.device_id}").exists():
             present = sorted(p.name for p in self.device_root.glob("davinci[0-9]*"))
-            raise DeviceError(f"stream_config.deviceId {plan.device_id}: no {self.device_root}/davinci{plan.device_id} "
-                              f"(NPUs visible: {', '.join(present) or 'none'})")
-        om = pathlib.Path(plan.model_path)
+            raise DeviceError(f"stream_config.deviceId {streams.device_id}: no {self.device_root}/davinci"
+                              f"{streams.device_id} (NPUs visible: {', '.join(present) or 'none'})")
+        om = pathlib.Path(streams.model_path)
         check_om_file(om)
-        try:
-            spec = ModelSpec.load(om.parent)
-        except ModelError as exc:
-            raise DeviceError(f"modelPath {om}: {exc}") from exc
         if spec.model_format != "om" or spec.model_file != om.name:
             raise DeviceError(f"modelPath {om}: the manifest beside it describes {spec.model_file!r} "
                               f"({spec.model_format}), not this OM: convert with `inspector convert`")
         if spec.aipp is None:
             raise DeviceError(f"modelPath {om}: the manifest records no AIPP; the OM would expect RGB, not NV12")
-        problems = validate_graph(graph, spec=spec, device="ascend")
-        if max(spec.batch_gears) != settings.max_batch:
-            problems.append(f"max batch {settings.max_batch}: the OM's largest gear is {max(spec.batch_gears)}, and "
-                            f"mxpi_tensorinfer fills every batch to it (convert with gears up to {settings.max_batch})")
-        if len(plan.cameras) != len(settings.cameras):
-            problems.append(f"the graph has {len(plan.cameras)} sources, the settings {len(settings.cameras)} cameras")
-        if problems:
-            raise DeviceError("the graph disagrees with the OM's manifest:\n  " + "\n  ".join(problems))
         self.spec = spec
-        check_stage2_plan(plan, settings)
-        if settings.stage2 is not None:
-            self._check_stage2(plan, settings)
-        return plan
+        if plan.settings.stage2 is not None:
+            self._check_stage2(streams, plan.spec2, plan.settings)
 
-    def _check_stage2(self, plan: GraphPlan, settings: DeviceSettings) -> None:
+    def _check_stage2(self, streams: GraphReading, spec2: ModelSpec, settings: DeviceSettings) -> None:
         from pipeline.devices.cutter import CropPlanner
 
-        om = pathlib.Path(plan.stage2.model_path or "")
+        om = pathlib.Path(streams.stage2.model_path or "")
         check_om_file(om)
-        try:
-            spec2 = ModelSpec.load(om.parent)
-        except ModelError as exc:
-            raise DeviceError(f"stream {plan.stage2.stream}: modelPath {om}: {exc}") from exc
         if spec2.model_format != "om" or spec2.model_file != om.name or spec2.aipp is None:
-            raise DeviceError(f"stream {plan.stage2.stream}: modelPath {om}: the manifest beside it does not describe "
-                              f"this OM with its AIPP: convert the second model with `inspector convert`")
-        if spec2.crops is None:
-            raise DeviceError(f"stream {plan.stage2.stream}: modelPath {om}: not a second-stage model (no crops in "
-                              f"its manifest)")
+            raise DeviceError(f"stream {streams.stage2.stream}: modelPath {om}: the manifest beside it does not "
+                              f"describe this OM with its AIPP: convert the second model with `inspector convert`")
         if spec2.input_width % 16 or spec2.input_height % 2:
             # The host sends NV12 of exactly the model's input size; DVPP's 16-aligned rows would not fit it.
-            raise DeviceError(f"stream {plan.stage2.stream}: the second model's input {spec2.input_width}x"
+            raise DeviceError(f"stream {streams.stage2.stream}: the second model's input {spec2.input_width}x"
                               f"{spec2.input_height}: the width must be a multiple of 16 and the height even")
-        self.picture_key = plan.props(plan.resize).get("dataSource")
+        self.picture_key = streams.props(streams.resize).get("dataSource")
         if not self.picture_key or self.picture_key == "auto":
-            raise DeviceError(f"element {plan.resize}: with a second stage its dataSource must name the decoded "
+            raise DeviceError(f"element {streams.resize}: with a second stage its dataSource must name the decoded "
                               f"picture (the host crops from it)")
         self.spec2 = spec2
         self.planner = CropPlanner(spec2, settings.stage2)
 
-    def create_streams(self, graph: dict, settings: DeviceSettings) -> None:
-        plan = self._checked_plan(graph, settings)
-        self.plan = plan
-        self.stats = [CameraStats(c.camera_id, state="started", unmeasured=UNMEASURED) for c in settings.cameras]
+    def create_streams(self, plan: RunPlan) -> None:
+        self._check(plan)
+        streams = self.streams = plan.streams
+        self.stats = [CameraStats(c.camera_id, state="started", unmeasured=UNMEASURED) for c in plan.settings.cameras]
         # The SDK needs real URLs: expand ${VAR} into a private copy that is never logged or written.
-        expanded = copy.deepcopy(graph)
-        for chain in plan.cameras:
-            props = expanded[plan.stream][chain.source].get("props", {})
+        expanded = copy.deepcopy(plan.graph)
+        for chain in streams.cameras:
+            props = expanded[streams.stream][chain.source].get("props", {})
             if "rtspUrl" in props:
                 props["rtspUrl"] = expand_placeholders(props["rtspUrl"], f"element {chain.source}: rtspUrl")
         owner = sdk_owner_problem()
@@ -290,23 +270,23 @@ class AscendDevice(BaseDevice):
             raise
         self.reader = threading.Thread(target=self._read_loop, name="ascend-results", daemon=True)
         self.reader.start()
-        logger.info("ascend device: stream %s created with %d cameras, results from %s", plan.stream,
-                    len(plan.cameras), plan.sink)
+        logger.info("ascend device: stream %s created with %d cameras, results from %s", streams.stream,
+                    len(streams.cameras), streams.sink)
 
     # --- results --------------------------------------------------------------------------------------------
     def _keys(self, with_size: bool):
         keys = self.sdk.StringVector()
         if self.picture_key is not None:  # the decoded picture, every frame: it gives the size too
-            names = [self.plan.infer, FRAME_INFO_KEY, self.picture_key]
+            names = [self.streams.infer, FRAME_INFO_KEY, self.picture_key]
         else:
-            names = [self.plan.infer, FRAME_INFO_KEY] + ([self.plan.resize] if with_size else [])
+            names = [self.streams.infer, FRAME_INFO_KEY] + ([self.streams.resize] if with_size else [])
         for key in names:
             keys.push_back(key.encode())
         return keys
 
     def _read_loop(self) -> None:
         """The only caller of GetResult (both streams). Every wait is bounded by GET_RESULT_TIMEOUT_MS."""
-        stream, sink = self.plan.stream.encode(), self.plan.sink.encode()
+        stream, sink = self.streams.stream.encode(), self.streams.sink.encode()
         plain, sized = self._keys(False), self._keys(True)
         try:
             while not self.stop_event.is_set():
@@ -319,7 +299,7 @@ class AscendDevice(BaseDevice):
                     if result is not None:
                         self._accept(result)
                 elif answer.errorCode == STREAM_NOT_EXIST:
-                    raise DeviceError(f"stream {self.plan.stream} no longer exists: {text(answer.errorMsg).strip()}",
+                    raise DeviceError(f"stream {self.streams.stream} no longer exists: {text(answer.errorMsg).strip()}",
                                       api="GetResult", code=answer.errorCode)
                 elif not timed_out(answer):
                     self._lost(f"the appsink delivered error {answer.errorCode}: {text(answer.errorMsg).strip()}")
@@ -372,28 +352,28 @@ class AscendDevice(BaseDevice):
             tensor = crops.tensorPackageVec.add().tensorVec.add()
             tensor.tensorDataType = UINT8
             tensor.memType = HOST_MEMORY
-            tensor.deviceId = int(self.plan.device_id)
+            tensor.deviceId = int(self.streams.device_id)
             tensor.tensorShape.extend(crop_dims(h2, w2))
             tensor.dataStr = data.tobytes()
             tensor.tensorDataSize = data.nbytes
         tag = md.MxpiFrameInfo()
         tag.channelId, tag.frameId = result.info.channel_id, result.info.frame_id
         vector = self.sdk.InProtobufVector()
-        for key, kind, message in ((self.plan.stage2.source, "MxpiTensorPackageList", crops),
+        for key, kind, message in ((self.streams.stage2.source, "MxpiTensorPackageList", crops),
                                    (CROPS_TAG_KEY, "MxpiFrameInfo", tag)):
             item = self.sdk.MxProtobufIn()
             item.key, item.type, item.protobuf = key.encode(), f"MxTools.{kind}".encode(), message.SerializeToString()
             vector.append(item)
-        code = self.api.SendProtobuf(self.plan.stage2.stream.encode(), self.plan.stage2.source.encode(), vector)
+        code = self.api.SendProtobuf(self.streams.stage2.stream.encode(), self.streams.stage2.source.encode(), vector)
         if code != 0:
             raise DeviceError("MindX SDK call failed", api="SendProtobuf", code=code)
 
     def _collect_crops(self) -> None:
         """Every answer of the second stream that is ready, matched to its frame by the tag it carries."""
         keys = self.sdk.StringVector()
-        for key in (self.plan.stage2.infer, CROPS_TAG_KEY):
+        for key in (self.streams.stage2.infer, CROPS_TAG_KEY):
             keys.push_back(key.encode())
-        stream, sink = self.plan.stage2.stream.encode(), self.plan.stage2.sink.encode()
+        stream, sink = self.streams.stage2.stream.encode(), self.streams.stage2.sink.encode()
         while any(p.plans for p in self.pending):
             answer = self.api.GetResult(stream, sink, keys, STAGE2_POLL_MS)
             if timed_out(answer):
@@ -510,7 +490,7 @@ class AscendDevice(BaseDevice):
         info = vision.visionVec[0].visionInfo
         pre = info.preprocessInfo[0] if len(info.preprocessInfo) else None
         if pre is None:
-            raise DeviceError(f"element {self.plan.resize}: its picture carries no preprocessInfo (source size)")
+            raise DeviceError(f"element {self.streams.resize}: its picture carries no preprocessInfo (source size)")
         self._set_size(channel, int(pre.widthSrc), int(pre.heightSrc))
 
     def _set_size(self, channel: int, width: int, height: int) -> None:

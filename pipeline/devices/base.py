@@ -1,6 +1,7 @@
 """The device boundary: StreamManager-shaped. Everything above it is the same code for every device.
 
-A device creates streams from a MindX graph, hands out per-frame results, and is destroyed. Asynchrony is part
+A device creates streams from a RunPlan (the graph and everything read from the config, checked once above the
+boundary: pipeline/runplan.py), hands out per-frame results, and is destroyed. Asynchrony is part
 of the contract: `get_result` blocks up to a timeout while the device decodes and infers on its own threads
 (the NPU's or the mock's).
 """
@@ -10,10 +11,11 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib
-import pathlib
 
 from core.errors import UserError
 from models.cascade import CascadeRule
+from models.spec import ModelSpec
+from pipeline.graph import GraphReading
 from pipeline.types import CameraStats, FrameResult
 
 
@@ -60,10 +62,31 @@ class DeviceSettings:
     stage2: Stage2Settings | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What a device runs, read and checked once above the boundary (pipeline/runplan.py `plan_run`): the graph
+    the MindX SDK receives, its one reading, the models' specs (the manifests beside the graph's modelPaths) and
+    the settings the graph cannot carry. A device reads neither the config nor the manifests again."""
+
+    device: str  # the device it was checked for (mock, ascend): another refuses it
+    graph: dict  # pipeline.json as the SDK receives it; only the Ascend device hands it on
+    streams: GraphReading
+    spec: ModelSpec
+    settings: DeviceSettings
+    spec2: ModelSpec | None = None  # the second stage's model, with settings.stage2
+
+
 class BaseDevice(abc.ABC):
+    kind = ""  # the DEVICES key
+
+    def check_plan_kind(self, plan: RunPlan) -> None:
+        if plan.device != self.kind:
+            raise DeviceError(f"the {self.kind} device got a run planned and checked for the {plan.device} device "
+                              f"(config key `device`)")
+
     @abc.abstractmethod
-    def create_streams(self, graph: dict, settings: DeviceSettings) -> None:
-        """Validate the graph for this device and start every stream."""
+    def create_streams(self, plan: RunPlan) -> None:
+        """Check what this device alone refuses and start every stream."""
 
     @abc.abstractmethod
     def get_result(self, timeout_s: float) -> FrameResult | None:
@@ -102,15 +125,3 @@ def create_device(kind: str, **kwargs) -> BaseDevice:
         raise DeviceError(f"device {kind!r} is not in the device registry (valid: {', '.join(DEVICES)})")
     module_name, class_name = DEVICES[kind]
     return getattr(importlib.import_module(module_name), class_name)(**kwargs)
-
-
-def check_stage2_plan(plan, settings: DeviceSettings) -> None:
-    """The graph's second-stage stream and the settings' second stage go together (pipeline/graph.py GraphPlan)."""
-    if (plan.stage2 is None) != (settings.stage2 is None):
-        raise DeviceError(f"the settings {'name' if settings.stage2 else 'have no'} a second stage, the graph "
-                          f"{'has no' if plan.stage2 is None else 'has a'} second-stage stream: render the graph "
-                          f"from the same config (`inspector render`)")
-    if plan.stage2 is not None and plan.stage2.model_path is not None and \
-            pathlib.Path(plan.stage2.model_path).parent != pathlib.Path(settings.stage2.model_dir):
-        raise DeviceError(f"stream {plan.stage2.stream}: modelPath {plan.stage2.model_path} is not in the second "
-                          f"stage's model directory {settings.stage2.model_dir}")

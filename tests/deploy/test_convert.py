@@ -12,7 +12,7 @@ onnx = pytest.importorskip("onnx")  # the [export] extra
 helper = onnx.helper
 
 from deploy.convert import ConvertError, atc_command, convert
-from deploy.export import output_contract
+from models.export import output_contract
 from models.aipp import AippConfig
 from models.darknet_cfg import parse_cfg
 from models.spec import ModelSpec
@@ -107,13 +107,13 @@ def test_convert_refuses_to_write_over_the_export(tiny_model_dir, tmp_path, caps
 
 def test_the_mock_runs_a_converted_directory(tiny_model_dir, tmp_path, monkeypatch):
     """The same directory serves both devices: the mock takes the ONNX kept beside the OM."""
-    from pipeline.devices.mock.device import resolve_model
+    from pipeline.devices.mock.device import cpu_model_file
 
     monkeypatch.setenv("PATH", "/nonexistent")
     out = tmp_path / "om"
     convert(tiny_model_dir, out)
-    spec, model_file = resolve_model(str(out / "model.om"))
-    assert model_file == out / "model.onnx" and spec.model_format == "om"
+    spec = ModelSpec.load(out)
+    assert spec.model_format == "om" and cpu_model_file(out, spec, "modelPath") == out / "model.onnx"
 
 
 def test_the_mock_applies_the_aipp_recorded_in_the_om_manifest(tiny_model_dir, tmp_path, monkeypatch):

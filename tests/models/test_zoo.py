@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from deploy.export import export_model
+from models.export import export_model
 from models.runtime import open_session
 from models.spec import ModelSpec
 

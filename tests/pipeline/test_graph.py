@@ -5,7 +5,7 @@ import pytest
 
 from models.spec import ModelSpec
 from pipeline.config import parse_config
-from pipeline.graph import check_config_against_model, graph_warnings, plan_graph, render_graph, validate_graph
+from pipeline.graph import check_config_against_model, graph_warnings, read_graph, render_graph, validate_graph
 from inspector.cli import main
 
 pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
@@ -44,7 +44,7 @@ def test_render_three_cameras(config, tiny_model_dir):
     assert stream["mxpi_tensorinfer0"]["props"]["modelPath"].endswith("model.om")
     assert stream["mxpi_tensorinfer0"]["next"] == "appsink0"
     assert validate_graph(graph, spec=spec, config=config, for_mock=True) == []
-    plan, problems = plan_graph(graph)
+    plan, problems = read_graph(graph)
     assert problems == [] and [c.source for c in plan.cameras] == ["mxpi_rtspsrc0", "mxpi_rtspsrc1", "filesrc2"]
     assert (plan.resize, plan.infer, plan.sink, plan.cameras[1].frame_skip) == \
         ("mxpi_imageresize0", "mxpi_tensorinfer0", "appsink0", 2)
@@ -241,7 +241,7 @@ def test_a_second_stage_is_its_own_stream_and_is_checked(config, tiny_model_dir,
     props = graph["inspector_stage2"]["mxpi_tensorinfer1"]["props"]
     assert props["dataSource"] == "appsrc1" and props["modelPath"] == str(stage2_model_dir / "model.om")
     assert validate_graph(graph, spec=spec, config=with_stage2, for_mock=True) == []
-    plan, _ = plan_graph(graph)
+    plan, _ = read_graph(graph)
     assert (plan.stage2.source, plan.stage2.infer, plan.stage2.sink) == ("appsrc1", "mxpi_tensorinfer1", "appsink1")
     # The config and the graph must agree on the second stage.
     assert any("has a 'inspector_stage2' stream" in p for p in validate_graph(graph, config=config))

@@ -9,9 +9,8 @@ import time
 
 import pytest
 
-from pipeline.config import parse_config
+from pipeline.config import ConfigError, parse_config
 from pipeline.daemon import Daemon
-from pipeline.devices.base import DeviceError
 from pipeline.graph import render_graph
 from models.spec import ModelSpec
 from tests.support.clips import DEMO_CLIP
@@ -58,11 +57,11 @@ def test_a_graph_with_a_plugin_the_mock_cannot_run_is_refused_before_starting(ti
     stream["mxpi_tensorinfer0"]["next"] = "mxpi_objectpostprocessor0"
     stream["mxpi_objectpostprocessor0"] = {"factory": "mxpi_objectpostprocessor",
                                            "props": {"dataSource": "mxpi_tensorinfer0"}, "next": "appsink0"}
-    daemon = Daemon(config, graph=graph)
-    with pytest.raises(DeviceError, match="'mxpi_objectpostprocessor0': factory 'mxpi_objectpostprocessor' is not "
+    # Refused with the run's plan, before a device exists or the output directory is touched.
+    with pytest.raises(ConfigError, match="'mxpi_objectpostprocessor0': factory 'mxpi_objectpostprocessor' is not "
                                           "emulated by the mock device"):
-        daemon.run(__import__("threading").Event())
-    assert not daemon.device.sources  # nothing was started
+        Daemon(config, graph=graph)
+    assert not list(tmp_path.iterdir())
 
 
 def test_unreadable_model_directory_is_a_config_error(tmp_path):

@@ -11,7 +11,8 @@ from models.letterbox import letterbox_geometry
 from models.spec import ModelSpec
 from pipeline.stage2 import Cascade
 from pipeline.config import ConfigError, parse_config
-from pipeline.daemon import Daemon, load_specs
+from pipeline.daemon import Daemon
+from pipeline.runplan import load_specs
 from pipeline.types import CropOutput, Detections, FrameInfo, FrameResult
 from tests.support.daemon import require_demo_model
 

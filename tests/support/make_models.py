@@ -20,7 +20,7 @@ MODELS = {"tiny": (["insulator", "defect"], 4, (320, 320), None),
 
 
 def export(name: str, out: pathlib.Path) -> pathlib.Path:
-    from deploy.export import export_model
+    from models.export import export_model
     from models.darknet_cfg import parse_cfg
     from models.testing import random_state
     from models.weights import write_darknet_weights

@@ -165,7 +165,7 @@ def test_data_parallel_under_msrun(data_dir, tmp_path):
 def test_a_second_stage_trains_on_crops_and_the_cascade_evaluates_end_to_end(tmp_path, weights_factory, capsys):
     import yaml
 
-    from deploy.export import export_model
+    from models.export import export_model
     from train.testing import CASCADE_CLASSES, write_cascade_dataset
 
     data = write_cascade_dataset(tmp_path / "data", images=16)

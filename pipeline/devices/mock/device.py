@@ -11,8 +11,9 @@ Supported factories and the props it honours:
 - mxpi_dataserialize, appsink: results handed to `get_result`
 A graph with any other plugin is refused, naming the element and its factory.
 
-A second stage (DeviceSettings.stage2, not a graph element: docs/cascade.md says why) runs on each first-stage
-batch's crops, cut from the decoded NV12 frames (stage2.py); its outputs travel with the frame's result.
+The graph comes read and checked (RunPlan, pipeline/runplan.py: the factories above, the model, the config);
+the device refuses only the props it does not emulate. A second stage (DeviceSettings.stage2, not a graph
+element: docs/cascade.md says why) runs on each first-stage batch's crops, cut from the decoded NV12 frames (stage2.py); its outputs travel with the frame's result.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ import threading
 import time
 
 from models.aipp import AippConfig
-from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.codecs import DEFAULT_FORMAT
-from pipeline.devices.base import BaseDevice, DeviceError, DeviceSettings, check_stage2_plan
+from pipeline.devices.base import BaseDevice, DeviceError, RunPlan
 from pipeline.devices.mock.infer import InferenceEngine, InferSettings
 from pipeline.devices.mock.queues import FrameQueue
 from pipeline.devices.mock.source import CameraSource, SourceSpec
-from pipeline.graph import LETTERBOX, plan_graph, validate_graph
+from pipeline.graph import LETTERBOX
 from pipeline.types import CameraStats, FrameResult
 
 logger = logging.getLogger(__name__)
@@ -41,17 +41,9 @@ RESULT_QUEUE = 64
 DESTROY_TIMEOUT_S = 30.0
 
 
-def resolve_model(model_path: str) -> tuple[ModelSpec, pathlib.Path]:
-    """modelPath names the OM; the mock runs the exported CPU model named by the manifest beside it (an export
-    directory's model, or a converted directory's `cpu_model_file`)."""
-    return resolve_model_dir(pathlib.Path(model_path).parent, f"modelPath {model_path}")
-
-
-def resolve_model_dir(directory: pathlib.Path, where: str) -> tuple[ModelSpec, pathlib.Path]:
-    try:
-        spec = ModelSpec.load(directory)
-    except ModelError as exc:
-        raise DeviceError(f"{where}: {exc}") from exc
+def cpu_model_file(directory: pathlib.Path, spec: ModelSpec, where: str) -> pathlib.Path:
+    """The exported CPU model the manifest names beside the OM the graph names (an export directory's model, or a
+    converted directory's `cpu_model_file`): what the mock runs."""
     name = spec.cpu_model_name
     if not name or not spec.outputs.get("decoded"):
         raise DeviceError(f"{where}: the manifest names no decoded CPU model file "
@@ -59,10 +51,12 @@ def resolve_model_dir(directory: pathlib.Path, where: str) -> tuple[ModelSpec, p
     model_file = directory / name
     if not model_file.is_file():
         raise DeviceError(f"{where}: {model_file} (from manifest.json) does not exist")
-    return spec, model_file
+    return model_file
 
 
 class MockDevice(BaseDevice):
+    kind = "mock"
+
     def __init__(self, runtime: str | None = None):
         self.runtime = runtime
         self.stop_event = threading.Event()
@@ -73,31 +67,21 @@ class MockDevice(BaseDevice):
         self.engine: InferenceEngine | None = None
         self.spec: ModelSpec | None = None
 
-    def create_streams(self, graph: dict, settings: DeviceSettings) -> None:
-        problems = validate_graph(graph, for_mock=True)
-        plan, _ = plan_graph(graph)
-        if problems or plan is None:
-            raise DeviceError("the graph cannot run on the mock device:\n  " + "\n  ".join(problems))
-        if len(plan.cameras) != len(settings.cameras):
-            raise DeviceError(f"the graph has {len(plan.cameras)} sources, the settings {len(settings.cameras)} cameras")
-        if plan.resize is None or plan.infer is None:
+    def create_streams(self, plan: RunPlan) -> None:
+        self.check_plan_kind(plan)
+        streams, spec, settings = plan.streams, plan.spec, plan.settings
+        if streams.resize is None or streams.infer is None:
             raise DeviceError("the mock device needs exactly one mxpi_imageresize and one mxpi_tensorinfer")
-        check_stage2_plan(plan, settings)
-        resize_type = plan.props(plan.resize).get("resizeType", "Resizer_Stretch")  # the SDK's default
+        resize_type = streams.props(streams.resize).get("resizeType", "Resizer_Stretch")  # the SDK's default
         if resize_type != LETTERBOX:
-            raise DeviceError(f"element {plan.resize!r}: resizeType {resize_type!r} is not emulated "
+            raise DeviceError(f"element {streams.resize!r}: resizeType {resize_type!r} is not emulated "
                               f"(only {LETTERBOX})")
-        props = plan.props(plan.infer)
-        spec, model_file = resolve_model(props["modelPath"])
-        problems = validate_graph(graph, spec=spec)
-        if problems:
-            raise DeviceError("the graph disagrees with the model:\n  " + "\n  ".join(problems))
+        props = streams.props(streams.infer)
+        model_file = cpu_model_file(pathlib.Path(props["modelPath"]).parent, spec, f"modelPath {props['modelPath']}")
         strategy = props.get("dynamicStrategy", "Nearest")
         gears = tuple(g for g in spec.batch_gears if g <= settings.max_batch)
-        if settings.max_batch not in spec.batch_gears:
-            raise DeviceError(f"max batch {settings.max_batch} is not a gear of the model {list(spec.batch_gears)}")
         self.spec = spec
-        for channel, (chain, camera) in enumerate(zip(plan.cameras, settings.cameras)):
+        for channel, (chain, camera) in enumerate(zip(streams.cameras, settings.cameras)):
             fmt = chain.decoder_props.get("outputImageFormat", "YUV420SP_NV12")
             if fmt != "YUV420SP_NV12":
                 raise DeviceError(f"decoder of {chain.source!r}: outputImageFormat {fmt!r} is not emulated "
@@ -125,11 +109,8 @@ class MockDevice(BaseDevice):
         if settings.stage2 is not None:
             from pipeline.devices.mock.stage2 import CropInference
 
-            spec2, model2 = resolve_model_dir(pathlib.Path(settings.stage2.model_dir), "stage2.model")
-            if spec2.crops is None:
-                raise DeviceError(f"stage2.model {settings.stage2.model_dir}: not a second-stage model (no crops "
-                                  "in its manifest)")
-            cascade = CropInference(spec, spec2, str(model2), settings.stage2, self.runtime, settings.in_flight,
+            model2 = cpu_model_file(pathlib.Path(settings.stage2.model_dir), plan.spec2, "stage2.model")
+            cascade = CropInference(spec, plan.spec2, str(model2), settings.stage2, self.runtime, settings.in_flight,
                                     settings.threads or max(1, (os.cpu_count() or 1) // settings.in_flight))
         self.engine = InferenceEngine(
             spec, AippConfig.for_model(spec),

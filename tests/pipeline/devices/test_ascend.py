@@ -4,6 +4,7 @@ copies, batches filled to the OM's largest gear, honest figures, error mapping, 
 (OM ownership and mode, device id, manifest vs graph, file sources, gears)."""
 
 import os
+import pathlib
 import threading
 import time
 
@@ -12,8 +13,9 @@ import pytest
 
 from deploy.convert import convert
 from models.spec import ModelSpec
-from pipeline.config import parse_config
-from pipeline.daemon import Daemon, device_settings
+from pipeline.config import ConfigError, parse_config
+from pipeline.daemon import Daemon
+from pipeline.runplan import plan_run
 from pipeline.devices.ascend import AscendDevice
 from pipeline.devices.base import DeviceError
 from pipeline.graph import render_graph
@@ -44,6 +46,12 @@ def wait_for(condition, timeout=30.0):
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def camera_password(monkeypatch):
+    """The cameras' URLs name ${CAM_PW}: a run's plan refuses to start without it."""
+    monkeypatch.setenv("CAM_PW", "x")
 
 
 def setup(om_dir, tmp_path, cameras=2, **batching):
@@ -135,7 +143,7 @@ def started_device(om_dir, dev_root, tmp_path, **batching):
     """An Ascend device on the SDK double, its stream created for one camera: (device, the double, spec)."""
     config, graph = setup(om_dir, tmp_path, cameras=1, **batching)
     device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    device.create_streams(graph, device_settings(config))
+    device.create_streams(plan_run(config, graph=graph)[0])
     return device, fake_mindx.StreamManagerApi.instances[-1], ModelSpec.load(om_dir)
 
 
@@ -177,13 +185,12 @@ def test_stopping_is_bounded_while_no_result_comes(om_dir, dev_root, tmp_path, m
 
 
 def test_the_double_refuses_what_the_sdk_refuses(om_dir, dev_root, tmp_path, monkeypatch):
-    """A property outside the plugin's range fails CreateMultipleStreams (and validate says so first)."""
+    """A property outside the plugin's range fails CreateMultipleStreams (and the run's plan says so first)."""
     monkeypatch.setenv("CAM_PW", "x")
     config, graph = setup(om_dir, tmp_path, cameras=1)
     graph["inspector"]["mxpi_tensorinfer0"]["props"]["waitingTime"] = "0"
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    with pytest.raises(DeviceError, match="waitingTime='0': outside 1..1e\\+06"):
-        device.create_streams(graph, device_settings(config))
+    with pytest.raises(ConfigError, match="waitingTime='0': outside 1..1e\\+06"):
+        plan_run(config, graph=graph)
     api = fake_mindx.StreamManagerApi()
     api.InitManager()
     import json
@@ -194,21 +201,20 @@ def test_the_double_refuses_what_the_sdk_refuses(om_dir, dev_root, tmp_path, mon
 
 
 def test_a_file_camera_is_refused_with_what_to_do(om_dir, dev_root, tmp_path):
-    config = parse_config({"cameras": [{"id": "rec", "url": "/data/flight.mp4"}], "model": str(om_dir),
+    video = tmp_path / "flight.mp4"
+    video.write_bytes((pathlib.Path(__file__).parents[3] / "pipeline" / "demo" / "insulators.mp4").read_bytes())
+    config = parse_config({"cameras": [{"id": "rec", "url": str(video)}], "model": str(om_dir), "device": "ascend",
                            "output": {"directory": str(tmp_path / "out")}, "batching": {"max_batch": 4}})
-    graph = render_graph(config, ModelSpec.load(om_dir))
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    with pytest.raises(DeviceError, match="'filesrc0': a file source does not decode on the device.*serve the "
+    with pytest.raises(ConfigError, match="'filesrc0': a file source does not decode on the device.*serve the "
                                           "file over RTSP"):
-        device.create_streams(graph, device_settings(config))
+        plan_run(config)
 
 
 def test_gears_beyond_max_batch_are_refused(om_dir, dev_root, tmp_path, monkeypatch):
     monkeypatch.setenv("CAM_PW", "x")
     config, graph = setup(om_dir, tmp_path, cameras=1, max_batch=2)
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    with pytest.raises(DeviceError, match="max batch 2: the OM's largest gear is 4"):
-        device.create_streams(graph, device_settings(config))
+    with pytest.raises(ConfigError, match="max_batch: 2, but the OM's largest gear is 4: mxpi_tensorinfer fills"):
+        plan_run(config, graph=graph)
 
 
 @pytest.mark.parametrize("api, code", [("InitManager", 2001), ("CreateMultipleStreams", 1003)])
@@ -217,7 +223,7 @@ def test_return_codes_become_errors_with_api_and_code(om_dir, dev_root, tmp_path
     config, graph = setup(om_dir, tmp_path)
     device = AscendDevice(sdk=fake_mindx.make_sdk({api: code}), device_root=str(dev_root))
     with pytest.raises(DeviceError, match=f"{api} returned {code}") as info:
-        device.create_streams(graph, device_settings(config))
+        device.create_streams(plan_run(config, graph=graph)[0])
     assert info.value.api == api and info.value.code == code
 
 
@@ -227,7 +233,7 @@ def test_om_with_loose_mode_is_refused(om_dir, dev_root, tmp_path):
     device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
     fake_mindx.StreamManagerApi.instances.clear()
     with pytest.raises(DeviceError, match="mode 644 is looser than 640.*chmod 640"):
-        device.create_streams(graph, device_settings(config))
+        device.create_streams(plan_run(config, graph=graph)[0])
     assert fake_mindx.StreamManagerApi.instances == []  # refused before the SDK was touched
 
 
@@ -236,7 +242,7 @@ def test_om_of_another_owner_is_refused(om_dir, dev_root, tmp_path, monkeypatch)
     monkeypatch.setattr(os, "geteuid", lambda: 4242)
     device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
     with pytest.raises(DeviceError, match="owned by uid .* the daemon runs as uid 4242"):
-        device.create_streams(graph, device_settings(config))
+        device.create_streams(plan_run(config, graph=graph)[0])
 
 
 def test_missing_device_id_is_refused(om_dir, dev_root, tmp_path):
@@ -244,15 +250,14 @@ def test_missing_device_id_is_refused(om_dir, dev_root, tmp_path):
     graph["inspector"]["stream_config"]["deviceId"] = "3"
     device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
     with pytest.raises(DeviceError, match="deviceId 3: no .*davinci3 \\(NPUs visible: davinci0\\)"):
-        device.create_streams(graph, device_settings(config))
+        device.create_streams(plan_run(config, graph=graph)[0])
 
 
 def test_manifest_that_disagrees_with_the_graph_is_refused(om_dir, dev_root, tmp_path):
     config, graph = setup(om_dir, tmp_path)
     graph["inspector"]["mxpi_imageresize0"]["props"]["resizeWidth"] = "416"
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    with pytest.raises(DeviceError, match="(?s)disagrees with the OM's manifest:.*resize 320x416 differs"):
-        device.create_streams(graph, device_settings(config))
+    with pytest.raises(ConfigError, match="resize 320x416 differs from the model input 320x320"):
+        plan_run(config, graph=graph)
 
 
 def test_an_export_directory_is_not_an_om(tiny_model_dir, dev_root, tmp_path):
@@ -262,10 +267,10 @@ def test_an_export_directory_is_not_an_om(tiny_model_dir, dev_root, tmp_path):
         (om / name).write_bytes((tiny_model_dir / name).read_bytes())
     (om / "model.om").write_bytes(b"x")
     os.chmod(om / "model.om", 0o600)
-    config, graph = setup(om, tmp_path)
+    config, graph = setup(om, tmp_path, max_batch=8)  # the export's gears end at 8
     device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
     with pytest.raises(DeviceError, match="describes 'model.onnx' \\(onnx\\), not this OM"):
-        device.create_streams(graph, device_settings(config))
+        device.create_streams(plan_run(config, graph=graph)[0])
 
 
 def test_detections_become_events_through_zones_and_rules(om_dir, dev_root, tmp_path, monkeypatch):
@@ -321,7 +326,7 @@ def test_a_daemon_not_run_by_the_sdks_owner_is_refused_with_what_to_do(om_dir, d
     device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
     with pytest.raises(DeviceError, match="libmxbase.so belongs to uid 4242.*run the daemon as the user that "
                                           "installed the SDK"):
-        device.create_streams(graph, device_settings(config))
+        device.create_streams(plan_run(config, graph=graph)[0])
     assert fake_mindx.StreamManagerApi.instances == []
 
 
@@ -333,7 +338,7 @@ def test_a_failed_start_destroys_the_sdk(om_dir, dev_root, tmp_path, monkeypatch
     config, graph = setup(om_dir, tmp_path)
     device = AscendDevice(sdk=fake_mindx.make_sdk(codes), device_root=str(dev_root))
     with pytest.raises(DeviceError):
-        device.create_streams(graph, device_settings(config))
+        device.create_streams(plan_run(config, graph=graph)[0])
     api = fake_mindx.StreamManagerApi.instances[-1]
     assert api.calls[-1] == "DestroyAllStreams" and not api.management_threads_alive()
 
@@ -353,8 +358,8 @@ def test_a_buffer_refused_with_1001_is_a_counted_loss_not_a_timeout(om_dir, dev_
 
 
 def test_a_centred_letterbox_is_refused_on_the_device(om_dir, dev_root, tmp_path, monkeypatch):
-    """DVPP pastes the picture top-left (MxpiImageResize.cpp); a model trained on centred letterboxes is refused,
-    by the device and by `validate`."""
+    """DVPP pastes the picture top-left (MxpiImageResize.cpp); a model trained on centred letterboxes is refused
+    for the Ascend device, before a start and by `validate`."""
     import json
 
     from pipeline.graph import validate_graph
@@ -368,9 +373,8 @@ def test_a_centred_letterbox_is_refused_on_the_device(om_dir, dev_root, tmp_path
     problems = validate_graph(graph, spec=spec, device="ascend")
     assert any("placement is 'center'" in p for p in problems), problems
     assert not any("placement" in p for p in validate_graph(graph, spec=spec, device="mock"))
-    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
-    with pytest.raises(DeviceError, match="DVPP pastes the picture top-left"):
-        device.create_streams(graph, device_settings(config))
+    with pytest.raises(ConfigError, match="DVPP pastes the picture top-left"):
+        plan_run(config, graph=graph)
 
 
 def test_a_310_decodes_32_channels_at_most(om_dir, tmp_path, monkeypatch):

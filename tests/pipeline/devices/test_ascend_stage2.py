@@ -3,7 +3,6 @@ picture fetched with the first model's outputs, the crops cut on the host exactl
 the second stream with SendProtobuf as NV12 tensors with the frame's tag, the answers matched back to their
 frames, frames handed on in order, and a lost answer costing the crops, never the frame."""
 
-import dataclasses
 import json
 import os
 
@@ -12,8 +11,9 @@ import pytest
 
 from deploy.convert import convert
 from models.spec import ModelSpec
-from pipeline.config import parse_config
-from pipeline.daemon import Daemon, device_settings
+from pipeline.config import ConfigError, parse_config
+from pipeline.daemon import Daemon
+from pipeline.runplan import plan_run
 from pipeline.devices.ascend import CROPS_TAG_KEY, AscendDevice
 from pipeline.devices.base import DeviceError
 from pipeline.devices.cutter import CropPlanner
@@ -167,28 +167,24 @@ def test_a_lost_answer_costs_the_crops_not_the_frame(oms, dev_root, tmp_path):
 
 def test_the_second_om_and_the_graph_are_checked_before_start(oms, dev_root, tmp_path, stage2_model_dir):
     om1, om2 = oms
-    spec1, spec2 = ModelSpec.load(om1), ModelSpec.load(om2)
     config = make_config(tmp_path, om1, om2)
-    graph = render_graph(config, spec1)
-    settings = device_settings(config, spec1, spec2)
+    graph = render_graph(config, ModelSpec.load(om1))
 
-    def start(graph, settings):
-        AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root)).create_streams(graph, settings)
+    def start(config):
+        AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root)).create_streams(plan_run(config)[0])
 
-    with pytest.raises(DeviceError, match="second-stage stream"):  # settings with a second stage, graph without
-        start({"inspector": graph["inspector"]}, settings)
+    with pytest.raises(ConfigError, match="the config names stage2, the graph has no 'inspector_stage2' stream"):
+        plan_run(config, graph={"inspector": graph["inspector"]})
     os.chmod(om2 / "model.om", 0o644)  # an OM the SDK would refuse
     with pytest.raises(DeviceError, match="looser than 640"):
-        start(graph, settings)
+        start(config)
     os.chmod(om2 / "model.om", 0o640)
     # The second model's ONNX export (its manifest describes model.onnx), not an OM converted from it.
     (stage2_model_dir / "model.om").write_bytes(b"x")
     os.chmod(stage2_model_dir / "model.om", 0o640)
-    graph[STAGE2_STREAM]["mxpi_tensorinfer1"]["props"]["modelPath"] = str(stage2_model_dir / "model.om")
-    onnx = dataclasses.replace(settings, stage2=dataclasses.replace(settings.stage2, model_dir=str(stage2_model_dir)))
     try:
         with pytest.raises(DeviceError, match="convert the second model"):
-            start(graph, onnx)
+            start(make_config(tmp_path, om1, stage2_model_dir))
     finally:
         (stage2_model_dir / "model.om").unlink()
 

@@ -13,9 +13,8 @@ from models.cascade import decode
 from models.letterbox import letterbox_geometry
 from models.spec import ModelSpec
 from pipeline.config import parse_config
-from pipeline.daemon import device_settings
+from pipeline.runplan import plan_run
 from pipeline.devices.base import create_device
-from pipeline.graph import render_graph
 from pipeline.stage2 import cascade_rule
 from pipeline.types import Detections
 
@@ -73,7 +72,7 @@ def test_both_devices_keep_the_contract(make, tmp_path, tiny_model_dir, stage2_m
     config, device, feed = make(tmp_path, tiny_model_dir, stage2_model_dir)
     spec, spec2 = ModelSpec.load(config.model), ModelSpec.load(config.stage2.model)
     rule = cascade_rule(config, spec, spec2)
-    device.create_streams(render_graph(config, spec), device_settings(config, spec, spec2))
+    device.create_streams(plan_run(config)[0])
     try:
         feed()
         results = [device.get_result(30.0) for _ in range(FRAMES)]

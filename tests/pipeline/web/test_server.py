@@ -30,9 +30,9 @@ class SlowStartDevice(MockDevice):
         super().__init__()
         self.release = threading.Event()
 
-    def create_streams(self, graph, settings):
+    def create_streams(self, plan):
         assert self.release.wait(60)
-        super().create_streams(graph, settings)
+        super().create_streams(plan)
 
 
 @pytest.fixture

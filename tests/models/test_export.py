@@ -9,8 +9,8 @@ onnx = pytest.importorskip("onnx")  # the export stack ([export] extra): the fas
 ms = pytest.importorskip("mindspore")
 helper = onnx.helper
 
-from deploy.export import ExportError, build_network, compare_outputs, export_model
-from deploy.onnx_check import ATC_ALLOWED_OPS, check_onnx_for_atc
+from models.export import ExportError, build_network, compare_outputs, export_model
+from models.onnx_check import ATC_ALLOWED_OPS, check_onnx_for_atc
 from models.darknet_cfg import parse_cfg
 from models.errors import WeightsError
 from models.runtime import open_session

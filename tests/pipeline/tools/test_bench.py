@@ -2,7 +2,7 @@
 
 import json
 
-from pipeline import bench
+from pipeline.tools import bench
 from tests.support.clips import DEMO_CLIP
 
 

@@ -1,7 +1,7 @@
 """The host-only benchmark drives the daemon's own per-frame code; its figures add up and its detections are
 real ones (they reach the JSON lines and start events)."""
 
-from pipeline.hostbench import format_host_report, host_case, run_host_bench
+from pipeline.tools.hostbench import format_host_report, host_case, run_host_bench
 from tests.support.daemon import require_demo_model
 
 

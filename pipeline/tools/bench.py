@@ -69,7 +69,7 @@ def decode_only(clips: list[pathlib.Path], frames: int = 300) -> dict:
 
 def synthetic_model(cfg_name: str, size: int, out: pathlib.Path) -> pathlib.Path:
     """An exported model of `cfg_name` at `size` with deterministic random weights (for speed figures only)."""
-    from deploy.export import export_model
+    from models.export import export_model
     from models.darknet_cfg import parse_cfg
     from models.testing import random_state
     from models.weights import write_darknet_weights

@@ -19,7 +19,7 @@ RUNTIME_FORMATS = {"onnxruntime": "onnx", "mindspore": "mindir"}
 
 def bench_runtimes(cfgs: list[str], sizes: tuple[int, ...], batches: tuple[int, ...], runtimes: list[str],
                    repeat: int = 5, threads: int = 0, progress: IO[str] | None = None) -> list[dict]:
-    from deploy.export import export_model
+    from models.export import export_model
     from models.darknet_cfg import parse_cfg
     from models.errors import ModelError
     from models.runtime import open_session

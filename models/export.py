@@ -10,7 +10,7 @@ ONNX is written for `atc`: opset 11, input `images` (N, 3, H, W) with a symbolic
 batch for `--dynamic_batch_size`) or a fixed one, every Resize driven by constant scales. MindSpore's ONNX
 exporter traces a static batch and writes Resize with constant *sizes*, which pin the batch (its
 `dynamic_axes` option leaves them, and the graph then fails at any other batch), so the graph is rewritten
-after export and then checked with `deploy.onnx_check`.
+after export and then checked with `models.onnx_check`.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def rewrite_onnx_for_atc(path: pathlib.Path, dynamic_batch: bool) -> None:
     import onnx
     from onnx import numpy_helper, shape_inference
 
-    from deploy.onnx_check import check_onnx_for_atc
+    from models.onnx_check import check_onnx_for_atc
 
     model = onnx.load(str(path))
     graph = model.graph

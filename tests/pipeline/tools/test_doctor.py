@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from inspector.cli import main
-from pipeline.doctor import report
+from pipeline.tools.doctor import report
 
 SDK_HERE = importlib.util.find_spec("StreamManagerApi") is not None
 
