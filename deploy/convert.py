@@ -24,6 +24,7 @@ import subprocess
 
 from core.errors import UserError
 from models.aipp import DEFAULT_MATRIX, AippConfig
+from models.export import INPUT_NAME  # the ONNX input the export names
 from models.integrity import check_checksums, write_checksums
 from models.spec import CFG_NAME, ModelSpec
 
@@ -31,7 +32,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SOC = "Ascend310"
 OUTPUT_TYPES = ("FP16", "FP32")
-INPUT_NAME = "images"
 
 
 class ConvertError(UserError):
