@@ -20,6 +20,11 @@ def register(commands, deployed_models=None) -> None:
     train.add_argument("--resume", action="store_true", help="continue from <out>/last.ckpt")
     train.add_argument("--epochs", type=positive_int, help="override the config's epochs")
     train.add_argument("--out", help="override the config's output directory (e.g. to resume a run kept elsewhere)")
+    train.add_argument("--seed", type=int, help="override the config's seed (initialisation, sampling, augmentation)")
+    train.add_argument("--set", action="append", default=[], type=key_value, metavar="KEY=VALUE",
+                       help="override any config key, dotted into sections (data.label_fraction.broken=0.25, "
+                            "transfer.l2sp=0.01); VALUE is YAML; relative paths are relative to the config file; "
+                            "repeatable")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics only)")
     train.set_defaults(handler=_train)
 
@@ -58,6 +63,27 @@ def register(commands, deployed_models=None) -> None:
     evaluate.set_defaults(handler=_eval, deployed_models=deployed_models)
 
 
+def key_value(text: str) -> tuple:
+    """`KEY=VALUE` with VALUE read as YAML (0.25 a number, [a, b] a list, {} an empty mapping); 1e-3 is a number
+    too (YAML 1.1 wants 1.0e-3, which nobody types)."""
+    import argparse
+    import re
+
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE (e.g. transfer.l2sp=0.01)")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        why = getattr(exc, "problem", None) or exc
+        raise argparse.ArgumentTypeError(f"{text!r}: the value is not YAML ({why})") from None
+    if isinstance(parsed, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+", parsed.strip()):
+        parsed = float(parsed)
+    return key.strip(), parsed
+
+
 def _train(args) -> int:
     require_extra("train", "train", ("mindspore", "pycocotools", "matplotlib", "tqdm"), TRAINING_PYTHON)
     from train.config import load_train_config
@@ -66,7 +92,8 @@ def _train(args) -> int:
     import pathlib
 
     out = str(pathlib.Path(args.out).resolve()) if args.out else None  # relative to where the user is
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("out", out)) if v} or None
+    overrides = dict(args.set)
+    overrides.update({k: v for k, v in (("epochs", args.epochs), ("out", out), ("seed", args.seed)) if v is not None})
     summary = train(load_train_config(args.config, overrides), resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pathlib
 from typing import Annotated, Literal, Optional, Union
 
@@ -179,11 +180,30 @@ class TrainConfig(Strict):
                                                             description="Exported at the end from the best model.")
 
 
+def with_overrides(data: dict, overrides: dict, source: str) -> dict:
+    """`data` with each override applied: a dotted key reaches into nested mappings (`data.label_fraction.broken`),
+    creating them where absent; a key that runs into a value that is not a mapping is an error naming it."""
+    data = copy.deepcopy(data)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source}: override {key}: {'.'.join(parts[:depth + 1])} is not a mapping "
+                                  f"(it is {child!r})")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
 def load_train_config(path: Union[str, pathlib.Path], overrides: Optional[dict] = None) -> TrainConfig:
+    """The config of a YAML file, with `overrides` (dotted keys, as `inspector train --set` gives them) applied
+    before validation; relative paths are relative to the file, overridden ones too."""
     path = pathlib.Path(path)
     data = read_yaml(path)
     if isinstance(data, dict) and overrides:
-        data = {**data, **overrides}
+        data = with_overrides(data, overrides, str(path))
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as exc:

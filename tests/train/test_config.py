@@ -42,3 +42,70 @@ def test_source_paths_are_relative_to_the_config(tmp_path):
     single = load_train_config(write(tmp_path, {"classes": ["a"], "path": "voc", "val_path": "v"})).data
     assert [(s.name, s.path, s.format, s.val_path) for s in single.source_list()] == \
         [("data", str(tmp_path / "voc"), "voc", str(tmp_path / "v"))]
+
+
+def test_command_line_overrides_reach_into_sections(tmp_path):
+    from inspector.cli import build_parser
+
+    path = write(tmp_path, {"classes": ["a", "b"], "path": "voc", "label_fraction": {"a": 0.5}})
+    args = build_parser().parse_args(["train", "--config", str(path), "--seed", "3", "--set",
+                                      "data.label_fraction.b=0.25", "--set", "transfer.weights=w/best.ckpt",
+                                      "--set", "optim.lr=1e-3"])
+    config = load_train_config(path, dict(args.set, seed=args.seed))
+    assert config.seed == 3 and config.data.label_fraction == {"a": 0.5, "b": 0.25}
+    assert config.optim.lr == 0.001 and config.transfer.weights == str(tmp_path / "w" / "best.ckpt")
+    # An empty mapping replaces the section's value (every label kept); the file is not changed.
+    assert load_train_config(path, {"data.label_fraction": {}}).data.label_fraction == {}
+    assert yaml.safe_load(path.read_text())["data"]["label_fraction"] == {"a": 0.5}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"cfg.size": 416}, "override cfg.size: cfg is not a mapping"),
+    ({"optim.lr": "fast"}, "optim.lr"),
+    ({"optim.learning_rate": 0.1}, "optim.learning_rate"),
+])
+def test_a_bad_override_is_named(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(write(tmp_path, {"classes": ["a"], "path": "voc"}), override)
+
+
+@pytest.mark.parametrize("text", ["lr", "=3", "optim..lr=1", "optim.lr=[1"])
+def test_set_needs_a_key_and_a_yaml_value(text, capsys):
+    from inspector.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--config", "x.yaml", "--set", text])
+    assert "--set" in capsys.readouterr().err
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "train" / "configs").rglob("*.yaml")))
+def test_the_shipped_training_configs_load(path):
+    """Every example and experiment config is valid, so hours of training do not end at a typo."""
+    load_train_config(REPO / path)
+
+
+def test_the_field_transfer_strategies_are_valid_overrides():
+    """run-all.sh's strategies are `--set` overrides of one config: each must make a valid config of its own."""
+    import re
+    import shlex
+
+    from train.cli import key_value
+
+    script = (REPO / "train" / "configs" / "field" / "transfer" / "run-all.sh").read_text()
+    strategies = dict(re.findall(r'^\s+(\w+)\) echo "([^"]*)" ;;', script, re.M))
+    assert set(strategies) == {"scratch", "finetune", "frozen", "l2sp", "rifle"}
+    fraction = re.search(r'fraction="(--set [^"]+)"', script).group(1)
+    configs = {}
+    for name, words in strategies.items():
+        for labels in ([], shlex.split(fraction)):
+            words_all = shlex.split(words) + labels
+            overrides = dict(key_value(v) for k, v in zip(words_all[::2], words_all[1::2]) if k == "--set")
+            configs[name, bool(labels)] = load_train_config(
+                REPO / "train" / "configs" / "field" / "transfer" / "defects.yaml", overrides)
+    assert configs["scratch", False].transfer.weights is None
+    assert configs["frozen", False].transfer.freeze_layers == 26 and configs["l2sp", False].transfer.l2sp == 0.01
+    assert configs["rifle", False].transfer.rifle_every == 10
+    assert configs["finetune", False].data.label_fraction and configs["finetune", True].data.label_fraction == {}

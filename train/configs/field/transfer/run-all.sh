@@ -1,0 +1,34 @@
+#!/bin/sh
+# The transfer strategies on real defects (docs/transfer.md, "Real photographs"), each with seeds 0 and 1, with a
+# quarter of the defect labels first, then all of them; resumable: a finished run (its export exists) is
+# skipped, an interrupted one continues from its last.ckpt. From the repository root:
+#   sh train/configs/field/transfer/run-all.sh
+# then, side by side:
+#   inspector train-compare runs/field/transfer/*
+set -eu
+config=train/configs/field/transfer/defects.yaml
+strategy() {  # name: the overrides of defects.yaml (a fine-tune) that make it
+    case "$1" in
+        scratch) echo "--set transfer.weights=null" ;;
+        finetune) echo "" ;;
+        frozen) echo "--set transfer.freeze_layers=26" ;;  # yolov4-tiny-half's backbone, BatchNorm too
+        l2sp) echo "--set transfer.l2sp=0.01" ;;
+        rifle) echo "--set transfer.rifle_every=10" ;;  # the head re-initialised at epochs 10 and 20
+    esac
+}
+for labels in 25 100; do
+    fraction=""
+    [ "$labels" = 100 ] && fraction="--set data.label_fraction={}"
+    for seed in 0 1; do
+        for name in scratch finetune frozen l2sp rifle; do
+            out="runs/field/transfer/$name-$labels-s$seed"
+            if [ -f "$out/export-onnx/manifest.json" ]; then
+                echo "$name, $labels% of the labels, seed $seed: done"
+                continue
+            fi
+            # shellcheck disable=SC2046  # the overrides are words
+            inspector train --config "$config" --out "$out" --seed "$seed" $(strategy "$name") $fraction \
+                --resume --no-progress
+        done
+    done
+done
