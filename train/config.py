@@ -90,6 +90,11 @@ class DataConfig(Strict):
                 if unknown:
                     raise ValueError(f"sources.{source.name}.class_map: {unknown} are not in data.classes "
                                      f"{self.classes}")
+        for name, fraction in self.label_fraction.items():
+            if name not in self.classes:
+                raise ValueError(f"label_fraction.{name}: not in data.classes {self.classes}")
+            if not 0 < fraction <= 1:
+                raise ValueError(f"label_fraction.{name}: {fraction} is not a fraction in (0, 1]")
         return self
 
     def source_list(self) -> list[SourceConfig]:

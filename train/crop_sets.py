@@ -23,7 +23,7 @@ import numpy as np
 from core.errors import ConfigError
 from models.crops import CropSettings, boxes_in_crop, crop_regions
 from train.config import CropDataConfig, TrainConfig
-from train.datasets import Dataset, Sample, split_sources
+from train.datasets import Dataset, Sample, keep_label_fraction, split_sources
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,9 @@ def _from_json(entries: list[dict], directory: pathlib.Path) -> list[Sample]:
 def build_crop_sets(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """(training crops, held-out crops), written to or reused from `<out>/crops`."""
     train_src, val_src = source_split(config)
+    train_src, lines = keep_label_fraction(train_src, config.data.label_fraction, config.data.split_seed + 1)
+    for line in lines:
+        logger.info("crops: %s (before cutting)", line)
     source_names = source_classes(config)
     parent_ids = [source_names.index(name) for name in config.data.crops.parents]
     if not any(np.isin(sample.labels, parent_ids).any() for sample in train_src.samples):

@@ -328,3 +328,21 @@ def split_sources(sources, class_names, val_fraction: float, seed: int = 0) -> t
         train += part_train.samples
         val += part_val.samples
     return Dataset(train, tuple(class_names), issues), Dataset(val, tuple(class_names), [])
+
+
+def keep_label_fraction(dataset: Dataset, fractions: dict[str, float], seed: int) -> tuple[Dataset, list[str]]:
+    """(the training pictures with only `fraction` of those showing each named class kept, one line per class
+    saying how many). Whole pictures are dropped, with every box in them, as if they had never been labelled;
+    the held-out set is never reduced. Applied before a second stage's crops are cut, so a fraction means the
+    same pictures for both stages."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for name, fraction in fractions.items():
+        k = dataset.class_names.index(name)
+        with_class = [i for i, s in enumerate(dataset.samples) if (s.labels == k).any()]
+        drop = set(rng.permutation(with_class)[int(round(len(with_class) * fraction)):].tolist())
+        dataset = Dataset([s for i, s in enumerate(dataset.samples) if i not in drop], dataset.class_names,
+                          dataset.issues)
+        lines.append(f"label_fraction {name}={fraction:.2f}: {len(with_class) - len(drop)} of {len(with_class)} "
+                     f"training pictures with {name} kept")
+    return dataset, lines

@@ -36,7 +36,7 @@ from models.weights import layer_of, load_weights, network_parameters, save_chec
 from models.letterbox import preprocess_bgr
 from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine
 from train.config import TrainConfig
-from train.datasets import Dataset, split_sources
+from train.datasets import Dataset, keep_label_fraction, split_sources
 from train.evaluate import evaluate_sources, plot_pr, predict
 from train.loss import L2SPLoss, YoloLoss
 from train.targets import build_targets
@@ -226,9 +226,6 @@ def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
     if config.data.crops is not None:  # a second stage: crops around the parents, cut once (train/crop_sets.py)
         from train.crop_sets import build_crop_sets
 
-        if config.data.label_fraction:
-            raise ConfigError("data.label_fraction: not supported with data.crops (subsample the negatives "
-                              "with data.crops.negatives_per_positive)")
         train_set, val_set = build_crop_sets(config)
         log_issues(train_set)
         check_training_data(train_set, config)
@@ -239,15 +236,9 @@ def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
     if len(config.data.source_list()) > 1:
         for name, part in train_set.by_source().items():
             logger.info("data: source %s: %d training pictures %s", name, len(part.samples), part.counts())
-    rng = np.random.default_rng(config.data.split_seed + 1)
-    for name, fraction in config.data.label_fraction.items():
-        k = config.data.classes.index(name)
-        with_class = [i for i, s in enumerate(train_set.samples) if (s.labels == k).any()]
-        drop = set(rng.permutation(with_class)[int(round(len(with_class) * fraction)):].tolist())
-        train_set = Dataset([s for i, s in enumerate(train_set.samples) if i not in drop], train_set.class_names,
-                            train_set.issues)
-        logger.info("label_fraction %s=%.2f: %d of %d training images with %s kept", name, fraction,
-                    len(with_class) - len(drop), len(with_class), name)
+    train_set, lines = keep_label_fraction(train_set, config.data.label_fraction, config.data.split_seed + 1)
+    for line in lines:
+        logger.info("data: %s", line)
     check_training_data(train_set, config)
     return train_set, val_set
 

@@ -63,6 +63,8 @@ def test_command_line_overrides_reach_into_sections(tmp_path):
     ({"cfg.size": 416}, "override cfg.size: cfg is not a mapping"),
     ({"optim.lr": "fast"}, "optim.lr"),
     ({"optim.learning_rate": 0.1}, "optim.learning_rate"),
+    ({"data.label_fraction.b": 0.5}, r"label_fraction.b: not in data.classes \['a'\]"),
+    ({"data.label_fraction.a": 0}, r"label_fraction.a: 0.0 is not a fraction in \(0, 1\]"),
 ])
 def test_a_bad_override_is_named(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):

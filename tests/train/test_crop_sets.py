@@ -102,3 +102,24 @@ def test_training_crops_are_cut_from_jittered_boxes(tmp_path):
     moved, _ = build_crop_sets(config(root, tmp_path / "b", jitter=0.3))
     size = lambda d: sorted((s.width, s.height) for s in d.samples)
     assert size(exact) != size(moved)
+
+
+def test_a_label_fraction_drops_whole_source_pictures_before_the_crops_are_cut(tmp_path):
+    """A quarter of the training pictures with a fault are kept (with every box in them), the pictures without
+    one all stay, and the held-out crops are the same as with every label."""
+    root = write_cascade_dataset(tmp_path / "data", images=24)
+    full = config(root, tmp_path / "full")
+    quarter = full.model_copy(update={"out": str(tmp_path / "quarter"), "data": full.data.model_copy(
+        update={"label_fraction": {"fault": 0.25}})})
+    train_src, _ = source_split(full)
+    fault = source_split(full)[0].class_names.index("fault")
+    with_fault = {pathlib.Path(s.image).stem for s in train_src.samples if (s.labels == fault).any()}
+    without = {pathlib.Path(s.image).stem for s in train_src.samples} - with_fault
+    stem = lambda s: pathlib.Path(s.image).name.split("_")[1]
+    (train_full, val_full), (train_quarter, val_quarter) = build_crop_sets(full), build_crop_sets(quarter)
+    kept = {stem(s) for s in train_quarter.samples}
+    assert len(kept & with_fault) == round(len(with_fault) * 0.25) and without <= kept
+    assert {stem(s) for s in train_full.samples} == with_fault | without
+    assert [s.boxes.tolist() for s in val_quarter.samples] == [s.boxes.tolist() for s in val_full.samples]
+    manifest = json.loads((tmp_path / "quarter" / "crops" / "crops.json").read_text())
+    assert manifest["counts"]["train"]["pictures"] == len(without) + round(len(with_fault) * 0.25)

@@ -245,16 +245,3 @@ def test_l2sp_pulls_the_pretrained_weights_back_and_resumes_with_the_same_pull(d
                              transfer={"weights": str(start), "l2sp": 100.0, "reinit_head": True}), resume=True,
                       progress=False)
     assert resumed["epochs_run"] == 3
-
-
-def test_label_fraction_is_refused_with_crops(tmp_path):
-    from core.errors import ConfigError
-    from tests.train.test_crop_sets import config as crops_config
-    from train.testing import write_cascade_dataset
-    from train.trainer import prepare_data
-
-    root = write_cascade_dataset(tmp_path / "data", images=4)
-    cfg = crops_config(root, tmp_path / "run")
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"label_fraction": {"fault": 0.5}})})
-    with pytest.raises(ConfigError, match="data.label_fraction: not supported with data.crops"):
-        prepare_data(cfg)
