@@ -215,6 +215,16 @@ class SnapshotConfig(Strict):
     jpeg_quality: int = Field(85, ge=10, le=100, description="JPEG quality.")
 
 
+class ReviewConfig(Strict):
+    enabled: bool = Field(True, description="Keep an index of the events (events.sqlite in output.directory) "
+                                            "for the events view (/events, /api/events), where a person marks "
+                                            "each confirmed or a false alarm; each decision goes to the outputs "
+                                            "as an `update` message with `review`.")
+    max_events: int = Field(100_000, ge=100, description="Events kept in the index; beyond, the oldest are "
+                                                          "removed (counted). Their snapshots follow `snapshots`' "
+                                                          "own retention.")
+
+
 class HttpConfig(Strict):
     enabled: bool = Field(True, description="Serve /metrics, /healthz, /snapshot/<camera> and the status page.")
     host: str = Field("127.0.0.1", description="Bind address: 127.0.0.1 or ::1 (this machine only); 0.0.0.0, :: "
@@ -271,6 +281,7 @@ class DaemonConfig(Strict):
     output: OutputConfig = Field(default_factory=OutputConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig, description="When detections become events.")
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     summary_interval_s: float = Field(5.0, gt=0, description="Seconds between per-camera summary lines.")
     live_queue: Optional[int] = Field(None, ge=1, le=64, description="Frames a live camera may hold before the "

@@ -207,6 +207,7 @@ class Daemon:
                 if self.outputs.snapshots is not None:
                     self.outputs.snapshots.enforce_retention()
                 next_heartbeat = now + HEARTBEAT_S
+            self.outputs.announce_reviews()  # a person's decisions, from the HTTP side (nothing to do mostly)
             if stop.is_set() and draining_since is None:
                 logger.info("stopping: sources stopped, draining frames in flight")
                 self.view.state = "stopping"

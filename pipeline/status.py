@@ -1,6 +1,6 @@
-"""What the daemon shows of itself: per-camera degradation, /healthz, /api/status, snapshots and /metrics
-(the HTTP side's StatusSource, pipeline/web/server.py), and the status.json heartbeat an installer's health
-check and a supervisor read."""
+"""What the daemon shows of itself: per-camera degradation, /healthz, /api/status, snapshots, /metrics and the
+events to review (the HTTP side's StatusSource, pipeline/web/server.py), and the status.json heartbeat an
+installer's health check and a supervisor read."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple
 from core.logcount import worth_saying
 from pipeline.config import DaemonConfig
 from pipeline.frames import FrameHandler
+from pipeline.outputs.review import EventFilter, ReviewIndex, ReviewOff
 from pipeline.outputs.snapshots import annotate, encode_jpeg
 from pipeline.outputs.stage import OutputStage
 from pipeline.web.metrics import Metrics
@@ -150,6 +151,22 @@ class StatusView:
 
     def event_snapshot(self, event_id: str) -> Optional[bytes]:
         return self.outputs.event_snapshot(event_id)
+
+    def events(self, query: Dict[str, list]) -> dict:
+        """/api/events: the review index's selection (pipeline/outputs/review.py); raises BadReview."""
+        return self._review().query(EventFilter.from_query(query))
+
+    def event(self, event_id: str) -> dict:
+        return self._review().get(event_id)
+
+    def decide(self, event_id: str, decision: object) -> dict:
+        self._review()
+        return self.outputs.decide(event_id, decision)
+
+    def _review(self) -> ReviewIndex:
+        if self.outputs.review is None:
+            raise ReviewOff("the events view is off: review.enabled is false in the daemon's config")
+        return self.outputs.review
 
     def metrics_text(self) -> Tuple[bytes, str]:
         return self.metrics.render()

@@ -1,4 +1,5 @@
-"""Typed results that cross the device boundary and the host side. Pixel spaces are in the field names."""
+"""Typed results that cross the device boundary and the host side. Pixel spaces are in the field names. And
+`RequestRefused`, what the host side raises for a request it will not serve, which the HTTP side answers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ import numpy as np
 
 from models.letterbox import LetterboxGeometry
 
-__all__ = ["FrameInfo", "LetterboxGeometry", "CropOutput", "FrameResult", "Detections", "CameraStats"]
+__all__ = ["FrameInfo", "LetterboxGeometry", "CropOutput", "FrameResult", "Detections", "CameraStats",
+           "RequestRefused"]
+
+
+class RequestRefused(ValueError):
+    """A request (an HTTP one) that cannot be served as given; the HTTP side answers `status` with the message,
+    which names the key or the item."""
+
+    status = 400
 
 
 @dataclasses.dataclass(frozen=True)

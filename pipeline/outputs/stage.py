@@ -25,12 +25,15 @@ from typing import Dict, List, Optional
 from core.logcount import passed_a_mark, worth_saying
 from pipeline.config import DaemonConfig
 from pipeline.outputs.outbox import Outbox
+from pipeline.outputs.review import ReviewIndex, review_message
 from pipeline.outputs.sinks import Deliverer, JsonlSink, MqttSink, Sink, WebhookSink
 from pipeline.outputs.snapshots import Frame, SnapshotStore
 
 logger = logging.getLogger(__name__)
 
 OUTBOX_FILE = "outbox.sqlite"
+REVIEW_FILE = "events.sqlite"
+ANNOUNCE_RUN = 100  # decisions announced in one pass of the main loop
 RECENT_EVENTS = 50
 JSONL_FINISH_TIMEOUT_S = 120.0
 UNSTORED_MAX = 20_000  # messages held in memory while the outbox cannot store them
@@ -45,9 +48,12 @@ class OutputStage:
         self.outbox: Optional[Outbox] = None
         self.deliverers: List[Deliverer] = []
         self.snapshots: Optional[SnapshotStore] = None
+        self.review: Optional[ReviewIndex] = None
+        self.review_due = threading.Event()  # set when a decision waits to be announced
         self.sinks_for: Dict[str, List[str]] = {"events": [], "detections": []}
         self.outbox_errors = 0  # messages lost: a failing disk could not store them in time
         self.store_failures = 0  # times the disk refused to store (the messages were held and tried again)
+        self.review_failures = 0  # events the review index could not record, or passes it could not announce
         self.store_error: Optional[str] = None  # the disk's refusal while messages are held
         self._unstored: collections.deque = collections.deque()  # (kind, camera, payload, created), in order
         self._retry_at = 0.0
@@ -86,8 +92,13 @@ class OutputStage:
             deliverer.start()
         if self.config.snapshots.enabled:
             self.snapshots = SnapshotStore(self.config.snapshots, self.out_dir / "snapshots")
+        if self.config.review.enabled:
+            self.review = ReviewIndex(self.out_dir / REVIEW_FILE, self.config.review.max_events)
+            self.review_due.set()  # decisions committed before a crash and never announced go out now
 
     def stop(self) -> None:
+        if self.outbox is not None and self.review is not None:
+            self.announce_reviews()
         if self.outbox is not None:
             self._retry_at = 0.0  # a last try
             self.flush()
@@ -110,6 +121,8 @@ class OutputStage:
             self.backlog_at_exit = left
             self.outbox.close()
             self.outbox.close_reader()
+        if self.review is not None:
+            self.review.close()
 
     # --- messages -----------------------------------------------------------------------------------------------
     def enqueue(self, kind: str, camera: str, payload: str, created: float) -> None:
@@ -195,6 +208,8 @@ class OutputStage:
         if event["type"] == "end":
             self._snapshot_frames.pop(event["event_id"], None)
         self.enqueue("events", event["camera"], json.dumps(event, separators=(",", ":")), time.time())
+        if self.review is not None:
+            self._record(event)
         for deliverer in self.deliverers:
             deliverer.wake.set()
         self.events_written += 1
@@ -202,6 +217,51 @@ class OutputStage:
             self.recent_events.appendleft(event)
         logger.info("camera %s: event %s %s %s in %s (score %.2f)", event["camera"], event["type"],
                     event["event_id"][:8], event["class"], event["zone"], event["score"])
+
+    def _record(self, event: dict) -> None:
+        """The event into the review index; a refusal (a full disk) is said and the event goes out regardless."""
+        try:
+            self.review.record(event)
+        except sqlite3.Error as exc:
+            self.review_failures += 1
+            if worth_saying(self.review_failures):
+                logger.error("review index %s: event %s not recorded (%s); %d so far", self.review.path,
+                             event["event_id"][:8], exc, self.review_failures)
+
+    def decide(self, event_id: str, decision: object) -> dict:
+        """A person's decision (from the HTTP side's thread): stored, then announced by the main loop."""
+        row = self.review.decide(event_id, decision)
+        if row["announced"] < row["revision"]:
+            self.review_due.set()
+        return row
+
+    def announce_reviews(self) -> int:
+        """Decisions not yet sent, each as an `update` message through the outbox (main thread only, as every
+        other message); returns how many."""
+        if self.review is None or not self.review_due.is_set():
+            return 0
+        self.review_due.clear()
+        sent = 0
+        try:
+            rows = self.review.unannounced(ANNOUNCE_RUN)
+            if len(rows) == ANNOUNCE_RUN:
+                self.review_due.set()  # more wait: the next pass takes them
+            for row in rows:
+                message = review_message(row)
+                self.enqueue("events", row["camera"], json.dumps(message, separators=(",", ":")), time.time())
+                self.review.mark_announced(row["event_id"], row["revision"])
+                with self._recent_lock:
+                    self.recent_events.appendleft(message)
+                sent += 1
+        except sqlite3.Error as exc:
+            self.review_due.set()  # tried again at the next pass
+            self.review_failures += 1
+            if worth_saying(self.review_failures):
+                logger.error("review index %s: decisions not announced yet (%s)", self.review.path, exc)
+        if sent:
+            for deliverer in self.deliverers:
+                deliverer.wake.set()
+        return sent
 
     def _snapshot(self, event: dict, best_frame: Optional[Frame]) -> Optional[str]:
         if self.snapshots is None or best_frame is None:

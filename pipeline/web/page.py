@@ -26,7 +26,7 @@ td, th { padding: .25rem .6rem; border-bottom: 1px solid #ddd; text-align: left;
 <h1>inspector &mdash; <span id="state">loading</span></h1>
 <div id="outputs"></div>
 <div id="cameras"></div>
-<h2>Recent events</h2>
+<h2>Recent events <a href="/events">(review all events)</a></h2>
 <table id="events"><thead><tr><th>time (UTC)</th><th>camera</th><th>zone</th><th>class</th><th>type</th>
 <th>score</th><th>snapshot</th></tr></thead><tbody></tbody></table>
 <script>

@@ -1,9 +1,16 @@
-"""The daemon's HTTP side: /metrics, /healthz, /snapshot/<camera>, /events/<id>.jpg, /api/status, the status page.
+"""The daemon's HTTP side: /metrics, /healthz, /snapshot/<camera>, /events/<id>.jpg, /api/status, the status page,
+and the events view: /events, /api/events (filters in the query), /api/events/<id>, and a person's decision,
+POST /api/events/<id>/review with {"state": "confirmed" | "false_alarm" | "open", "note": "..."}.
 
 Bound to 127.0.0.1 unless configured. With `http.token_env` set, every request but /healthz needs
 `Authorization: Bearer <token>` (what Prometheus' `authorization` setting sends); a browser opens
-`/?token=<token>` once and gets an HttpOnly cookie instead, so the token never sits in page links. Request
-paths are never logged with their query string.
+`/?token=<token>` (or `/events?token=...`) once and gets an HttpOnly cookie instead, so the token never sits in
+page links. Request paths are never logged with their query string.
+
+A decision changes state, so a POST is also refused unless it is plainly same-site: its body must be
+`application/json` (an HTML form cannot send that cross-site without a CORS preflight, which is never granted),
+an `Origin` or `Sec-Fetch-Site` header a browser sends must name this server, and a server bound to loopback
+answers only requests addressed to a loopback name (a DNS-rebinding page's Host is its own name).
 
 Bounded like the rest of the daemon: at most `max_connections` served at once (a new one beyond gets 503 and is
 closed), each request must arrive whole within `idle_timeout_s` (a client trickling a byte at a time cannot hold
@@ -25,7 +32,9 @@ import time
 import urllib.parse
 from typing import Protocol
 
-from pipeline.config import NAME_PATTERN
+from pipeline.config import NAME_PATTERN, is_loopback
+from pipeline.types import RequestRefused
+from pipeline.web.events_page import EVENTS_PAGE
 from pipeline.web.page import STATUS_PAGE
 
 logger = logging.getLogger(__name__)
@@ -33,6 +42,10 @@ logger = logging.getLogger(__name__)
 COOKIE = "inspector_token"
 CAMERA_PATH = re.compile(f"^/snapshot/({NAME_PATTERN})$")
 EVENT_PATH = re.compile(r"^/events/([0-9a-f-]{36})\.jpg$")
+EVENT_API_PATH = re.compile(r"^/api/events/([0-9a-f-]{36})$")
+REVIEW_PATH = re.compile(r"^/api/events/([0-9a-f-]{36})/review$")
+PAGES = {"/": STATUS_PAGE, "/index.html": STATUS_PAGE, "/events": EVENTS_PAGE}
+BODY_MAX = 4096  # bytes of a POST body (a decision and its note)
 
 
 class StatusSource(Protocol):
@@ -41,6 +54,9 @@ class StatusSource(Protocol):
     def snapshot_jpeg(self, camera_id: str) -> bytes | None: ...
     def event_snapshot(self, event_id: str) -> bytes | None: ...
     def metrics_text(self) -> tuple[bytes, str]: ...
+    def events(self, query: dict) -> dict: ...
+    def event(self, event_id: str) -> dict: ...
+    def decide(self, event_id: str, decision: object) -> dict: ...
 
 
 def same_secret(given: str, token: str) -> bool:
@@ -49,7 +65,7 @@ def same_secret(given: str, token: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8", "surrogateescape"))
 
 
-def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float = 30.0):
+def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float = 30.0, loopback: bool = True):
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "inspector"
         sys_version = ""
@@ -110,11 +126,14 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
                 if path == "/healthz":
                     code, body = source.health()
                     return self._json(code, body)
-                if path == "/" and token is not None and "token" in query:
+                if path in PAGES and token is not None and "token" in query:
                     if not same_secret(query["token"][0], token):
                         return self._json(401, {"error": "unauthorised"})
+                    rest = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(url.query)
+                                                   if k != "token"])
                     return self._send(303, b"", "text/plain", {
-                        "Location": "/", "Set-Cookie": f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"})
+                        "Location": path + (f"?{rest}" if rest else ""),
+                        "Set-Cookie": f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"})
                 if not self._authorised():
                     return self._send(401, b'{"error": "unauthorised"}', "application/json",
                                       {"WWW-Authenticate": "Bearer"})
@@ -123,8 +142,14 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
                     return self._send(200, body, content_type)
                 if path == "/api/status":
                     return self._json(200, source.status())
-                if path in ("/", "/index.html"):
-                    return self._send(200, STATUS_PAGE.encode("utf-8"), "text/html; charset=utf-8")
+                if path in PAGES:
+                    return self._send(200, PAGES[path].encode("utf-8"), "text/html; charset=utf-8",
+                                      {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"})
+                if path == "/api/events":
+                    return self._json(200, source.events(query))
+                match = EVENT_API_PATH.match(path)
+                if match:
+                    return self._json(200, source.event(match.group(1)))
                 match = CAMERA_PATH.match(path)
                 if match:
                     data = source.snapshot_jpeg(match.group(1))
@@ -138,6 +163,8 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
                         return self._json(404, {"error": "no snapshot for this event"})
                     return self._send(200, data, "image/jpeg")
                 return self._json(404, {"error": "not found"})
+            except RequestRefused as exc:
+                self._json(exc.status, {"error": str(exc)})
             except (BrokenPipeError, ConnectionResetError):
                 pass
             except Exception:
@@ -147,7 +174,62 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
                 except OSError:
                     pass
 
+        def do_POST(self):
+            path = urllib.parse.urlsplit(self.path).path
+            try:
+                match = REVIEW_PATH.match(path)
+                if match is None:
+                    return self._json(404, {"error": "not found (POST: /api/events/<id>/review)"})
+                if not self._authorised():
+                    return self._send(401, b'{"error": "unauthorised"}', "application/json",
+                                      {"WWW-Authenticate": "Bearer"})
+                refusal = self._cross_site()
+                if refusal is not None:
+                    logger.warning("http: a decision on event %s refused: %s", match.group(1)[:8], refusal)
+                    return self._json(403, {"error": refusal})
+                kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                if kind != "application/json":
+                    return self._json(415, {"error": "the body must be application/json"})
+                length = self.headers.get("Content-Length", "")
+                if not length.isdigit():
+                    return self._json(411, {"error": "Content-Length is required"})
+                if int(length) > BODY_MAX:
+                    return self._json(413, {"error": f"the body is larger than {BODY_MAX} bytes"})
+                try:
+                    decision = json.loads(self.rfile.read(int(length)))
+                except (ValueError, UnicodeDecodeError):
+                    return self._json(400, {"error": "the body is not JSON"})
+                return self._json(200, source.decide(match.group(1), decision))
+            except RequestRefused as exc:
+                self._json(exc.status, {"error": str(exc)})
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                pass
+            except Exception:
+                logger.exception("http: POST %s failed", path)
+                try:
+                    self._json(500, {"error": "internal error"})
+                except OSError:
+                    pass
+
+        def _cross_site(self) -> str | None:
+            """Why this state-changing request may come from another site, or None."""
+            host = self.headers.get("Host", "")
+            if loopback and not is_loopback(urllib.parse.urlsplit(f"//{host}").hostname or ""):
+                return f"Host {host!r} is not a loopback name, and this server listens on loopback only"
+            site = self.headers.get("Sec-Fetch-Site")
+            if site is not None and site not in ("same-origin", "none"):
+                return f"Sec-Fetch-Site is {site!r}"
+            origin = self.headers.get("Origin")
+            if origin is not None and urllib.parse.urlsplit(origin).netloc != host:
+                return f"Origin {origin!r} is not this server ({host!r})"
+            return None
+
     return Handler
+
+
+# The pages load nothing from elsewhere and run only their own inline script; no site may frame them.
+CSP = ("default-src 'none'; img-src 'self'; connect-src 'self'; script-src 'unsafe-inline'; "
+       "style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 class _Deadline(io.RawIOBase):
@@ -218,7 +300,7 @@ class StatusServer:
                  max_connections: int = 32):
         host = host.strip("[]")
         server_class = type("Server", (_Server6 if ":" in host else _Server,), {"max_connections": max_connections})
-        self.httpd = server_class((host, port), make_handler(source, token, idle_timeout_s))
+        self.httpd = server_class((host, port), make_handler(source, token, idle_timeout_s, is_loopback(host)))
         self.host, self.port = self.httpd.server_address[:2]
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 

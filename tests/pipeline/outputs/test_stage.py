@@ -23,8 +23,10 @@ def stage_for(tmp_path, **output):
 
 
 def event(n: int) -> dict:
-    return {"event_id": f"00000000-0000-0000-0000-{n:012d}", "type": "start", "camera": "cam", "zone": "frame",
-            "class": "defect", "score": 0.9}
+    """An event message with every field pipeline/events/rules.py gives it."""
+    return {"id": f"m-{n}", "event_id": f"00000000-0000-0000-0000-{n:012d}", "type": "start", "camera": "cam",
+            "zone": "frame", "class": "defect", "started": "2026-12-01T10:00:00.000+00:00",
+            "time": "2026-12-01T10:00:00.000+00:00", "hits": 3, "score": 0.9, "box": [1, 2, 3, 4], "frame": n}
 
 
 def test_lines_wait_for_flush_and_an_event_follows_the_lines_before_it(tmp_path):

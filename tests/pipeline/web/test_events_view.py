@@ -1,0 +1,99 @@
+"""The events view of a running demo daemon, driven in headless Chromium (Playwright): a person marks an event a
+false alarm with a note, filters by state in the URL, the decision goes out as an `update` message, and a
+restarted daemon still knows it (and does not send it again). Screenshots are kept beside the test's files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import pytest
+
+from pipeline.config import parse_config
+from pipeline.demo import DEMO_DIR
+from tests.support.daemon import RunningDaemon, require_demo_model
+
+TOKEN = "view-Token-3301-planted"
+CHROMIUM = shutil.which("chromium")
+
+
+def demo_config(out_dir):
+    return parse_config({
+        "cameras": [{"id": "tower-3", "url": str(DEMO_DIR / "insulators.mp4"), "loop": True, "rate_fps": 8}],
+        "model": str(DEMO_DIR / "model"),
+        "alarm": {"min_hits": 2, "lost_after_s": 1, "update_interval_s": 1, "cooldown_s": 0},
+        "output": {"directory": str(out_dir)},
+        "http": {"port": 0, "token_env": "VIEW_TOKEN"}})
+
+
+def launch(playwright):
+    # Debian's Chromium, as root and on a closed network (the flags of /work's browser notes).
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def not_blank(path) -> bool:
+    image = cv2.imread(str(path))
+    return image is not None and image.shape[1] >= 1000 and float(image.std()) > 10
+
+
+def test_a_person_marks_a_false_alarm_in_the_browser(tmp_path, monkeypatch):
+    require_demo_model()
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    monkeypatch.setenv("VIEW_TOKEN", TOKEN)
+    out = tmp_path / "out"
+    with RunningDaemon(demo_config(out)) as running:
+        running.wait(lambda: running.daemon.events_written >= 2, 90)
+        with sync_api.sync_playwright() as playwright:
+            browser = launch(playwright)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{running.base}/events?token={TOKEN}")
+            assert "token" not in page.url  # the token became a cookie; the address bar does not keep it
+            card = page.locator(".event").first
+            card.wait_for(timeout=30_000)
+            event_id = card.get_attribute("id").removeprefix("event-")
+            assert card.get_attribute("data-state") == "open"
+            assert card.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+            page.screenshot(path=str(tmp_path / "events-open.png"), full_page=True)
+
+            card.locator("input").fill("a gull on the crossarm")
+            card.locator("button.false_alarm").click()
+            marked = page.locator(f"#event-{event_id}[data-state=false_alarm]")
+            marked.wait_for(timeout=15_000)
+            assert "a gull on the crossarm" in marked.locator(".state").inner_text()
+
+            page.select_option("select[name=state]", "false_alarm")
+            page.wait_for_url("**/events?state=false_alarm")
+            page.wait_for_function("document.querySelectorAll('.event').length === 1 && "
+                                   "document.querySelector('.event').dataset.state === 'false_alarm'")
+            page.screenshot(path=str(tmp_path / "events-false-alarm.png"), full_page=True)
+            # The filters are in the URL: opened anew, the page shows the same selection.
+            page.goto(f"{running.base}/events?state=false_alarm")
+            page.locator(f"#event-{event_id}").wait_for(timeout=15_000)
+            assert page.locator("select[name=state]").input_value() == "false_alarm"
+            assert page.locator(".event").count() == 1
+            browser.close()
+        status, _, body = running.get(f"/api/events/{event_id}", token=TOKEN)
+        assert status == 200 and json.loads(body)["state"] == "false_alarm"
+        running.wait(lambda: any(e.get("review") for e in running.daemon.outputs.recent()), 30)
+    assert not_blank(tmp_path / "events-open.png") and not_blank(tmp_path / "events-false-alarm.png")
+
+    sent = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    reviews = [m for m in sent if m.get("review")]
+    assert [(m["event_id"], m["type"], m["review"]["state"], m["review"]["note"]) for m in reviews] == \
+        [(event_id, "update", "false_alarm", "a gull on the crossarm")]
+
+    # Restarted on the same output directory: the decision is still there and is not sent again.
+    with RunningDaemon(demo_config(out)) as running:
+        status, _, body = running.get("/api/events?state=false_alarm", token=TOKEN)
+        assert [e["event_id"] for e in json.loads(body)["events"]] == [event_id]
+        assert json.loads(running.get(f"/api/events/{event_id}", token=TOKEN)[2])["announced"] == 1
+    sent = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert len([m for m in sent if m.get("review")]) == 1
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
