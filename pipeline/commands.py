@@ -82,6 +82,45 @@ def register(commands) -> None:
     render.set_defaults(handler=_render)
 
 
+    samples = commands.add_parser("samples", help="the frames a daemon kept to label (samples.enabled)")
+    actions = samples.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = actions.add_parser("export", help="write the kept frames with the models' predictions as pre-labels "
+                                               "(false alarms with their boxes removed), for CVAT or Label Studio "
+                                               "and as a source of `inspector train`")
+    export.add_argument("--config", help="the daemon's config: its samples folder and review index")
+    export.add_argument("--samples", help="instead of --config: a samples folder (copied off a box)")
+    export.add_argument("--review", help="with --samples: the daemon's events.sqlite (the decisions)")
+    export.add_argument("--out", required=True, help="an empty or new folder")
+    export.add_argument("--format", choices=("coco", "voc", "yolo"), default="coco", help="default: coco")
+    export.add_argument("--reasons", default="event,uncertain,random",
+                        help="which kept frames (default: event,uncertain,random)")
+    export.set_defaults(handler=_samples_export)
+
+
+def _samples_export(args) -> int:
+    from pipeline.config import load_config
+    from pipeline.outputs.samples import REASONS
+    from pipeline.outputs.stage import REVIEW_FILE
+    from pipeline.tools.samples_export import SamplesError, export
+
+    if (args.config is None) == (args.samples is None):
+        raise SamplesError("give --config (the daemon's) or --samples (a folder), one of them")
+    if args.config:
+        config = load_config(args.config)
+        out_dir = pathlib.Path(config.output.directory)
+        folder = pathlib.Path(config.samples.directory or out_dir / "samples")
+        review = out_dir / REVIEW_FILE
+    else:
+        folder, review = pathlib.Path(args.samples), args.review and pathlib.Path(args.review)
+    reasons = [r.strip() for r in args.reasons.split(",") if r.strip()]
+    unknown = sorted(set(reasons) - set(REASONS))
+    if unknown:
+        raise SamplesError(f"--reasons: {unknown[0]!r} is not one of {', '.join(REASONS)}")
+    summary = export(folder, review, pathlib.Path(args.out), args.format, reasons)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _load(args):
     from pipeline.config import load_config
     from pipeline.demo import demo_config

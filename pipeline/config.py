@@ -225,6 +225,35 @@ class ReviewConfig(Strict):
                                                           "own retention.")
 
 
+class SamplesConfig(Strict):
+    enabled: bool = Field(False, description="Keep full-resolution frames worth labelling, with the models' "
+                                             "predictions, on this box (nothing leaves it unless exported with "
+                                             "`inspector samples export`): each event's best frame, frames whose "
+                                             "best score is uncertain, and a sparse random sample per camera.")
+    directory: Optional[str] = Field(None, description="Default: <output.directory>/samples.")
+    max_megabytes: float = Field(2048.0, gt=0, description="Disk quota of the kept frames; beyond it the oldest "
+                                                           "are deleted first (counted).")
+    max_age_days: float = Field(90.0, gt=0, description="Kept frames older than this are deleted.")
+    min_free_megabytes: float = Field(1000.0, ge=0, description="Keep nothing new, and delete the oldest, while "
+                                                                "the disk has less free space than this.")
+    events: bool = Field(True, description="Keep each event's best frame (a person's decision on the event "
+                                           "decides its labels at export: a false alarm's box is removed).")
+    uncertain: Optional[list[float]] = Field(
+        [0.3, 0.5], min_length=2, max_length=2, description="Keep a frame whose best detection score lies in "
+                                                             "[low, high) (null: none).")
+    uncertain_interval_s: float = Field(60.0, ge=0, description="At most one uncertain frame per camera this often.")
+    random_interval_s: float = Field(3600.0, ge=0, description="A random frame per camera about this often, "
+                                                               "detections or not (the misses a model cannot "
+                                                               "flag itself); 0: none.")
+    jpeg_quality: int = Field(95, ge=50, le=100, description="JPEG quality of the kept frames (no boxes drawn).")
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.uncertain is not None and not 0 <= self.uncertain[0] < self.uncertain[1] <= 1:
+            raise ValueError(f"uncertain: {list(self.uncertain)} is not a band [low, high) within [0, 1]")
+        return self
+
+
 class HttpConfig(Strict):
     enabled: bool = Field(True, description="Serve /metrics, /healthz, /snapshot/<camera> and the status page.")
     host: str = Field("127.0.0.1", description="Bind address: 127.0.0.1 or ::1 (this machine only); 0.0.0.0, :: "
@@ -282,6 +311,7 @@ class DaemonConfig(Strict):
     alarm: AlarmConfig = Field(default_factory=AlarmConfig, description="When detections become events.")
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    samples: SamplesConfig = Field(default_factory=SamplesConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     summary_interval_s: float = Field(5.0, gt=0, description="Seconds between per-camera summary lines.")
     live_queue: Optional[int] = Field(None, ge=1, le=64, description="Frames a live camera may hold before the "
@@ -326,6 +356,8 @@ def parse_config(data: object, source: str = "<config>", base_dir: Optional[path
                     "ca_file": config.output.mqtt.ca_file and resolve(config.output.mqtt.ca_file)})}),
             "snapshots": config.snapshots.model_copy(update={
                 "directory": config.snapshots.directory and resolve(config.snapshots.directory)}),
+            "samples": config.samples.model_copy(update={
+                "directory": config.samples.directory and resolve(config.samples.directory)}),
             "cameras": [c if c.is_rtsp else c.model_copy(update={"url": resolve(c.url)}) for c in config.cameras],
         })
     return config

@@ -206,6 +206,8 @@ class Daemon:
                 notify("WATCHDOG=1")
                 if self.outputs.snapshots is not None:
                     self.outputs.snapshots.enforce_retention()
+                if self.outputs.samples is not None:
+                    self.outputs.samples.enforce_retention()
                 next_heartbeat = now + HEARTBEAT_S
             self.outputs.announce_reviews()  # a person's decisions, from the HTTP side (nothing to do mostly)
             if stop.is_set() and draining_since is None:

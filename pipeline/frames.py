@@ -91,6 +91,8 @@ class FrameHandler:
             frame = Frame(camera, info.frame_id, info.wall_time, result.nv12, info.width, info.height,
                           detections.boxes_xyxy_camera, labels, detections.scores)
             self.latest[camera] = frame
+            if self.outputs.samples is not None:
+                self.outputs.samples.consider(frame)
         observations = [(zone, labels[i], detections.boxes_xyxy_camera[i], float(detections.scores[i]))
                         for i, zone in assign_zones(detections, info.width, info.height, self.zones[camera],
                                                     self.class_names)]

@@ -86,6 +86,10 @@ def check_run(config: DaemonConfig, source: str = "config", graph: Optional[dict
         found.notes += resolution.notes
         found.warnings += resolution.warnings
         found.codec_problems += resolution.problems
+    if config.samples.enabled and config.device == "ascend" and config.stage2 is None:
+        # The graph hands the host a decoded picture only to cut a second stage's crops from.
+        found.warnings.append(f"{source}: samples.enabled: on the ascend device without a second stage the "
+                              f"decoded pictures stay on the device, so no frame is kept (docs/operations.md)")
     if graph is None:
         if spec is None:
             return None, config, found

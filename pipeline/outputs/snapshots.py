@@ -13,13 +13,13 @@ import logging
 import os
 import pathlib
 import re
-import shutil
 import time
 
 import cv2
 import numpy as np
 
 from pipeline.config import NAME_PATTERN, SnapshotConfig
+from pipeline.outputs.quota import delete_oldest, free_megabytes
 
 logger = logging.getLogger(__name__)
 
@@ -121,36 +121,17 @@ class SnapshotStore:
         return matches[0] if matches else None
 
     def _free_mb(self) -> float:
-        return shutil.disk_usage(self.directory).free / 2**20
+        return free_megabytes(self.directory)
 
     def enforce_retention(self, force: bool = False) -> None:
-        now = time.time()
         if not force and time.monotonic() < self._next_retention:
             return
         self._next_retention = time.monotonic() + RETENTION_EVERY_S
-        files = []
-        for path in self.own_files():
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            files.append((stat.st_mtime, stat.st_size, path))
-        files.sort()  # oldest first
-        total = sum(size for _, size, _ in files)
-        max_bytes = self.config.max_megabytes * 2**20
-        oldest_allowed = now - self.config.max_age_days * 86400
-        free_mb = self._free_mb()  # once: each deletion frees its own size
-        keep_from = 0
-        for mtime, size, path in files:
-            over = (len(files) - keep_from > self.config.max_count or total > max_bytes or mtime < oldest_allowed
-                    or free_mb < self.config.min_free_megabytes)
-            if not over:
-                break
-            path.unlink(missing_ok=True)
-            total -= size
-            free_mb += size / 2**20
-            keep_from += 1
-            self.deleted += 1
-        if keep_from:
-            logger.info("snapshots: %d oldest deleted (limits: %d files, %.0f MB, %.0f days)", keep_from,
+        deleted = delete_oldest(([path] for path in self.own_files()), max_count=self.config.max_count,
+                                max_megabytes=self.config.max_megabytes,
+                                oldest_allowed=time.time() - self.config.max_age_days * 86400,
+                                free_mb=self._free_mb(), min_free_megabytes=self.config.min_free_megabytes)
+        self.deleted += deleted
+        if deleted:
+            logger.info("snapshots: %d oldest deleted (limits: %d files, %.0f MB, %.0f days)", deleted,
                         self.config.max_count, self.config.max_megabytes, self.config.max_age_days)

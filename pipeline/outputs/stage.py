@@ -26,6 +26,7 @@ from core.logcount import passed_a_mark, worth_saying
 from pipeline.config import DaemonConfig
 from pipeline.outputs.outbox import Outbox
 from pipeline.outputs.review import ReviewIndex, review_message
+from pipeline.outputs.samples import SampleKeeper, model_version
 from pipeline.outputs.sinks import Deliverer, JsonlSink, MqttSink, Sink, WebhookSink
 from pipeline.outputs.snapshots import Frame, SnapshotStore
 
@@ -49,6 +50,7 @@ class OutputStage:
         self.deliverers: List[Deliverer] = []
         self.snapshots: Optional[SnapshotStore] = None
         self.review: Optional[ReviewIndex] = None
+        self.samples: Optional[SampleKeeper] = None
         self.review_due = threading.Event()  # set when a decision waits to be announced
         self.sinks_for: Dict[str, List[str]] = {"events": [], "detections": []}
         self.outbox_errors = 0  # messages lost: a failing disk could not store them in time
@@ -92,6 +94,12 @@ class OutputStage:
             deliverer.start()
         if self.config.snapshots.enabled:
             self.snapshots = SnapshotStore(self.config.snapshots, self.out_dir / "snapshots")
+        if self.config.samples.enabled:
+            models = {"stage1": model_version(self.config.model)}
+            if self.config.stage2 is not None:
+                models["stage2"] = model_version(self.config.stage2.model)
+            self.samples = SampleKeeper(self.config.samples, self.out_dir / "samples", models,
+                                        [camera.id for camera in self.config.cameras])
         if self.config.review.enabled:
             self.review = ReviewIndex(self.out_dir / REVIEW_FILE, self.config.review.max_events)
             self.review_due.set()  # decisions committed before a crash and never announced go out now
@@ -210,6 +218,8 @@ class OutputStage:
         self.enqueue("events", event["camera"], json.dumps(event, separators=(",", ":")), time.time())
         if self.review is not None:
             self._record(event)
+        if self.samples is not None and self.config.samples.events:
+            self.samples.keep_event(event, best_frame)
         for deliverer in self.deliverers:
             deliverer.wake.set()
         self.events_written += 1

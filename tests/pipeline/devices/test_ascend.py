@@ -458,3 +458,18 @@ def test_an_unresolved_auto_camera_of_h265_decodes_nothing_on_a_310_release(om_d
     runner.join(timeout=30)
     assert not errors, errors
     assert api.decoder_errors == [("mxpi_videodecoder0", "H264", "H265")]
+
+
+def test_samples_without_a_second_stage_are_said_to_keep_nothing_on_the_device(om_dir, dev_root, tmp_path):
+    """The Ascend graph hands the host a decoded picture only for a second stage's crops: without one, a config
+    that keeps samples is told it will keep none (a warning: the daemon runs)."""
+    from pipeline.runplan import check_run
+
+    config = parse_config({"cameras": [{"id": "cam0", "url": "rtsp://10.0.0.1/s", "codec": "h264"}],
+                           "model": str(om_dir), "device": "ascend", "output": {"directory": str(tmp_path / "out")},
+                           "batching": {"max_batch": 4}, "samples": {"enabled": True}})
+    plan, _, found = check_run(config, "daemon.yaml")
+    assert plan is not None and not found.problems
+    assert any("samples.enabled: on the ascend device without a second stage" in w for w in found.warnings)
+    quiet = config.model_copy(update={"samples": config.samples.model_copy(update={"enabled": False})})
+    assert not [w for w in check_run(quiet, "daemon.yaml")[2].warnings if "samples" in w]

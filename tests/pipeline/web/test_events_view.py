@@ -1,6 +1,7 @@
 """The events view of a running demo daemon, driven in headless Chromium (Playwright): a person marks an event a
 false alarm with a note, filters by state in the URL, the decision goes out as an `update` message, and a
-restarted daemon still knows it (and does not send it again). Screenshots are kept beside the test's files."""
+restarted daemon still knows it (and does not send it again). The frames the daemon kept are exported with the
+false alarm's box removed, and the trainer reads the export. Screenshots are kept beside the test's files."""
 
 from __future__ import annotations
 
@@ -8,23 +9,32 @@ import json
 import shutil
 
 import cv2
+import numpy as np
 import pytest
 
-from pipeline.config import parse_config
+import yaml
+
+from inspector.cli import main
+from pipeline.config import load_config
 from pipeline.demo import DEMO_DIR
+from pipeline.events.rules import iou_matrix
 from tests.support.daemon import RunningDaemon, require_demo_model
 
 TOKEN = "view-Token-3301-planted"
 CHROMIUM = shutil.which("chromium")
 
 
-def demo_config(out_dir):
-    return parse_config({
+def demo_config(tmp_path):
+    path = tmp_path / "daemon.yaml"
+    path.write_text(yaml.safe_dump({
         "cameras": [{"id": "tower-3", "url": str(DEMO_DIR / "insulators.mp4"), "loop": True, "rate_fps": 8}],
         "model": str(DEMO_DIR / "model"),
         "alarm": {"min_hits": 2, "lost_after_s": 1, "update_interval_s": 1, "cooldown_s": 0},
-        "output": {"directory": str(out_dir)},
-        "http": {"port": 0, "token_env": "VIEW_TOKEN"}})
+        "output": {"directory": str(tmp_path / "out")},
+        "samples": {"enabled": True, "uncertain": [0.3, 0.9], "uncertain_interval_s": 1, "random_interval_s": 2,
+                    "min_free_megabytes": 0},
+        "http": {"port": 0, "token_env": "VIEW_TOKEN"}}))
+    return path
 
 
 def launch(playwright):
@@ -46,7 +56,8 @@ def test_a_person_marks_a_false_alarm_in_the_browser(tmp_path, monkeypatch):
     sync_api = pytest.importorskip("playwright.sync_api")
     monkeypatch.setenv("VIEW_TOKEN", TOKEN)
     out = tmp_path / "out"
-    with RunningDaemon(demo_config(out)) as running:
+    config_file = demo_config(tmp_path)
+    with RunningDaemon(load_config(config_file)) as running:
         running.wait(lambda: running.daemon.events_written >= 2, 90)
         with sync_api.sync_playwright() as playwright:
             browser = launch(playwright)
@@ -79,6 +90,7 @@ def test_a_person_marks_a_false_alarm_in_the_browser(tmp_path, monkeypatch):
             browser.close()
         status, _, body = running.get(f"/api/events/{event_id}", token=TOKEN)
         assert status == 200 and json.loads(body)["state"] == "false_alarm"
+        event_box = np.asarray([json.loads(body)["box"]], np.float64)
         running.wait(lambda: any(e.get("review") for e in running.daemon.outputs.recent()), 30)
     assert not_blank(tmp_path / "events-open.png") and not_blank(tmp_path / "events-false-alarm.png")
 
@@ -88,7 +100,7 @@ def test_a_person_marks_a_false_alarm_in_the_browser(tmp_path, monkeypatch):
         [(event_id, "update", "false_alarm", "a gull on the crossarm")]
 
     # Restarted on the same output directory: the decision is still there and is not sent again.
-    with RunningDaemon(demo_config(out)) as running:
+    with RunningDaemon(load_config(config_file)) as running:
         status, _, body = running.get("/api/events?state=false_alarm", token=TOKEN)
         assert [e["event_id"] for e in json.loads(body)["events"]] == [event_id]
         assert json.loads(running.get(f"/api/events/{event_id}", token=TOKEN)[2])["announced"] == 1
@@ -97,3 +109,20 @@ def test_a_person_marks_a_false_alarm_in_the_browser(tmp_path, monkeypatch):
     for path in out.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+    # The frames kept to label, exported as the daemon's config says: the false alarm's picture is there without
+    # the box a person rejected, the others with the predictions as pre-labels; the trainer reads it.
+    from train.datasets import load_dataset
+
+    assert main(["samples", "export", "--config", str(config_file), "--out", str(tmp_path / "labels"),
+                 "--format", "coco"]) == 0
+    dataset = load_dataset(tmp_path / "labels", "coco", ["insulator"])
+    provenance = [json.loads(line) for line in (tmp_path / "labels" / "provenance.jsonl").read_text().splitlines()]
+    assert not dataset.issues and len(dataset.samples) == len(provenance)
+    assert {p["reason"] for p in provenance} >= {"event", "uncertain"}
+    marked = next(p for p in provenance if p["event_id"] == event_id)
+    assert marked["review"]["state"] == "false_alarm" and marked["models"]["stage1"]["sha256"]
+    sample = next(s for s in dataset.samples if s.image.endswith(marked["file"]))
+    assert len(sample.boxes) == 0 or iou_matrix(sample.boxes.astype(np.float64), event_box).max() < 0.5
+    others = [s for s in dataset.samples if not s.image.endswith(marked["file"])]
+    assert sum(len(s.boxes) for s in others) > 0  # the other kept frames carry their pre-labels
