@@ -179,7 +179,8 @@ def split(dataset: Dataset, val_fraction: float, seed: int = 0) -> tuple[Dataset
 def load_coco(annotation_file: str | pathlib.Path, image_dir: str | pathlib.Path | None,
               class_names: list[str] | tuple[str, ...]) -> Dataset:
     """A COCO detection JSON (`images`, `annotations` with `bbox` x, y, w, h, `categories`). Images are looked up
-    in `image_dir` (default: the JSON's folder) by `file_name`."""
+    in `image_dir` (default: the JSON's folder) by `file_name`, else in a sibling `images/` folder (CVAT's
+    layout: `annotations/instances_default.json` beside `images/`)."""
     import json
 
     annotation_file = pathlib.Path(annotation_file)
@@ -215,7 +216,10 @@ def load_coco(annotation_file: str | pathlib.Path, image_dir: str | pathlib.Path
         boxes[int(image["id"])].append(([x, y, x + w, y + h], class_names.index(name)))
     samples = []
     for image_id, image in images.items():
-        path = image_dir / image["file_name"]
+        # CVAT's COCO export keeps the JSON in annotations/ and the pictures in a sibling images/ folder.
+        path = next((candidate for candidate in (image_dir / image["file_name"],
+                                                 image_dir.parent / "images" / image["file_name"])
+                     if candidate.is_file()), image_dir / image["file_name"])
         if not path.is_file():
             issues.append(DatasetIssue(str(path), "image file missing (left out)"))
             continue
@@ -284,9 +288,10 @@ def load_dataset(path: str | pathlib.Path, fmt: str, class_names) -> Dataset:
         return load_voc(path, class_names)
     if fmt == "coco":
         path = pathlib.Path(path)
-        annotation = path if path.is_file() else next(iter(sorted(path.glob("*.json"))), None)
+        annotation = path if path.is_file() else next(iter(sorted(path.glob("*.json")) +
+                                                          sorted(path.glob("annotations/*.json"))), None)
         if annotation is None:
-            raise FileNotFoundError(f"{path}: no COCO .json annotation file")
+            raise FileNotFoundError(f"{path}: no COCO .json annotation file (in it or in its annotations/)")
         return load_coco(annotation, None, class_names)
     if fmt == "yolo":
         return load_yolo(path, class_names)

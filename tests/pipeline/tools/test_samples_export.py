@@ -94,3 +94,24 @@ def test_an_export_never_writes_over_files_and_names_bad_arguments(kept, tmp_pat
                  "--reasons", "event"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["pictures"] == 2 and summary["boxes"] == {"insulator": 3} and summary["false_alarms"] == 0
+
+
+def test_corrected_labels_come_back_in_cvats_coco_layout(kept, tmp_path, capsys):
+    """CVAT exports COCO as annotations/instances_default.json beside images/ (file names without a folder):
+    the trainer reads that folder as a source too."""
+    from train.datasets import load_dataset
+
+    out = tmp_path / "export"
+    assert main(["samples", "export", "--samples", str(kept / "samples"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    corrected = tmp_path / "cvat"
+    (corrected / "annotations").mkdir(parents=True)
+    data = json.loads((out / "annotations.json").read_text())
+    for image in data["images"]:
+        image["file_name"] = image["file_name"].removeprefix("images/")
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 1]  # a person deleted a box
+    (corrected / "annotations" / "instances_default.json").write_text(json.dumps(data))
+    (out / "images").rename(corrected / "images")
+    dataset = load_dataset(corrected, "coco", ["insulator"])
+    assert not dataset.issues and len(dataset.samples) == 4
+    assert sum(len(s.boxes) for s in dataset.samples) == sum(1 for a in data["annotations"])
