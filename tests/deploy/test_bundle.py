@@ -49,7 +49,8 @@ def make_bundle(om_dir, tmp, root, version, camera_url, wheelhouse):
     config = tmp / f"daemon-{version}.yaml"
     config.write_text(yaml.safe_dump({
         "cameras": [{"id": "cam", "url": str(camera_url), "loop": True}], "model": str(om_dir),
-        "output": {"directory": str(root / "var/lib/inspector/out")}, "summary_interval_s": 2}))
+        "output": {"directory": str(root / "var/lib/inspector/out")}, "summary_interval_s": 2,
+        "http": {"port": 0}}))  # any free port: a daemon on this machine may hold the default one
     archive = build_bundle(om_dir, config, tmp / "dist", version, find_links=str(wheelhouse))
     extracted = tmp / f"x-{version}"
     with tarfile.open(archive) as tar:

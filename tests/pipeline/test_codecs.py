@@ -76,8 +76,9 @@ def camera_stats(running) -> dict:
 
 
 def site(model_dir, out, *cameras, **extra) -> dict:
+    # Any free port: a daemon on this machine (or another test's) may hold the default one.
     return {"cameras": list(cameras), "model": str(model_dir), "output": {"directory": str(out)},
-            "batching": {"max_batch": 2, "waiting_time_ms": 20}, **extra}
+            "batching": {"max_batch": 2, "waiting_time_ms": 20}, "http": {"port": 0}, **extra}
 
 
 def test_a_mixed_site_is_asked_rendered_and_decoded(gstreamer, tiny_model_dir, tmp_path, capsys):

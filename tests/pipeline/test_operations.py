@@ -236,20 +236,20 @@ def test_a_full_disk_and_a_removed_directory_cost_no_camera_and_no_line(tiny_mod
                            "model": str(tiny_model_dir), "output": {"directory": str(out)},
                            "http": {"enabled": False}, "alarm": {"min_hits": 1000}, "snapshots": {"enabled": False}})
     with RunningDaemon(config) as running:
-        running.wait(lambda: running.daemon.device.camera_stats(), 30)
+        running.wait(lambda: running.daemon.device.camera_stats(), 120)
         stats = running.daemon.device.camera_stats()[0]
         view = running.daemon.view
-        running.wait(lambda: stats.processed >= 25, 60)
+        running.wait(lambda: stats.processed >= 25, 120)
         filler = fill(small_disk)
-        running.wait(lambda: view.problems(), 30)
+        running.wait(lambda: view.problems(), 120)
         during = stats.processed
-        running.wait(lambda: stats.processed >= during + 25, 30)  # the camera goes on
+        running.wait(lambda: stats.processed >= during + 25, 120)  # the camera goes on
         assert any("No space left on device" in p or "disk is full" in p for p in view.problems()), view.problems()
         assert running.daemon.state == "running"
         filler.unlink()
-        running.wait(lambda: not view.problems(), 30)
+        running.wait(lambda: not view.problems(), 120)
         (out / "status.json").unlink()  # someone removes files under the running daemon
-        running.wait(lambda: (out / "status.json").exists(), 10)
+        running.wait(lambda: (out / "status.json").exists(), 60)
         running.wait(lambda: running.summary is not None, 120)
     frames = [json.loads(line)["frame"] for line in (out / "detections.jsonl").read_text().splitlines()]
     assert running.summary.cameras[0].processed == 400 and running.daemon.outbox_errors == 0

@@ -7,6 +7,7 @@ import time
 import urllib.error
 import urllib.request
 
+from pipeline.config import HttpConfig
 from pipeline.daemon import Daemon
 from pipeline.demo import DEMO_DIR
 
@@ -22,6 +23,9 @@ def require_demo_model():
 
 class RunningDaemon:
     def __init__(self, config, **kwargs):
+        if config.http.enabled and config.http.port == HttpConfig().port:
+            # Any free port, never the default: a daemon on this machine (or a bundle test's) may hold it.
+            config = config.model_copy(update={"http": config.http.model_copy(update={"port": 0})})
         self.daemon = Daemon(config, **kwargs)
         self.stop_event = threading.Event()
         self.summary = None
@@ -32,7 +36,9 @@ class RunningDaemon:
 
     def __enter__(self) -> "RunningDaemon":
         self.thread.start()
-        self.wait(lambda: self.daemon.server is not None or not self.daemon.config.http.enabled, 30)
+        # Generous: a start asks the cameras for their codecs, slow on a loaded machine; a port already taken
+        # leaves the server None, and the daemon says so in its log.
+        self.wait(lambda: self.daemon.server is not None or not self.daemon.config.http.enabled, 120)
         return self
 
     def __exit__(self, *exc) -> None:
