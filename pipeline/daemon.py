@@ -83,7 +83,8 @@ class Daemon:
         self.out_dir = pathlib.Path(config.output.directory)
         self.outputs = OutputStage(config, self.out_dir)
         self.metrics = Metrics(StatsCollector(self.device.camera_stats, lambda: self.view.camera_health(),
-                                              self.outputs.status, self.outputs.dropped, self.device.lost_frames))
+                                              self.outputs.status, self.outputs.dropped, self.device.lost_frames,
+                                              self.outputs.keeping))
         cascade = Cascade.create(config, self.spec, self.spec2) if self.spec2 is not None else None
         self.frames = FrameHandler(config, self.spec, self.outputs, self.metrics, cascade=cascade)
         self.view = StatusView(config, self.device, self.frames, self.outputs, self.metrics)

@@ -52,6 +52,7 @@ class OutputStage:
         self.review: Optional[ReviewIndex] = None
         self.samples: Optional[SampleKeeper] = None
         self.review_due = threading.Event()  # set when a decision waits to be announced
+        self.reviews_sent = {"confirmed": 0, "false_alarm": 0, "open": 0}  # decisions announced since start
         self.sinks_for: Dict[str, List[str]] = {"events": [], "detections": []}
         self.outbox_errors = 0  # messages lost: a failing disk could not store them in time
         self.store_failures = 0  # times the disk refused to store (the messages were held and tried again)
@@ -260,6 +261,7 @@ class OutputStage:
                 message = review_message(row)
                 self.enqueue("events", row["camera"], json.dumps(message, separators=(",", ":")), time.time())
                 self.review.mark_announced(row["event_id"], row["revision"])
+                self.reviews_sent[row["state"]] += 1
                 with self._recent_lock:
                     self.recent_events.appendleft(message)
                 sent += 1
@@ -293,6 +295,16 @@ class OutputStage:
     def recent(self) -> list:
         with self._recent_lock:
             return list(self.recent_events)
+
+    def keeping(self) -> dict:
+        """/metrics: the decisions sent and the samples kept, for what is enabled."""
+        found: dict = {}
+        if self.review is not None:
+            found["reviews"] = dict(self.reviews_sent)
+        if self.samples is not None:
+            found["samples"] = {"kept": dict(self.samples.kept), "deleted": self.samples.deleted,
+                                "skipped": self.samples.skipped}
+        return found
 
     def dropped(self) -> dict:
         return dict(self.outbox.dropped) if self.outbox else {}

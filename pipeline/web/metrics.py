@@ -29,10 +29,11 @@ CAMERA_COUNTERS = {
 class StatsCollector:
     def __init__(self, cameras: Callable[[], list[CameraStats]], camera_health: Callable[[], dict[str, bool]],
                  outputs: Callable[[], list[dict]], outbox_dropped: Callable[[], dict[str, int]],
-                 device_lost: Callable[[], int] = lambda: 0):
+                 device_lost: Callable[[], int] = lambda: 0, keeping: Callable[[], dict] = dict):
         self.cameras, self.camera_health, self.outputs = cameras, camera_health, outputs
         self.outbox_dropped = outbox_dropped
         self.device_lost = device_lost
+        self.keeping = keeping  # decisions sent and samples kept (OutputStage.keeping)
 
     def collect(self):
         stats = self.cameras()
@@ -66,6 +67,25 @@ class StatsCollector:
                                    "hand out (an upstream element failed on them).")
         lost.add_metric([], self.device_lost())
         yield from (backlog, delivered, failures, dropped, lost)
+        keeping = self.keeping()
+        if "reviews" in keeping:
+            reviews = CounterMetricFamily("inspector_reviews", "A person's decisions on events, sent to the "
+                                          "outputs, by state (confirmed, false_alarm, open).", labels=["state"])
+            for state, count in keeping["reviews"].items():
+                reviews.add_metric([state], count)
+            yield reviews
+        if "samples" in keeping:
+            samples = keeping["samples"]
+            kept = CounterMetricFamily("inspector_samples_kept", "Frames kept to label, by reason.",
+                                       labels=["reason"])
+            for reason, count in samples["kept"].items():
+                kept.add_metric([reason], count)
+            deleted = CounterMetricFamily("inspector_samples_deleted", "Kept frames deleted by the quota.")
+            deleted.add_metric([], samples["deleted"])
+            skipped = CounterMetricFamily("inspector_samples_skipped", "Frames due to be kept but not (the disk "
+                                          "short of space or refusing).")
+            skipped.add_metric([], samples["skipped"])
+            yield from (kept, deleted, skipped)
 
 
 class Metrics:

@@ -92,6 +92,13 @@ def test_a_person_marks_a_false_alarm_in_the_browser(tmp_path, monkeypatch):
         assert status == 200 and json.loads(body)["state"] == "false_alarm"
         event_box = np.asarray([json.loads(body)["box"]], np.float64)
         running.wait(lambda: any(e.get("review") for e in running.daemon.outputs.recent()), 30)
+        from prometheus_client.parser import text_string_to_metric_families
+
+        metrics = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(
+            running.get("/metrics", token=TOKEN)[2].decode()) for s in f.samples}
+        assert metrics[("inspector_reviews_total", (("state", "false_alarm"),))] == 1
+        assert metrics[("inspector_samples_kept_total", (("reason", "event"),))] >= 1
+        assert ("inspector_samples_deleted_total", ()) in metrics
     assert not_blank(tmp_path / "events-open.png") and not_blank(tmp_path / "events-false-alarm.png")
 
     sent = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
