@@ -75,6 +75,12 @@ class UnknownEvent(RequestRefused):
     status = 404
 
 
+class NotStored(RequestRefused):
+    """The index refused to store a decision (a full or failing disk): nothing changed, try again."""
+
+    status = 503
+
+
 class ReviewOff(RequestRefused):
     """The index is not kept (review.enabled: false)."""
 
@@ -259,13 +265,17 @@ class ReviewIndex:
         current = self.get(event_id)
         if (current["state"], current["note"]) == (state, note):
             return current
-        db.execute("PRAGMA synchronous=FULL")  # a person's decision survives a power cut
         try:
-            with db:
-                db.execute("UPDATE events SET state = ?, note = ?, reviewed = ?, revision = revision + 1 "
-                           "WHERE event_id = ?", (state, note, _iso_now(), event_id))
-        finally:
-            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA synchronous=FULL")  # a person's decision survives a power cut
+            try:
+                with db:
+                    db.execute("UPDATE events SET state = ?, note = ?, reviewed = ?, revision = revision + 1 "
+                               "WHERE event_id = ?", (state, note, _iso_now(), event_id))
+            finally:
+                db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            logger.error("review index %s: a decision on event %s not stored (%s)", self.path, event_id[:8], exc)
+            raise NotStored(f"the decision was not stored ({exc}): nothing changed, try again") from exc
         logger.info("camera %s: event %s marked %s", current["camera"], event_id[:8], state)
         return self.get(event_id)
 

@@ -176,3 +176,19 @@ def test_no_index_when_review_is_off(tmp_path):
     assert stage.review is None and stage.announce_reviews() == 0
     stage.stop()
     assert not (tmp_path / REVIEW_FILE).exists()
+
+
+def test_a_decision_the_disk_refuses_is_a_clear_refusal_and_changes_nothing(tmp_path, small_disk):
+    from pipeline.outputs.review import NotStored
+    from tests.support.disk import fill
+
+    index = ReviewIndex(small_disk / "e.sqlite", 1000)
+    index.record(message(1))
+    filler = fill(small_disk)
+    try:
+        with pytest.raises(NotStored, match="the decision was not stored .*full.*try again"):
+            index.decide(message(1)["event_id"], {"state": "confirmed", "note": "n" * 400})
+    finally:
+        filler.unlink()
+    assert index.get(message(1)["event_id"])["state"] == "open"
+    assert index.decide(message(1)["event_id"], {"state": "confirmed"})["state"] == "confirmed"
