@@ -81,7 +81,7 @@ class Daemon:
         self.http_token = env_secret(config.http.token_env, "http.token_env") if config.http.enabled else None
         self.device = device or create_device(config.device)
         self.out_dir = pathlib.Path(config.output.directory)
-        self.outputs = OutputStage(config, self.out_dir)
+        self.outputs = OutputStage(config, self.out_dir, self.device.request_picture)
         self.metrics = Metrics(StatsCollector(self.device.camera_stats, lambda: self.view.camera_health(),
                                               self.outputs.status, self.outputs.dropped, self.device.lost_frames,
                                               self.outputs.keeping))

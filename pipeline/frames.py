@@ -93,6 +93,8 @@ class FrameHandler:
             self.latest[camera] = frame
             if self.outputs.samples is not None:
                 self.outputs.samples.consider(frame)
+        elif self.outputs.samples is not None:
+            self.outputs.samples.consider_without_picture(camera, detections.scores)
         observations = [(zone, labels[i], detections.boxes_xyxy_camera[i], float(detections.scores[i]))
                         for i, zone in assign_zones(detections, info.width, info.height, self.zones[camera],
                                                     self.class_names)]

@@ -86,10 +86,6 @@ def check_run(config: DaemonConfig, source: str = "config", graph: Optional[dict
         found.notes += resolution.notes
         found.warnings += resolution.warnings
         found.codec_problems += resolution.problems
-    if config.samples.enabled and config.device == "ascend" and config.stage2 is None:
-        # The graph hands the host a decoded picture only to cut a second stage's crops from.
-        found.warnings.append(f"{source}: samples.enabled: on the ascend device without a second stage the "
-                              f"decoded pictures stay on the device, so no frame is kept (docs/operations.md)")
     if graph is None:
         if spec is None:
             return None, config, found
@@ -100,6 +96,12 @@ def check_run(config: DaemonConfig, source: str = "config", graph: Optional[dict
         found.problems += reading_problems(streams, graph_source, spec=spec, config=config,
                                         for_mock=for_mock or config.device == "mock", device=config.device)
         found.warnings += reading_warnings(streams, graph_source)
+        if (config.samples.enabled and config.device == "ascend" and config.stage2 is None
+                and streams.props(streams.resize).get("dataSource", "auto") == "auto"):
+            # The device asks for the decoded picture by the key the resize reads it from.
+            found.warnings.append(f"{graph_source}: samples.enabled: element {streams.resize!r} reads `auto`, so the "
+                                  f"Ascend device has no key to ask the decoded picture by and keeps no frame; "
+                                  f"name its dataSource (the rendered graph names mxpi_parallel2serial0)")
     if found.problems or streams is None or spec is None:
         return None, config, found
     return (RunPlan(config.device, graph, streams, spec, device_settings(config, spec, spec2), spec2), config,

@@ -64,7 +64,7 @@ import stat
 import threading
 import time
 import types
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
@@ -199,6 +199,12 @@ class AscendDevice(BaseDevice):
         self.planner = None  # pipeline.devices.cutter.CropPlanner, with a second stage
         self.spec2: Optional[ModelSpec] = None
         self.picture_key: Optional[str] = None  # the decoded picture's key, with a second stage
+        # Without a second stage, the picture is asked for only while the host wants one (request_picture):
+        # the key to ask by, and the channels whose next frame should bring it.
+        self.sample_key: Optional[str] = None
+        self.wanted: Set[int] = set()
+        self._wanted_lock = threading.Lock()
+        self.pictures_copied = 0  # pictures that crossed to the host for the host's asking (samples)
         self.pending: "collections.deque[_Pending]" = collections.deque()  # frames in order, some awaiting crops
         self.crops_lost = 0  # crops sent to the second stream whose results never came
 
@@ -222,6 +228,9 @@ class AscendDevice(BaseDevice):
         self.spec = spec
         if plan.settings.stage2 is not None:
             self._check_stage2(streams, plan.spec2, plan.settings)
+        else:
+            source = streams.props(streams.resize).get("dataSource")
+            self.sample_key = source if source and source != "auto" else None
 
     def _check_stage2(self, streams: GraphReading, spec2: ModelSpec, settings: DeviceSettings) -> None:
         from pipeline.devices.cutter import CropPlanner
@@ -274,10 +283,23 @@ class AscendDevice(BaseDevice):
                     len(streams.cameras), streams.sink)
 
     # --- results --------------------------------------------------------------------------------------------
-    def _keys(self, with_size: bool):
+    def request_picture(self, camera_id: str) -> None:
+        """The camera's next frame comes with the decoded picture: GetResult asks for the picture's key while a
+        camera waits for one (an answer may be another camera's frame: its picture crosses too, and is handed on
+        with it), then stops asking."""
+        if self.sample_key is None or self.picture_key is not None:
+            return  # no key to ask by (the graph's resize reads `auto`), or every frame brings one already
+        channel = next((i for i, s in enumerate(self.stats) if s.camera_id == camera_id), None)
+        if channel is not None:
+            with self._wanted_lock:
+                self.wanted.add(channel)
+
+    def _keys(self, with_size: bool, with_picture: bool = False):
         keys = self.sdk.StringVector()
         if self.picture_key is not None:  # the decoded picture, every frame: it gives the size too
             names = [self.streams.infer, FRAME_INFO_KEY, self.picture_key]
+        elif with_picture:  # a sample is due: the picture, which also gives the size
+            names = [self.streams.infer, FRAME_INFO_KEY, self.sample_key]
         else:
             names = [self.streams.infer, FRAME_INFO_KEY] + ([self.streams.resize] if with_size else [])
         for key in names:
@@ -288,14 +310,16 @@ class AscendDevice(BaseDevice):
         """The only caller of GetResult (both streams). Every wait is bounded by GET_RESULT_TIMEOUT_MS."""
         stream, sink = self.streams.stream.encode(), self.streams.sink.encode()
         plain, sized = self._keys(False), self._keys(True)
+        pictured = self._keys(True, with_picture=True) if self.sample_key is not None else None
         try:
             while not self.stop_event.is_set():
                 need_size = len(self.sizes) < len(self.stats) or time.monotonic() >= self._next_size_check
                 awaiting = any(p.plans for p in self.pending)
-                answer = self.api.GetResult(stream, sink, sized if need_size else plain,
+                keys = pictured if self.wanted else sized if need_size else plain
+                answer = self.api.GetResult(stream, sink, keys,
                                             STAGE2_POLL_MS if awaiting else GET_RESULT_TIMEOUT_MS)
                 if answer.errorCode == 0:
-                    result = self.parse(answer.metadataVec)
+                    result = self.parse(answer.metadataVec, keys is pictured)
                     if result is not None:
                         self._accept(result)
                 elif answer.errorCode == STREAM_NOT_EXIST:
@@ -435,8 +459,9 @@ class AscendDevice(BaseDevice):
         if worth_saying(self.lost):
             logger.warning("ascend device: a frame was lost (%d so far): %s", self.lost, why)
 
-    def parse(self, metadata) -> Optional[FrameResult]:
-        """One GetResult answer's metadataVec -> a FrameResult, by message type (entries may be omitted)."""
+    def parse(self, metadata, with_picture: bool = False) -> Optional[FrameResult]:
+        """One GetResult answer's metadataVec -> a FrameResult, by message type (entries may be omitted).
+        `with_picture`: the answer was asked with the decoded picture's key (a sample due), not the resize's."""
         md = self.sdk.MxpiDataType
         by_type = entries_by_type(metadata)
         if "MxpiTensorPackageList" not in by_type or "MxpiFrameInfo" not in by_type:
@@ -455,7 +480,14 @@ class AscendDevice(BaseDevice):
                 return None
             nv12 = self._picture(channel, by_type["MxpiVisionList"].serializedMetadata)
         elif "MxpiVisionList" in by_type:
-            self._learn_size(channel, by_type["MxpiVisionList"].serializedMetadata)
+            # An entry names its message type, not its key: the keys asked for tell the picture from the resize's.
+            if with_picture:
+                nv12 = self._picture(channel, by_type["MxpiVisionList"].serializedMetadata)
+                self.pictures_copied += 1
+                with self._wanted_lock:
+                    self.wanted.discard(channel)
+            else:
+                self._learn_size(channel, by_type["MxpiVisionList"].serializedMetadata)
         if channel not in self.sizes:
             self._lost(f"camera {self.stats[channel].camera_id}: its picture size is not known yet")
             return None
@@ -478,8 +510,8 @@ class AscendDevice(BaseDevice):
         aligned_w, aligned_h = int(info.widthAligned), int(info.heightAligned)
         data = picture.visionData.dataStr
         if len(data) < aligned_w * aligned_h * 3 // 2 or aligned_w < width or aligned_h < height:
-            raise DeviceError(f"element {self.picture_key}: a {width}x{height} picture (aligned {aligned_w}x"
-                              f"{aligned_h}) with {len(data)} bytes is not NV12")
+            raise DeviceError(f"element {self.picture_key or self.sample_key}: a {width}x{height} picture (aligned "
+                              f"{aligned_w}x{aligned_h}) with {len(data)} bytes is not NV12")
         if self.sizes.get(channel, (None, None))[:2] != (width, height):  # every frame: recompute on a change only
             self._set_size(channel, width, height)
         return np.frombuffer(data, np.uint8, aligned_w * aligned_h * 3 // 2).reshape(aligned_h * 3 // 2, aligned_w)

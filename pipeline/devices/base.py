@@ -113,6 +113,11 @@ class BaseDevice(abc.ABC):
         buffers that reached the appsink with an upstream error or without the model's output)."""
         return 0
 
+    def request_picture(self, camera_id: str) -> None:
+        """Hand this camera's next frame on with its decoded picture (FrameResult.nv12), where the device does not
+        send every frame's (the Ascend device without a second stage: a picture crossing to the host costs a
+        copy). Called from the host's thread; the default (the mock: every frame has its picture) does nothing."""
+
 
 DEVICES = {
     "mock": ("pipeline.devices.mock.device", "MockDevice"),

@@ -26,7 +26,7 @@ import pathlib
 import random
 import re
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -65,7 +65,8 @@ def predictions(frame: Frame) -> List[dict]:
 
 class SampleKeeper:
     def __init__(self, config: SamplesConfig, default_directory: str | pathlib.Path, models: Dict[str, dict],
-                 cameras: List[str], seed: Optional[int] = None):
+                 cameras: List[str], seed: Optional[int] = None,
+                 request_picture: Callable[[str], None] = lambda camera_id: None):
         self.config = config
         self.directory = pathlib.Path(config.directory or default_directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -77,6 +78,10 @@ class SampleKeeper:
         self._next_uncertain = {camera: 0.0 for camera in cameras}
         self._next_random = {camera: self._random_gap() for camera in cameras}
         self._event_frames: Dict[str, int] = {}  # event id -> frame id of its kept picture
+        # A device that hands pictures on only when asked (BaseDevice.request_picture): per camera, what its
+        # next picture is kept for (reason, event id), asked for when a frame without one was due.
+        self.request_picture = request_picture
+        self.awaiting: Dict[str, Tuple[str, Optional[str]]] = {}
         self._next_retention = 0.0
 
     def _random_gap(self) -> float:
@@ -87,22 +92,51 @@ class SampleKeeper:
     # --- what is kept -------------------------------------------------------------------------------------------
     def consider(self, frame: Frame) -> Optional[str]:
         """Every frame with a picture passes here; the reason it was kept, or None (most frames)."""
+        awaited = self.awaiting.pop(frame.camera_id, None)
+        if awaited is not None:  # the picture asked for when the frame before it was due
+            reason, event_id = awaited
+            if self._keep(frame, reason, event_id) and event_id is not None:
+                self._event_frames[event_id] = frame.frame_id
+            return reason
+        reason = self._due(frame.camera_id, frame.scores)
+        if reason is None:
+            return None
+        return reason if self._keep(frame, reason) else None
+
+    def consider_without_picture(self, camera_id: str, scores: np.ndarray) -> Optional[str]:
+        """A frame that came without its picture (the Ascend device hands one on only when asked): when it was
+        due, the camera's next frame is asked for with its picture and kept in its place (the next frame of the
+        same scene, one frame interval later). Returns the reason asked for, or None."""
+        if camera_id in self.awaiting:
+            return None
+        reason = self._due(camera_id, scores)
+        if reason is not None:
+            self.awaiting[camera_id] = (reason, None)
+            self.request_picture(camera_id)
+        return reason
+
+    def _due(self, camera: str, scores: np.ndarray) -> Optional[str]:
+        """Whether a frame of `camera` with these scores is to be kept, and why (its interval restarts)."""
         now = time.monotonic()
-        camera = frame.camera_id
         band = self.config.uncertain
-        if band is not None and len(frame.scores) and now >= self._next_uncertain.get(camera, 0.0):
-            best = float(np.max(frame.scores))
+        if band is not None and len(scores) and now >= self._next_uncertain.get(camera, 0.0):
+            best = float(np.max(scores))
             if band[0] <= best < band[1]:
                 self._next_uncertain[camera] = now + self.config.uncertain_interval_s
-                return "uncertain" if self._keep(frame, "uncertain") else None
+                return "uncertain"
         if now >= self._next_random.get(camera, float("inf")):
             self._next_random[camera] = self._random_gap()
-            return "random" if self._keep(frame, "random") else None
+            return "random"
         return None
 
     def keep_event(self, event: dict, frame: Optional[Frame]) -> None:
-        """An event message with its best frame: that frame kept (again only when the best frame changed)."""
+        """An event message with its best frame: that frame kept (again only when the best frame changed). An
+        event whose frames come without pictures gets its camera's next picture, asked for once."""
         event_id = event["event_id"]
+        if frame is None and event["type"] == "start" and event["camera"] not in self.awaiting:
+            self.awaiting[event["camera"]] = ("event", event_id)
+            self.request_picture(event["camera"])
+            return
         if event["type"] == "end":
             kept = self._event_frames.pop(event_id, None)
             if frame is None or kept == frame.frame_id:

@@ -20,7 +20,7 @@ import pathlib
 import sqlite3
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from core.logcount import passed_a_mark, worth_saying
 from pipeline.config import DaemonConfig
@@ -43,8 +43,10 @@ STORE_RUN = 5_000  # detection lines committed in one transaction when the held 
 
 
 class OutputStage:
-    def __init__(self, config: DaemonConfig, out_dir: pathlib.Path):
+    def __init__(self, config: DaemonConfig, out_dir: pathlib.Path,
+                 request_picture: Callable[[str], None] = lambda camera_id: None):
         self.config = config
+        self.request_picture = request_picture  # the device's (BaseDevice.request_picture), for samples
         self.out_dir = out_dir
         self.outbox: Optional[Outbox] = None
         self.deliverers: List[Deliverer] = []
@@ -100,7 +102,8 @@ class OutputStage:
             if self.config.stage2 is not None:
                 models["stage2"] = model_version(self.config.stage2.model)
             self.samples = SampleKeeper(self.config.samples, self.out_dir / "samples", models,
-                                        [camera.id for camera in self.config.cameras])
+                                        [camera.id for camera in self.config.cameras],
+                                        request_picture=self.request_picture)
         if self.config.review.enabled:
             self.review = ReviewIndex(self.out_dir / REVIEW_FILE, self.config.review.max_events)
             self.review_due.set()  # decisions committed before a crash and never announced go out now

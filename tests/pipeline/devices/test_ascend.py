@@ -3,11 +3,13 @@ source): results fetched by key with bounded waits, omitted keys, lost frames co
 copies, batches filled to the OM's largest gear, honest figures, error mapping, and the refusals before start
 (OM ownership and mode, device id, manifest vs graph, file sources, gears)."""
 
+import json
 import os
 import pathlib
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -110,7 +112,6 @@ def test_frames_flow_through_the_same_host_side(om_dir, dev_root, tmp_path, monk
     # The SDK got the real URL; the rendered graph written beside the output keeps the placeholder.
     assert api.graph["inspector"]["mxpi_rtspsrc0"]["props"]["rtspUrl"] == "rtsp://user:s3cret@10.0.0.0/s"
     assert "s3cret" not in (tmp_path / "out" / "pipeline.json").read_text()
-    import json
 
     lines = [json.loads(l) for l in out.read_text().splitlines()]
     assert [(l["camera"], l["frame"]) for l in lines] == [("cam1", 7), ("cam0", 3)]
@@ -193,7 +194,6 @@ def test_the_double_refuses_what_the_sdk_refuses(om_dir, dev_root, tmp_path, mon
         plan_run(config, graph=graph)
     api = fake_mindx.StreamManagerApi()
     api.InitManager()
-    import json
 
     assert api.CreateMultipleStreams(json.dumps(graph).encode()) == fake_mindx.APP_ERR_COMM_INIT_FAIL
     assert any("waitingTime" in p for p in api.refused)
@@ -275,7 +275,6 @@ def test_an_export_directory_is_not_an_om(tiny_model_dir, dev_root, tmp_path):
 
 def test_detections_become_events_through_zones_and_rules(om_dir, dev_root, tmp_path, monkeypatch):
     """Device results -> host post-processing -> zones -> alarm rule -> events.jsonl, one event per object."""
-    import json
 
     monkeypatch.setenv("CAM_PW", "x")
     config = parse_config({
@@ -360,7 +359,6 @@ def test_a_buffer_refused_with_1001_is_a_counted_loss_not_a_timeout(om_dir, dev_
 def test_a_centred_letterbox_is_refused_on_the_device(om_dir, dev_root, tmp_path, monkeypatch):
     """DVPP pastes the picture top-left (MxpiImageResize.cpp); a model trained on centred letterboxes is refused
     for the Ascend device, before a start and by `validate`."""
-    import json
 
     from pipeline.graph import validate_graph
 
@@ -413,7 +411,6 @@ def test_the_ascend_device_runs_without_onnxruntime(om_dir, dev_root, tmp_path, 
 def test_each_decoder_is_set_up_for_its_cameras_codec(om_dir, dev_root, tmp_path, monkeypatch, upstream):
     """The graph names each camera's codec; the SDK's decoders take only that one (fake_mindx: the property on
     the releases of 310 boxes, the first frame's format on the 7.3 SDK), whatever the host hears."""
-    import json
 
     monkeypatch.setenv("CAM_PW", "x")
     config, _ = setup(om_dir, tmp_path, waiting_time_ms=10)
@@ -460,16 +457,65 @@ def test_an_unresolved_auto_camera_of_h265_decodes_nothing_on_a_310_release(om_d
     assert api.decoder_errors == [("mxpi_videodecoder0", "H264", "H265")]
 
 
-def test_samples_without_a_second_stage_are_said_to_keep_nothing_on_the_device(om_dir, dev_root, tmp_path):
-    """The Ascend graph hands the host a decoded picture only for a second stage's crops: without one, a config
-    that keeps samples is told it will keep none (a warning: the daemon runs)."""
+def test_a_sample_asks_for_one_picture_and_keeps_the_next_frame(om_dir, dev_root, tmp_path):
+    """Without a second stage the decoded picture stays on the device: a frame due as a sample (here: its score
+    in the uncertain band) makes the host ask for the camera's next picture, which crosses once (the double
+    counts the bytes GetResult copies) and is kept with its own frame's predictions; other frames cross none."""
+    config, graph = setup(om_dir, tmp_path, cameras=1, waiting_time_ms=20)
+    config = config.model_copy(update={
+        "samples": parse_config({"cameras": [{"id": "x", "url": "rtsp://h/s"}], "model": "m", "samples": {
+            "enabled": True, "uncertain": [0.3, 0.95], "uncertain_interval_s": 3600, "random_interval_s": 0,
+            "events": False, "min_free_megabytes": 0}}).samples,
+        "alarm": config.alarm.model_copy(update={"min_hits": 1000})})
+    device = AscendDevice(sdk=fake_mindx.make_sdk(), device_root=str(dev_root))
+    daemon = Daemon(config, device=device)
+    spec = ModelSpec.load(om_dir)
+    boxes, scores = model_outputs(spec, score=0.5)
+    api, stop, runner, errors = run_daemon(daemon)
+    width, height = 640, 480
+    pictures = [np.full((height * 3 // 2, width), 128, np.uint8) for i in range(4)]  # grey: chroma 128
+    for i, picture in enumerate(pictures):
+        picture[:height] = 40 * (i + 1)  # a brightness per frame
+
+    def push(frame_id):
+        metadata = fake_mindx.frame_metadata(0, frame_id, width, height, [boxes, scores],
+                                             (spec.input_height, spec.input_width))
+        metadata["mxpi_parallel2serial0"] = fake_mindx.decoded_picture(pictures[frame_id], width, height)
+        api.push_frame(metadata)
+
+    push(0)
+    wait_for(lambda: errors or device.wanted)  # frame 0 was due and came without its picture: asked for
+    resized = api.picture_bytes_copied  # the first frame's model-size picture, read for the camera's size
+    assert resized == spec.input_width * spec.input_height * 3 // 2
+    for frame_id in (1, 2, 3):
+        push(frame_id)
+        wait_for(lambda: errors or daemon.frames.last_result["cam0"] and daemon.frames.detection_counts["cam0"]
+                 >= frame_id + 1)
+    stop.set()
+    runner.join(timeout=30)
+    assert not errors, errors
+    samples = sorted((tmp_path / "out" / "samples").glob("cam0/*/*.json"))
+    assert len(samples) == 1
+    sidecar = json.loads(samples[0].read_text())
+    # The first frame fetched after the asking (GetResult may already wait with the keys of before: 1 or 2),
+    # with its own picture: the NV12 pushed for that frame.
+    assert sidecar["frame"] in (1, 2) and (sidecar["reason"], sidecar["width"], sidecar["height"]) == \
+        ("uncertain", 640, 480)
+    picture = cv2.imread(str(samples[0].with_suffix(".jpg")))
+    expected = cv2.cvtColor(pictures[sidecar["frame"]], cv2.COLOR_YUV2BGR_NV12)
+    assert picture.shape == (480, 640, 3) and abs(float(picture.mean()) - float(expected.mean())) < 3
+    assert sidecar["predictions"][0]["score"] == 0.5
+    # One picture crossed, for the sample; the frames before and after it brought none.
+    assert api.picture_bytes_copied - resized == width * height * 3 // 2 and device.pictures_copied == 1
+    assert not device.wanted
+
+
+def test_samples_on_a_graph_without_the_pictures_key_are_said_to_keep_nothing(om_dir, dev_root, tmp_path):
     from pipeline.runplan import check_run
 
-    config = parse_config({"cameras": [{"id": "cam0", "url": "rtsp://10.0.0.1/s", "codec": "h264"}],
-                           "model": str(om_dir), "device": "ascend", "output": {"directory": str(tmp_path / "out")},
-                           "batching": {"max_batch": 4}, "samples": {"enabled": True}})
-    plan, _, found = check_run(config, "daemon.yaml")
-    assert plan is not None and not found.problems
-    assert any("samples.enabled: on the ascend device without a second stage" in w for w in found.warnings)
-    quiet = config.model_copy(update={"samples": config.samples.model_copy(update={"enabled": False})})
-    assert not [w for w in check_run(quiet, "daemon.yaml")[2].warnings if "samples" in w]
+    config, graph = setup(om_dir, tmp_path, cameras=1)
+    config = config.model_copy(update={"samples": config.samples.model_copy(update={"enabled": True})})
+    assert not [w for w in check_run(config, "daemon.yaml", graph)[2].warnings if "samples" in w]
+    graph["inspector"]["mxpi_imageresize0"]["props"]["dataSource"] = "auto"
+    warnings = [w for w in check_run(config, "daemon.yaml", graph, "pipeline.json")[2].warnings if "samples" in w]
+    assert warnings and "reads `auto`" in warnings[0] and "keeps no frame" in warnings[0]

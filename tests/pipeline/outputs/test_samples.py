@@ -118,3 +118,25 @@ def test_a_model_version_is_its_directory_and_digest(tmp_path):
     version = model_version(DEMO_DIR / "model")
     assert version["sha256"] == (DEMO_DIR / "model" / "model.sha256").read_text().split()[0]
     assert version["classes"] and version["model_file"] == "model.onnx"
+
+
+def test_a_device_without_pictures_is_asked_for_the_next_one(tmp_path):
+    """Frames without their picture (the Ascend device hands one on only when asked): a due frame or a new
+    event asks for the camera's next picture, once, and that frame is kept in its place."""
+    asked = []
+    settings = SamplesConfig(enabled=True, uncertain=[0.3, 0.5], uncertain_interval_s=3600, random_interval_s=0,
+                             min_free_megabytes=0)
+    samples = SampleKeeper(settings, tmp_path / "samples", MODELS, ["cam", "yard"], request_picture=asked.append)
+    assert samples.consider_without_picture("cam", np.asarray([0.9], np.float32)) is None and asked == []
+    assert samples.consider_without_picture("cam", np.asarray([0.4], np.float32)) == "uncertain"
+    assert samples.consider_without_picture("cam", np.asarray([0.4], np.float32)) is None  # asked already
+    assert asked == ["cam"]
+    assert samples.consider(frame(8, [0.9])) == "uncertain"  # the next picture, whatever its scores
+    samples.keep_event({"event_id": "11111111-2222-4333-8444-555555555555", "type": "start", "camera": "yard"},
+                       None)
+    assert asked == ["cam", "yard"]
+    assert samples.consider(frame(9, [0.95], camera="yard")) == "event"
+    found = kept(tmp_path)
+    assert [(s["camera"], s["frame"], s["reason"], s["event_id"]) for s in found] == [
+        ("cam", 8, "uncertain", None), ("yard", 9, "event", "11111111-2222-4333-8444-555555555555")]
+    assert not samples.awaiting
