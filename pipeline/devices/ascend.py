@@ -64,7 +64,7 @@ import stat
 import threading
 import time
 import types
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -90,6 +90,7 @@ COMM_FAILURE = 1001  # APP_ERR_COMM_FAILURE: a timeout, and also what many plugi
 STREAM_NOT_EXIST = 6002  # APP_ERR_STREAM_NOT_EXIST: the stream is gone (destroyed, or never created)
 TIMEOUT_TEXT = b"Get empty result, or exceed the time limit"  # MxsmStream.cpp GetResult: the timeout's errorMsg
 SIZE_RECHECK_S = 10.0
+PICTURE_WAIT_S = 5.0  # a camera's asking for a picture ends after this long without one of its frames
 # What the SDK does not tell the host: reported as unknown, never as zero.
 UNMEASURED = ("dropped", "skipped", "reconnects", "errors")
 UINT8 = 4  # MxBase TensorDataType.h TENSOR_DTYPE_UINT8
@@ -202,7 +203,7 @@ class AscendDevice(BaseDevice):
         # Without a second stage, the picture is asked for only while the host wants one (request_picture):
         # the key to ask by, and the channels whose next frame should bring it.
         self.sample_key: Optional[str] = None
-        self.wanted: Set[int] = set()
+        self.wanted: Dict[int, float] = {}  # channel -> monotonic time the asking ends (a camera may go silent)
         self._wanted_lock = threading.Lock()
         self.pictures_copied = 0  # pictures that crossed to the host for the host's asking (samples)
         self.pending: "collections.deque[_Pending]" = collections.deque()  # frames in order, some awaiting crops
@@ -292,7 +293,18 @@ class AscendDevice(BaseDevice):
         channel = next((i for i, s in enumerate(self.stats) if s.camera_id == camera_id), None)
         if channel is not None:
             with self._wanted_lock:
-                self.wanted.add(channel)
+                self.wanted[channel] = time.monotonic() + PICTURE_WAIT_S
+
+    def _wanting(self) -> bool:
+        """Whether a camera waits for its picture; an asking that outlived PICTURE_WAIT_S (the camera went
+        silent) ends, so the other cameras' pictures do not cross for ever."""
+        if not self.wanted:
+            return False
+        now = time.monotonic()
+        with self._wanted_lock:
+            for channel in [c for c, until in self.wanted.items() if until < now]:
+                del self.wanted[channel]
+            return bool(self.wanted)
 
     def _keys(self, with_size: bool, with_picture: bool = False):
         keys = self.sdk.StringVector()
@@ -315,7 +327,7 @@ class AscendDevice(BaseDevice):
             while not self.stop_event.is_set():
                 need_size = len(self.sizes) < len(self.stats) or time.monotonic() >= self._next_size_check
                 awaiting = any(p.plans for p in self.pending)
-                keys = pictured if self.wanted else sized if need_size else plain
+                keys = pictured if self._wanting() else sized if need_size else plain
                 answer = self.api.GetResult(stream, sink, keys,
                                             STAGE2_POLL_MS if awaiting else GET_RESULT_TIMEOUT_MS)
                 if answer.errorCode == 0:
@@ -485,7 +497,7 @@ class AscendDevice(BaseDevice):
                 nv12 = self._picture(channel, by_type["MxpiVisionList"].serializedMetadata)
                 self.pictures_copied += 1
                 with self._wanted_lock:
-                    self.wanted.discard(channel)
+                    self.wanted.pop(channel, None)
             else:
                 self._learn_size(channel, by_type["MxpiVisionList"].serializedMetadata)
         if channel not in self.sizes:

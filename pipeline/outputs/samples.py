@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 REASONS = ("event", "uncertain", "random")
 RETENTION_EVERY_S = 60.0
+AWAIT_S = 10.0  # a picture asked for (Ascend) and not come within this is given up (the device stops at 5 s)
 SIDECAR = ".json"
 OWN_NAME = re.compile(r"(event|uncertain|random)-[0-9A-Za-z._-]+\.jpg")
 
@@ -81,7 +82,7 @@ class SampleKeeper:
         # A device that hands pictures on only when asked (BaseDevice.request_picture): per camera, what its
         # next picture is kept for (reason, event id), asked for when a frame without one was due.
         self.request_picture = request_picture
-        self.awaiting: Dict[str, Tuple[str, Optional[str]]] = {}
+        self.awaiting: Dict[str, Tuple[str, Optional[str], float]] = {}  # camera -> (reason, event id, since)
         self._next_retention = 0.0
 
     def _random_gap(self) -> float:
@@ -94,7 +95,7 @@ class SampleKeeper:
         """Every frame with a picture passes here; the reason it was kept, or None (most frames)."""
         awaited = self.awaiting.pop(frame.camera_id, None)
         if awaited is not None:  # the picture asked for when the frame before it was due
-            reason, event_id = awaited
+            reason, event_id, _ = awaited
             if self._keep(frame, reason, event_id) and event_id is not None:
                 self._event_frames[event_id] = frame.frame_id
             return reason
@@ -107,13 +108,21 @@ class SampleKeeper:
         """A frame that came without its picture (the Ascend device hands one on only when asked): when it was
         due, the camera's next frame is asked for with its picture and kept in its place (the next frame of the
         same scene, one frame interval later). Returns the reason asked for, or None."""
-        if camera_id in self.awaiting:
+        if self._still_awaiting(camera_id):
             return None
         reason = self._due(camera_id, scores)
         if reason is not None:
-            self.awaiting[camera_id] = (reason, None)
+            self.awaiting[camera_id] = (reason, None, time.monotonic())
             self.request_picture(camera_id)
         return reason
+
+    def _still_awaiting(self, camera_id: str) -> bool:
+        """A picture asked for and not come within AWAIT_S (the device gave up asking) is given up, counted."""
+        awaited = self.awaiting.get(camera_id)
+        if awaited is not None and time.monotonic() - awaited[2] > AWAIT_S:
+            del self.awaiting[camera_id]
+            self._skip(f"camera {camera_id}: the picture asked for did not come within {AWAIT_S:.0f} s")
+        return camera_id in self.awaiting
 
     def _due(self, camera: str, scores: np.ndarray) -> Optional[str]:
         """Whether a frame of `camera` with these scores is to be kept, and why (its interval restarts)."""
@@ -133,8 +142,8 @@ class SampleKeeper:
         """An event message with its best frame: that frame kept (again only when the best frame changed). An
         event whose frames come without pictures gets its camera's next picture, asked for once."""
         event_id = event["event_id"]
-        if frame is None and event["type"] == "start" and event["camera"] not in self.awaiting:
-            self.awaiting[event["camera"]] = ("event", event_id)
+        if frame is None and event["type"] == "start" and not self._still_awaiting(event["camera"]):
+            self.awaiting[event["camera"]] = ("event", event_id, time.monotonic())
             self.request_picture(event["camera"])
             return
         if event["type"] == "end":

@@ -519,3 +519,20 @@ def test_samples_on_a_graph_without_the_pictures_key_are_said_to_keep_nothing(om
     graph["inspector"]["mxpi_imageresize0"]["props"]["dataSource"] = "auto"
     warnings = [w for w in check_run(config, "daemon.yaml", graph, "pipeline.json")[2].warnings if "samples" in w]
     assert warnings and "reads `auto`" in warnings[0] and "keeps no frame" in warnings[0]
+
+
+def test_an_asking_for_a_picture_ends_when_its_camera_stays_silent(monkeypatch):
+    """While a camera waits for its picture every answer carries one (any camera's): a camera that went silent
+    must not keep the others' pictures crossing, so the asking ends after PICTURE_WAIT_S."""
+    from pipeline.devices import ascend
+
+    device = AscendDevice(sdk=fake_mindx.make_sdk())
+    device.sample_key = "mxpi_parallel2serial0"
+    device.stats = [ascend.CameraStats("cam0"), ascend.CameraStats("cam1")]
+    clock = {"now": 50.0}
+    monkeypatch.setattr(ascend.time, "monotonic", lambda: clock["now"])
+    device.request_picture("cam1")
+    device.request_picture("no-such-camera")  # ignored
+    assert device._wanting() and list(device.wanted) == [1]
+    clock["now"] += ascend.PICTURE_WAIT_S + 0.1
+    assert not device._wanting() and not device.wanted

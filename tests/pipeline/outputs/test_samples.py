@@ -140,3 +140,22 @@ def test_a_device_without_pictures_is_asked_for_the_next_one(tmp_path):
     assert [(s["camera"], s["frame"], s["reason"], s["event_id"]) for s in found] == [
         ("cam", 8, "uncertain", None), ("yard", 9, "event", "11111111-2222-4333-8444-555555555555")]
     assert not samples.awaiting
+
+
+def test_a_picture_that_never_comes_is_given_up(tmp_path, monkeypatch):
+    """A camera that goes silent after its picture was asked for: after AWAIT_S the asking is given up
+    (counted), and the camera's samples go on."""
+    from pipeline.outputs import samples as module
+
+    clock = {"now": 100.0}
+    monkeypatch.setattr(module.time, "monotonic", lambda: clock["now"])
+    asked = []
+    settings = SamplesConfig(enabled=True, uncertain=[0.3, 0.5], uncertain_interval_s=1, random_interval_s=0,
+                             min_free_megabytes=0)
+    samples = SampleKeeper(settings, tmp_path / "samples", MODELS, ["cam"], request_picture=asked.append)
+    assert samples.consider_without_picture("cam", np.asarray([0.4], np.float32)) == "uncertain"
+    clock["now"] += 5
+    assert samples.consider_without_picture("cam", np.asarray([0.4], np.float32)) is None and samples.skipped == 0
+    clock["now"] += module.AWAIT_S
+    assert samples.consider_without_picture("cam", np.asarray([0.4], np.float32)) == "uncertain"
+    assert samples.skipped == 1 and asked == ["cam", "cam"]
