@@ -21,22 +21,9 @@ from pipeline.outputs.samples import model_version
 from tests.deploy.test_bundle import current_version, install, make_bundle, wheelhouse  # noqa: F401 (a fixture)
 from tests.support.clips import DEMO_CLIP
 from tests.support.daemon import RunningDaemon, require_demo_model
+from tests.support.om import prepared_om
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def converted(model_dir: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
-    """The conversion's prep as on a machine without atc, with a stand-in OM (as tests/deploy does)."""
-    from deploy.convert import convert
-
-    path = os.environ["PATH"]
-    os.environ["PATH"] = "/nonexistent"
-    try:
-        convert(model_dir, out)
-    finally:
-        os.environ["PATH"] = path
-    (out / "model.om").write_bytes(b"stand-in for the OM atc would write")
-    return out
 
 
 def post_json(url: str, body: dict) -> dict:
@@ -90,10 +77,10 @@ def test_review_export_fine_tune_and_upgrade_the_box(shared_dir, tmp_path, wheel
     # 4. Converted, bundled, and installed over a box that runs the demo model.
     root = tmp_path / "root"
     try:
-        v1 = make_bundle(converted(DEMO_DIR / "model", tmp_path / "om-demo"), tmp_path, root, "1.0.0", DEMO_CLIP,
+        v1 = make_bundle(prepared_om(DEMO_DIR / "model", tmp_path / "om-demo"), tmp_path, root, "1.0.0", DEMO_CLIP,
                          wheelhouse)
         assert install(v1, root).returncode == 0
-        new_om = converted(new_model, tmp_path / "om-new")
+        new_om = prepared_om(new_model, tmp_path / "om-new")
         v2 = make_bundle(new_om, tmp_path, root, "1.1.0", DEMO_CLIP, wheelhouse)
         result = install(v2, root)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -18,21 +18,14 @@ from deploy.bundle import (SDK_PROTOBUF, BundleError, SOURCE_ROOT, Target, box_r
                            download_dependencies, runtime_requirements)
 from deploy.convert import convert
 from tests.support.clips import DEMO_CLIP
+from tests.support.om import prepared_om
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def om_dir(tiny_model_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("om") / "model"
-    env_path = os.environ["PATH"]
-    os.environ["PATH"] = "/nonexistent"
-    try:
-        convert(tiny_model_dir, out)
-    finally:
-        os.environ["PATH"] = env_path
-    (out / "model.om").write_bytes(b"stand-in for the OM atc would write")
-    return out
+    return prepared_om(tiny_model_dir, tmp_path_factory.mktemp("om") / "model")
 
 
 @pytest.fixture(scope="session")
