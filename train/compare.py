@@ -1,5 +1,7 @@
 """`inspector train-compare RUN...`: runs side by side (from each run's config.json and metrics.jsonl), as a
-markdown table: what the run did, its held-out mAP@0.5 at the end and at its best evaluation."""
+markdown table: what the run did, its held-out mAP@0.5 at the end and at its best evaluation. Runs that differ
+only by their seed are then summed up in a second table, one row per strategy and share of labels: the mean and
+range over the seeds of the final figures."""
 
 from __future__ import annotations
 
@@ -21,9 +23,22 @@ def describe(config: dict) -> str:
                                                                      if t.get("unfreeze_epoch") else ""))
     if t.get("rifle_every"):
         parts.append(f"RIFLE every {t['rifle_every']} epochs")
+    if t.get("l2sp"):
+        parts.append(f"L2-SP {t['l2sp']:g}")
     if (config.get("optim") or {}).get("backbone_lr_scale", 1.0) != 1.0:
         parts.append(f"backbone lr x{config['optim']['backbone_lr_scale']}")
     return ", ".join(parts)
+
+
+def labels(config: dict) -> str:
+    """The share of the training labels the run kept (data.label_fraction), e.g. `25% (broken, missing-cap)`."""
+    fractions = (config.get("data") or {}).get("label_fraction") or {}
+    if not fractions:
+        return "all"
+    shares = sorted(set(fractions.values()))
+    if len(shares) == 1:
+        return f"{shares[0]:.0%} ({', '.join(fractions)})"
+    return ", ".join(f"{name} {share:.0%}" for name, share in fractions.items())
 
 
 def summarise(run: pathlib.Path) -> dict:
@@ -34,7 +49,9 @@ def summarise(run: pathlib.Path) -> dict:
         raise ValueError(f"{run}: no evaluation in metrics.jsonl yet")
     final, best = evaluated[-1], max(evaluated, key=lambda r: r["mAP50"])
     last = [r["mAP50"] for r in evaluated[-LAST:]]
-    return {"run": run.name, "strategy": describe(config), "epochs": rows[-1]["epoch"],
+    same = {k: v for k, v in config.items() if k not in ("seed", "out")}
+    return {"run": run.name, "strategy": describe(config), "labels": labels(config), "seed": config.get("seed", 0),
+            "group": json.dumps(same, sort_keys=True), "epochs": rows[-1]["epoch"],
             "last_mean": sum(last) / len(last), "last_range": (min(last), max(last)), "last_count": len(last),
             "train_seconds": round(sum(r.get("seconds", 0) for r in rows)), "final": final, "best": best,
             "classes": config["data"]["classes"]}
@@ -58,4 +75,30 @@ def markdown(runs: list[pathlib.Path]) -> str:
         if per_class:
             cells[4:4] = [f"{s['final']['per_class_AP50'].get(c, float('nan')):.3f}" for c in classes]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + over_seeds(summaries, classes))
+
+
+def over_seeds(summaries: list[dict], classes: list[str]) -> list[str]:
+    """The second table: runs alike but for their seed, their final figures as mean (range); none when no two
+    runs are alike."""
+    groups: dict[str, list[dict]] = {}
+    for s in summaries:
+        groups.setdefault(s["group"], []).append(s)
+    if all(len(g) < 2 for g in groups.values()):
+        return []
+
+    def spread(values: list[float]) -> str:
+        return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+    shown = classes if len(classes) > 1 else []  # one class: its AP is the mAP
+    header = ["strategy", "labels", "seeds", "mAP@0.5 (end)"] + [f"{c} AP@0.5 (end)" for c in shown] + \
+        ["mAP@0.5:0.95 (end)"]
+    lines = ["", "Over seeds, mean (range):", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group in groups.values():
+        finals = [g["final"] for g in group]
+        cells = [group[0]["strategy"], group[0]["labels"], ", ".join(str(g["seed"]) for g in group),
+                 spread([f["mAP50"] for f in finals])]
+        cells += [spread([f["per_class_AP50"].get(c, float("nan")) for f in finals]) for c in shown]
+        cells.append(spread([f["mAP50_95"] for f in finals]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

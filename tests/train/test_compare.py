@@ -28,3 +28,22 @@ def test_table_rows_describe_strategies_and_final_and_best(tmp_path):
     assert table[2] == "| scratch | from scratch | 4 | 0.050 | 0.025 | 0.075 (0.050-0.100) | 0.100 (2) | 4 min |"
     assert table[3].startswith("| frozen | from source-insulator, new head, layers 0-25 frozen, RIFLE every 20 "
                                "epochs | 4 | 0.300 |")
+
+
+def test_runs_alike_but_for_their_seed_are_summed_up_per_strategy(tmp_path):
+    def run(name, seed, l2sp, final):
+        path = write_run(tmp_path, name, {"weights": "/r/demo-insulator/best.ckpt", "l2sp": l2sp},
+                         [(5, final / 2), (10, final)])
+        config = json.loads((path / "config.json").read_text())
+        config.update(seed=seed, out=str(path))
+        config["data"]["label_fraction"] = {"defect": 0.25}
+        (path / "config.json").write_text(json.dumps(config))
+        return path
+
+    runs = [run("l2sp-s0", 0, 0.01, 0.2), run("l2sp-s1", 1, 0.01, 0.4), run("plain-s0", 0, None, 0.1)]
+    table = markdown(runs).splitlines()
+    assert table[2].startswith("| l2sp-s0 | from demo-insulator, L2-SP 0.01 | 10 | 0.200 |")
+    summary = table[table.index("Over seeds, mean (range):") + 2:]
+    assert summary[2] == ("| from demo-insulator, L2-SP 0.01 | 25% (defect) | 0, 1 | 0.300 (0.200-0.400) | "
+                          "0.150 (0.100-0.200) |")
+    assert summary[3].startswith("| from demo-insulator | 25% (defect) | 0 | 0.100 (0.100-0.100) |")
