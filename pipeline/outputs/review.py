@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_started ON events (started);
 CREATE INDEX IF NOT EXISTS events_unannounced ON events (announced, revision);
+CREATE INDEX IF NOT EXISTS events_camera ON events (camera, started);
+CREATE INDEX IF NOT EXISTS events_class ON events (class, started);
+CREATE INDEX IF NOT EXISTS events_state ON events (state, started);
 """
 COLUMNS = ("event_id", "camera", "zone", "class", "started", "last_time", "ended", "hits", "score", "box", "frame",
            "snapshot", "state", "note", "reviewed", "revision", "announced")
@@ -77,6 +80,12 @@ class UnknownEvent(RequestRefused):
 
 class NotStored(RequestRefused):
     """The index refused to store a decision (a full or failing disk): nothing changed, try again."""
+
+    status = 503
+
+
+class IndexClosed(RequestRefused):
+    """The daemon is stopping: the index is closed (a request in its last moments)."""
 
     status = 503
 
@@ -167,6 +176,7 @@ class ReviewIndex:
         self._local = threading.local()
         self._connections: List[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self.closed = False
         try:
             with self._db() as db:
                 db.executescript(SCHEMA)
@@ -176,6 +186,8 @@ class ReviewIndex:
                                    f"move it aside (its decisions stay in it) and start again") from exc
 
     def _db(self) -> sqlite3.Connection:
+        if self.closed:
+            raise IndexClosed("the daemon is stopping: the events index is closed")
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
@@ -187,6 +199,7 @@ class ReviewIndex:
         return db
 
     def close(self) -> None:
+        self.closed = True
         with self._connections_lock:
             for db in self._connections:
                 db.close()

@@ -192,3 +192,14 @@ def test_a_decision_the_disk_refuses_is_a_clear_refusal_and_changes_nothing(tmp_
         filler.unlink()
     assert index.get(message(1)["event_id"])["state"] == "open"
     assert index.decide(message(1)["event_id"], {"state": "confirmed"})["state"] == "confirmed"
+
+
+def test_a_request_in_the_daemons_last_moments_is_told_it_is_stopping(tmp_path):
+    from pipeline.outputs.review import IndexClosed
+
+    index = ReviewIndex(tmp_path / "e.sqlite", 1000)
+    index.record(message(1))
+    index.close()
+    with pytest.raises(IndexClosed, match="stopping") as refused:
+        index.query(EventFilter())
+    assert refused.value.status == 503
