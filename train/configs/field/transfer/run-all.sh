@@ -20,7 +20,7 @@ for labels in 25 100; do
     fraction=""
     [ "$labels" = 100 ] && fraction="--set data.label_fraction={}"
     for seed in 0 1; do
-        for name in scratch finetune frozen l2sp rifle; do
+        for name in scratch frozen finetune l2sp rifle; do  # the two ends of the question first
             out="runs/field/transfer/$name-$labels-s$seed"
             if [ -f "$out/export-onnx/manifest.json" ]; then
                 echo "$name, $labels% of the labels, seed $seed: done"
