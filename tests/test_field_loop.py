@@ -18,7 +18,8 @@ from inspector.cli import main
 from pipeline.config import load_config
 from pipeline.demo import DEMO_DIR
 from pipeline.outputs.samples import model_version
-from tests.deploy.test_bundle import current_version, install, make_bundle, wheelhouse  # noqa: F401 (a fixture)
+from tests.deploy.test_bundle import (current_version, install, make_bundle, stop_installed,  # noqa: F401
+                                     wheelhouse)  # a fixture
 from tests.support.clips import DEMO_CLIP
 from tests.support.daemon import RunningDaemon, require_demo_model
 from tests.support.om import prepared_om
@@ -90,8 +91,4 @@ def test_review_export_fine_tune_and_upgrade_the_box(shared_dir, tmp_path, wheel
         status = json.loads((root / "var/lib/inspector/out/status.json").read_text())
         assert status["state"] == "running" and status["cameras"][0]["processed"] > 0
     finally:
-        pid = root / "daemon.pid"
-        if pid.exists():
-            import subprocess
-
-            subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
+        stop_installed(root)

@@ -227,13 +227,16 @@ class AscendDevice(BaseDevice):
         if spec.aipp is None:
             raise DeviceError(f"modelPath {om}: the manifest records no AIPP; the OM would expect RGB, not NV12")
         self.spec = spec
+        # The decoded picture is asked for by the key the resize reads it from (`auto` names none).
+        source = streams.props(streams.resize).get("dataSource")
+        decoded = source if source and source != "auto" else None
         if plan.settings.stage2 is not None:
-            self._check_stage2(streams, plan.spec2, plan.settings)
+            self._check_stage2(streams, plan.spec2, plan.settings, decoded)
         else:
-            source = streams.props(streams.resize).get("dataSource")
-            self.sample_key = source if source and source != "auto" else None
+            self.sample_key = decoded
 
-    def _check_stage2(self, streams: GraphReading, spec2: ModelSpec, settings: DeviceSettings) -> None:
+    def _check_stage2(self, streams: GraphReading, spec2: ModelSpec, settings: DeviceSettings,
+                      decoded: Optional[str]) -> None:
         from pipeline.devices.cutter import CropPlanner
 
         om = pathlib.Path(streams.stage2.model_path or "")
@@ -245,8 +248,8 @@ class AscendDevice(BaseDevice):
             # The host sends NV12 of exactly the model's input size; DVPP's 16-aligned rows would not fit it.
             raise DeviceError(f"stream {streams.stage2.stream}: the second model's input {spec2.input_width}x"
                               f"{spec2.input_height}: the width must be a multiple of 16 and the height even")
-        self.picture_key = streams.props(streams.resize).get("dataSource")
-        if not self.picture_key or self.picture_key == "auto":
+        self.picture_key = decoded
+        if decoded is None:
             raise DeviceError(f"element {streams.resize}: with a second stage its dataSource must name the decoded "
                               f"picture (the host crops from it)")
         self.spec2 = spec2

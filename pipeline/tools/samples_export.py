@@ -15,6 +15,7 @@ decision, and the models that made the pre-labels.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -57,7 +58,7 @@ def decisions(index_file: Optional[pathlib.Path]) -> Dict[str, dict]:
     if index_file is None or not index_file.is_file():
         return {}
     try:
-        with sqlite3.connect(f"file:{index_file}?mode=ro", uri=True) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{index_file}?mode=ro", uri=True)) as db:
             rows = db.execute("SELECT event_id, state, note, box, class FROM events").fetchall()
     except sqlite3.Error as exc:
         raise SamplesError(f"{index_file}: cannot read the review index: {exc}") from exc

@@ -62,6 +62,13 @@ def install(bundle, root, *extra, timeout=300, offline=False):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def stop_installed(root) -> None:
+    """The daemon an install started (its pid in <root>/daemon.pid), if one is running."""
+    pid = root / "daemon.pid"
+    if pid.exists():
+        subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
+
+
 def current_version(root):
     return os.readlink(root / "opt/inspector/current")
 
@@ -107,9 +114,7 @@ def test_a_cascade_installs_and_runs_as_the_sdks_owner(om_dir, stage2_model_dir,
         status = json.loads((root / "var/lib/inspector/out/status.json").read_text())
         assert status["state"] == "running" and status["cameras"][0]["processed"] > 0
     finally:
-        pid = root / "daemon.pid"
-        if pid.exists():
-            subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
+        stop_installed(root)
 
 
 @pytest.mark.slow
@@ -152,9 +157,7 @@ def test_install_upgrade_and_rollback(om_dir, tmp_path, wheelhouse):
         status = json.loads((root / "var/lib/inspector/out/status.json").read_text())
         assert status["state"] == "running"
     finally:
-        pid = root / "daemon.pid"
-        if pid.exists():
-            subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
+        stop_installed(root)
 
 
 def test_tampered_bundle_is_refused(om_dir, tmp_path, wheelhouse):
@@ -283,9 +286,7 @@ def test_offline_install_with_no_network_at_all(om_dir, tmp_path, wheelhouse):
         log = (root / "daemon.log").read_text()
         assert "no-cann/set_env.sh not found: the MindX SDK will not import" in log
     finally:
-        pid = root / "daemon.pid"
-        if pid.exists():
-            subprocess.run(["bash", "-c", f"kill $(cat {pid}) 2>/dev/null; sleep 1"])
+        stop_installed(root)
 
 
 @pytest.mark.slow
