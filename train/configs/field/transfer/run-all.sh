@@ -13,7 +13,7 @@ strategy() {  # name: the overrides of defects.yaml (a fine-tune) that make it
         finetune) echo "" ;;
         frozen) echo "--set transfer.freeze_layers=26" ;;  # yolov4-tiny-half's backbone, BatchNorm too
         l2sp) echo "--set transfer.l2sp=0.01" ;;
-        rifle) echo "--set transfer.rifle_every=10" ;;  # the head re-initialised at epochs 10 and 20
+        rifle) echo "--set transfer.rifle_every=10" ;;  # the head re-initialised at epochs 10, 20 ... 60
     esac
 }
 for labels in 25 100; do
