@@ -17,3 +17,12 @@ def sdk_home(tmp_path, monkeypatch):
     # threads keep the process from exiting. Stopped here so that one such failure cannot hang the test run.
     leftovers = fake_mindx.stop_leftovers()
     assert not leftovers, "InitManager without DestroyAllStreams: the SDK's threads would keep the process alive"
+
+
+@pytest.fixture()
+def dev_root(tmp_path):
+    """A /dev with one NPU node (davinci0), for the device's device-id check."""
+    root = tmp_path / "dev"
+    root.mkdir()
+    (root / "davinci0").touch()
+    return root

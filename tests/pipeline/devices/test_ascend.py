@@ -35,14 +35,6 @@ def om_dir(tiny_model_dir, tmp_path, monkeypatch):
     return out
 
 
-@pytest.fixture()
-def dev_root(tmp_path):
-    root = tmp_path / "dev"
-    root.mkdir()
-    (root / "davinci0").touch()
-    return root
-
-
 def wait_for(condition, timeout=30.0):
     deadline = time.monotonic() + timeout
     while not condition():

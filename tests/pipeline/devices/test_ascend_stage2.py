@@ -20,7 +20,7 @@ from pipeline.devices.cutter import CropPlanner
 from pipeline.stage2 import device_stage2
 from pipeline.graph import STAGE2_STREAM, render_graph
 from tests.pipeline.devices import fake_mindx
-from tests.pipeline.devices.test_ascend import dev_root, run_daemon, wait_for  # noqa: F401 (fixture)
+from tests.pipeline.devices.test_ascend import run_daemon, wait_for
 
 WIDTH, HEIGHT = 640, 480
 CHILD = (30.0, 30.0, 60.0, 60.0)  # where the stand-in second model finds a defect in every crop (model pixels)

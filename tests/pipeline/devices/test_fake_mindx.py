@@ -2,10 +2,8 @@
 DeviceManager.cpp, MxpiTensorInfer.cpp): a test that passes only because the double is lenient is a defect, so
 the double's strictness is itself tested."""
 
-import base64
 import json
 import os
-import threading
 
 import numpy as np
 import pytest
