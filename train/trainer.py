@@ -499,12 +499,20 @@ class Trainer:
         return optimizer
 
     def load_optimizer_state(self, optimizer, state: dict) -> None:
-        """Optimiser state (momentum buffers...) under the names this optimiser gives them."""
-        own = {p.name for p in optimizer.get_parameters()} | set(optimizer.parameters_dict())
-        moments = {k: v for k, v in state.items() if k in own and k not in network_parameters(self.network)
-                   and not k.startswith("learning_rate")}  # the schedule is rebuilt from the config
-        ms.load_param_into_net(optimizer, moments)
-        logger.info("resumed %d optimiser state tensors", len(moments))
+        """Optimiser state (momentum buffers, its step) by exact name, written into the optimiser's own
+        parameters only. Not `load_param_into_net`: for the weights it does not find by name (an L2-SP loss
+        wraps the network, so the optimiser knows them as `loss.network...` while the checkpoint says
+        `network...`) it strips a prefix from another entry, and so wrote each weight's momentum buffer into
+        the weight itself. The weights were loaded with the rest of the checkpoint; the schedule is rebuilt
+        from the config."""
+        weights = {id(param) for param in network_parameters(self.network).values()}
+        loaded = 0
+        for param in optimizer.parameters_dict().values():
+            if id(param) in weights or param.name.startswith("learning_rate") or param.name not in state:
+                continue
+            param.set_data(state[param.name])
+            loaded += 1
+        logger.info("resumed %d optimiser state tensors", loaded)
 
     def train_epoch(self, epoch: int) -> dict:
         """One pass over this rank's shard; the epoch's record (loss, lr, time, throughput)."""

@@ -74,6 +74,40 @@ def test_resume_continues_where_it_stopped(data_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("l2sp", [None, 100.0], ids=["plain", "l2sp"])
+def test_a_resumed_run_starts_from_its_checkpoint(data_dir, tmp_path, weights_factory, l2sp):
+    """The weights and momentum buffers a resumed run's first epoch starts with are last.ckpt's, also where the
+    loss wraps the network (L2-SP), whose optimiser knows the weights under other names than the checkpoint."""
+    import mindspore as ms
+
+    start = weights_factory("yolov4-tiny-half", 2, seed=11)
+
+    def run_config(epochs):
+        return config(data_dir, tmp_path / "run", epochs=epochs, eval_every=5, export_formats=[],
+                      transfer={"weights": str(start), "l2sp": l2sp, "reinit_head": True})
+
+    trainer_module.train(run_config(1), progress=False)
+    saved = {name: value.asnumpy() for name, value in
+             ms.load_checkpoint(str(tmp_path / "run" / "last.ckpt")).items()}
+    resumed = trainer_module.Trainer(run_config(2), progress=False)
+    seen = {}
+    first_epoch = resumed.train_epoch
+
+    def capture(epoch):
+        seen["weights"] = {n: p.asnumpy().copy() for n, p in network_parameters(resumed.network).items()}
+        seen["moments"] = {p.name: p.asnumpy().copy() for p in resumed.step.optimizer.parameters_dict().values()
+                           if p.name.startswith("moments.")}
+        return first_epoch(epoch)
+
+    resumed.train_epoch = capture
+    resumed.fit(resume=True)
+    assert seen["moments"] and set(seen["moments"]) <= set(saved)
+    assert not [n for n, w in seen["weights"].items() if not np.array_equal(w, saved[f"network.{n}"])]
+    assert not [n for n, m in seen["moments"].items() if not np.array_equal(m, saved[n])]
+    assert any(np.abs(m).max() > 0 for m in seen["moments"].values())  # a trained epoch's buffers, not zeros
+
+
+@pytest.mark.slow
 def test_frozen_layers_do_not_change(data_dir, tmp_path, monkeypatch):
     captured = {}
     original = trainer_module.build_targets
