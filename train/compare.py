@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+from core.errors import UserError
+
 LAST = 5  # evaluations averaged: on a small held-out set one evaluation is noisy
 
 
@@ -42,11 +44,13 @@ def labels(config: dict) -> str:
 
 
 def summarise(run: pathlib.Path) -> dict:
+    if not (run / "config.json").is_file() or not (run / "metrics.jsonl").is_file():
+        raise UserError(f"{run}: not a training run (a run directory holds config.json and metrics.jsonl)")
     config = json.loads((run / "config.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     evaluated = [r for r in rows if "mAP50" in r]
     if not evaluated:
-        raise ValueError(f"{run}: no evaluation in metrics.jsonl yet")
+        raise UserError(f"{run}: no evaluation in metrics.jsonl yet")
     final, best = evaluated[-1], max(evaluated, key=lambda r: r["mAP50"])
     last = [r["mAP50"] for r in evaluated[-LAST:]]
     same = {k: v for k, v in config.items() if k not in ("seed", "out")}

@@ -47,3 +47,15 @@ def test_runs_alike_but_for_their_seed_are_summed_up_per_strategy(tmp_path):
     assert summary[2] == ("| from demo-insulator, L2-SP 0.01 | 25% (defect) | 0, 1 | 0.300 (0.200-0.400) | "
                           "0.150 (0.100-0.200) |")
     assert summary[3].startswith("| from demo-insulator | 25% (defect) | 0 | 0.100 (0.100-0.100) |")
+
+
+def test_what_is_not_a_finished_run_is_one_line_naming_it(tmp_path, capsys):
+    from inspector.cli import main
+
+    run = write_run(tmp_path, "early", {}, [(1, None)])
+    (tmp_path / "compare.md").write_text("| a table |\n")  # what a glob over a folder of banked runs also finds
+    for path, message in ((tmp_path / "compare.md", "not a training run"),
+                          (run, "no evaluation in metrics.jsonl yet")):
+        assert main(["train-compare", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}: {message}" in err and "Traceback" not in err
