@@ -502,7 +502,7 @@ class Trainer:
         """Optimiser state (momentum buffers, its step) by exact name, written into the optimiser's own
         parameters only. Not `load_param_into_net`: for the weights it does not find by name (an L2-SP loss
         wraps the network, so the optimiser knows them as `loss.network...` while the checkpoint says
-        `network...`) it strips a prefix from another entry, and so wrote each weight's momentum buffer into
+        `network...`) it strips a prefix from another entry and would write each weight's momentum buffer into
         the weight itself. The weights were loaded with the rest of the checkpoint; the schedule is rebuilt
         from the config."""
         weights = {id(param) for param in network_parameters(self.network).values()}
