@@ -5,8 +5,15 @@
 #   sh train/configs/field/transfer/run-all.sh
 # then, side by side:
 #   inspector train-compare runs/field/transfer/*
+# SOURCE=<checkpoint> starts every strategy but scratch from another model, OUT=<folder> puts the runs there:
+# the insulator-only source, which never saw a defect label (docs/transfer.md):
+#   inspector train --config train/configs/transfer/source-insulator.yaml
+#   SOURCE=runs/transfer/source-insulator/best.ckpt OUT=runs/field/transfer-clean sh train/configs/field/transfer/run-all.sh
 set -eu
 config=train/configs/field/transfer/defects.yaml
+root=${OUT:-runs/field/transfer}
+source=""
+[ -n "${SOURCE:-}" ] && source="--set transfer.weights=$(realpath "$SOURCE")"  # --set paths: relative to the config
 strategy() {  # name: the overrides of defects.yaml (a fine-tune) that make it
     case "$1" in
         scratch) echo "--set transfer.weights=null" ;;
@@ -21,13 +28,13 @@ for labels in 25 100; do
     [ "$labels" = 100 ] && fraction="--set data.label_fraction={}"
     for seed in 0 1; do
         for name in scratch frozen finetune l2sp rifle; do  # the two ends of the question first
-            out="runs/field/transfer/$name-$labels-s$seed"
+            out="$root/$name-$labels-s$seed"
             if [ -f "$out/export-onnx/manifest.json" ]; then
                 echo "$name, $labels% of the labels, seed $seed: done"
                 continue
             fi
             # shellcheck disable=SC2046  # the overrides are words
-            inspector train --config "$config" --out "$out" --seed "$seed" $(strategy "$name") $fraction \
+            inspector train --config "$config" --out "$out" --seed "$seed" $source $(strategy "$name") $fraction \
                 --resume --no-progress
         done
     done
