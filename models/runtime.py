@@ -59,7 +59,7 @@ class MindSporeSession(RuntimeSession):
 
         ms.set_context(mode=ms.GRAPH_MODE)
         if threads:
-            ms.set_context(runtime_num_threads=threads)  # noqa: deprecated alias kept for 2.x
+            ms.set_context(runtime_num_threads=threads)  # a deprecated alias, kept for 2.x
         self.cell = nn.GraphCell(ms.load(str(path)))
         self._ms = ms
 
