@@ -80,7 +80,6 @@ def main() -> None:
     cascade._sessions.put(session2)
     cascade._cut_stacked = timed("stage 2: cut, letterbox, AIPP", cascade._cut_stacked)
     cascade.planner.plan = timed("stage 2: decode stage 1, plan", cascade.planner.plan)
-    crops = 0
     for repeat in range(args.repeat):
         spent.clear()
         started = time.process_time()
