@@ -183,6 +183,14 @@ class GraphReading:
     def model_path(self) -> Optional[str]:
         return self.props(self.infer).get("modelPath")
 
+    @property
+    def decoded_picture_key(self) -> Optional[str]:
+        """The element the resize reads the decoded picture from: the key the Ascend device asks for that
+        picture by. None where it reads `auto` (visionsdk/plugins.md: dataSource defaults to auto), which names
+        no key; an empty value is read the same."""
+        source = self.props(self.resize).get("dataSource")
+        return source if source and source != "auto" else None
+
 
 def _targets(next_value) -> List[str]:
     if next_value is None:
@@ -449,8 +457,7 @@ def _check_flow(reading: GraphReading, where: str) -> List[str]:
                             f"no metadata, so nothing is forwarded under {merge!r} and the resize passes the frame "
                             f"unresized (MxpiParallel2Serial.cpp); name the decoders")
     if reading.resize and merges:
-        data_source = reading.props(reading.resize).get("dataSource", "auto")
-        if data_source == "auto":
+        if reading.decoded_picture_key is None:
             problems.append(f"{where}: element {reading.resize!r}: no dataSource; after {merges[0]!r} it must read "
                             f"{merges[0]!r} explicitly")
     return problems

@@ -97,8 +97,7 @@ def check_run(config: DaemonConfig, source: str = "config", graph: Optional[dict
                                         for_mock=for_mock or config.device == "mock", device=config.device)
         found.warnings += reading_warnings(streams, graph_source)
         if (config.samples.enabled and config.device == "ascend" and config.stage2 is None
-                and streams.props(streams.resize).get("dataSource") in (None, "", "auto")):
-            # The device asks for the decoded picture by the key the resize reads it from.
+                and streams.decoded_picture_key is None):
             found.warnings.append(f"{graph_source}: samples.enabled: element {streams.resize!r} reads `auto`, so the "
                                   f"Ascend device has no key to ask the decoded picture by and keeps no frame; "
                                   f"name its dataSource (the rendered graph names mxpi_parallel2serial0)")

@@ -227,9 +227,7 @@ class AscendDevice(BaseDevice):
         if spec.aipp is None:
             raise DeviceError(f"modelPath {om}: the manifest records no AIPP; the OM would expect RGB, not NV12")
         self.spec = spec
-        # The decoded picture is asked for by the key the resize reads it from (`auto` names none).
-        source = streams.props(streams.resize).get("dataSource")
-        decoded = source if source and source != "auto" else None
+        decoded = streams.decoded_picture_key
         if plan.settings.stage2 is not None:
             self._check_stage2(streams, plan.spec2, plan.settings, decoded)
         else:
