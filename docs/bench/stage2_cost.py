@@ -14,15 +14,14 @@ import types
 
 sys.path.insert(0, ".")
 import av  # noqa: E402
-import numpy as np  # noqa: E402
 
 from models.aipp import AippConfig  # noqa: E402
-from models.letterbox import letterbox_geometry  # noqa: E402
 from models.runtime import open_session  # noqa: E402
 from models.spec import ModelSpec  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.devices.mock.infer import prepare_batch  # noqa: E402
 from pipeline.devices.mock.stage2 import CropInference  # noqa: E402
-from pipeline.devices.nv12 import dvpp_background, frame_to_nv12, letterbox_nv12  # noqa: E402
+from pipeline.devices.nv12 import dvpp_background, frame_to_nv12  # noqa: E402
 from pipeline.stage2 import device_stage2  # noqa: E402
 
 BATCH = 4
@@ -61,16 +60,9 @@ def main() -> None:
     aipp1 = AippConfig.for_model(spec1)
     pad = spec1.letterbox.pad_value
     pad_y, pad_uv, _ = dvpp_background(pad, pad, pad)
-    h, w = spec1.input_height, spec1.input_width
 
     def stage1(batch):
-        tensor = np.zeros((BATCH, 3, h, w), np.float32)
-        geometries = []
-        for i, frame in enumerate(batch):
-            geometry = letterbox_geometry(frame.info.width, frame.info.height, w, h, spec1.letterbox.placement)
-            resized = letterbox_nv12(frame.nv12, frame.info.width, frame.info.height, geometry, pad_y, pad_uv)
-            aipp1.apply_nv12(resized, h, w, out=tensor[i])
-            geometries.append(geometry)
+        tensor, geometries = prepare_batch(batch, BATCH, spec1, aipp1, pad_y, pad_uv)
         return geometries, run1(tensor)
 
     cascade = CropInference(spec1, spec2, f"{config.stage2.model}/{spec2.model_file}",

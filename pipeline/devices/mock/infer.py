@@ -46,6 +46,22 @@ def choose_gear(available: int, gears: tuple[int, ...], strategy: str) -> int:
     return upper[0] if upper[0] - available <= available - lower[-1] else lower[-1]
 
 
+def prepare_batch(frames: list, gear: int, spec: ModelSpec, aipp: AippConfig, pad_y: int,
+                  pad_uv: int) -> tuple[np.ndarray, list]:
+    """The network input of a batch of NV12 frames, padded with zeros up to `gear`: each frame letterboxed as VPC
+    does (padding bytes `pad_y`, `pad_uv`) and AIPP-converted into its slot; and each frame's geometry."""
+    h, w = spec.input_height, spec.input_width
+    batch = np.zeros((gear, 3, h, w), dtype=np.float32)
+    geometries = []
+    for i, frame in enumerate(frames):
+        info = frame.info
+        geometry = letterbox_geometry(info.width, info.height, w, h, spec.letterbox.placement)
+        resized = letterbox_nv12(frame.nv12, info.width, info.height, geometry, pad_y, pad_uv)
+        aipp.apply_nv12(resized, h, w, out=batch[i])
+        geometries.append(geometry)
+    return batch, geometries
+
+
 @dataclasses.dataclass(frozen=True)
 class InferSettings:
     model_file: str
@@ -160,15 +176,7 @@ class InferenceEngine:
             self._slots.release()
 
     def _run_batch(self, frames: list, gear: int) -> tuple:
-        h, w = self.spec.input_height, self.spec.input_width
-        batch = np.zeros((gear, 3, h, w), dtype=np.float32)
-        geometries = []
-        for i, frame in enumerate(frames):
-            info = frame.info
-            geometry = letterbox_geometry(info.width, info.height, w, h, self.spec.letterbox.placement)
-            resized = letterbox_nv12(frame.nv12, info.width, info.height, geometry, self._pad_y, self._pad_uv)
-            self.aipp.apply_nv12(resized, h, w, out=batch[i])
-            geometries.append(geometry)
+        batch, geometries = prepare_batch(frames, gear, self.spec, self.aipp, self._pad_y, self._pad_uv)
         session = self._sessions.get()
         try:
             started = time.perf_counter()
