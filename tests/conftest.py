@@ -40,6 +40,18 @@ def weights_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory) -> pathlib.Path:
+    """This machine's runtime dependency wheels, downloaded once per session (pip's cache makes it cheap after the
+    install) and handed to every test bundle as --find-links."""
+    from deploy.bundle import Target, build_wheel, download_dependencies, runtime_requirements
+
+    directory = tmp_path_factory.mktemp("wheelhouse")
+    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
+    download_dependencies(runtime_requirements(wheel), Target.host(), directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> pathlib.Path:
     """YOLOv4-tiny at quarter width, 320x320, for ['insulator', 'defect'] with deterministic random weights,
     exported to ONNX (dynamic batch, gears 1,2,4,8): the model the daemon tests run. Committed

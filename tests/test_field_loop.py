@@ -18,8 +18,7 @@ from inspector.cli import main
 from pipeline.config import load_config
 from pipeline.demo import DEMO_DIR
 from pipeline.outputs.samples import model_version
-from tests.deploy.test_bundle import (current_version, install, make_bundle, stop_installed,  # noqa: F401
-                                     wheelhouse)  # a fixture
+from tests.deploy.test_bundle import current_version, install, make_bundle, stop_installed
 from tests.support.clips import DEMO_CLIP
 from tests.support.daemon import RunningDaemon, require_demo_model
 from tests.support.om import prepared_om

@@ -28,16 +28,6 @@ def om_dir(tiny_model_dir, tmp_path_factory):
     return prepared_om(tiny_model_dir, tmp_path_factory.mktemp("om") / "model")
 
 
-@pytest.fixture(scope="session")
-def wheelhouse(tmp_path_factory):
-    """This machine's runtime dependency wheels, downloaded once (pip's cache makes it cheap after the install)
-    and handed to every test bundle as --find-links."""
-    directory = tmp_path_factory.mktemp("wheelhouse")
-    wheel = build_wheel(tmp_path_factory.mktemp("wheel"))
-    download_dependencies(runtime_requirements(wheel), Target.host(), directory)
-    return directory
-
-
 def make_bundle(om_dir, tmp, root, version, camera_url, wheelhouse):
     config = tmp / f"daemon-{version}.yaml"
     config.write_text(yaml.safe_dump({
