@@ -68,7 +68,11 @@ def test_a_person_marks_a_false_alarm_in_the_browser(tmp_path, monkeypatch):
             card.wait_for(timeout=30_000)
             event_id = card.get_attribute("id").removeprefix("event-")
             assert card.get_attribute("data-state") == "open"
-            assert card.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+            # The snapshot is its own request, lazily loaded and slow on a loaded machine, and the list is drawn
+            # anew every 10 s: wait until the first card's picture has arrived (a missing one never does).
+            page.wait_for_function("() => { const img = document.querySelector('.event img');"
+                                   " return img !== null && img.complete && img.naturalWidth > 0; }",
+                                   timeout=30_000)
             page.screenshot(path=str(tmp_path / "events-open.png"), full_page=True)
 
             card.locator("input").fill("a gull on the crossarm")
