@@ -75,6 +75,19 @@ def letterboxed_sizes(samples, input_size: int) -> np.ndarray:
     return np.concatenate(sizes) if sizes else np.zeros((0, 2))
 
 
+def box_labels(samples) -> np.ndarray:
+    """(N,) class index of every box of `samples`, in the order of letterboxed_sizes."""
+    labels = [np.asarray(sample.labels, np.int64).reshape(-1) for sample in samples]
+    return np.concatenate(labels) if labels else np.zeros(0, np.int64)
+
+
+def fitness_per_class(sizes: np.ndarray, labels: np.ndarray, class_names, anchors, threshold: float) -> dict:
+    """{class: boxes and fitness} for each class with boxes: a mean over all boxes hides a class the anchors
+    miss when others are many."""
+    return {name: {"boxes": int((labels == k).sum()), **fitness(sizes[labels == k], anchors, threshold).to_dict()}
+            for k, name in enumerate(class_names) if (labels == k).any()}
+
+
 def anchors_for_cfg(sizes: np.ndarray, cfg, seed: int = 0) -> tuple[np.ndarray, list[int]]:
     """All of a cfg's anchor slots, fitted: as many anchors as its heads use (yolov4-tiny's masks 1,2,3 and 3,4,5
     leave slot 0 unused), sorted by area into the used slots, an unused slot given the smallest. Returns (the

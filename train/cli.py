@@ -181,7 +181,7 @@ def _bench(args) -> int:
 
 def _anchors(args) -> int:
     """Fitted on the training pictures (the held-out ones stay unseen), measured in model-input pixels."""
-    from models.anchors import anchors_for_cfg, fitness, letterboxed_sizes
+    from models.anchors import anchors_for_cfg, box_labels, fitness, fitness_per_class, letterboxed_sizes
     from models.darknet_cfg import parse_cfg
     from train.config import load_train_config
     from train.datasets import split_sources
@@ -195,6 +195,7 @@ def _anchors(args) -> int:
     else:
         train_set, _ = split_sources(data.source_list(), data.classes, data.val_fraction, data.split_seed)
     sizes = letterboxed_sizes(train_set.samples, config.input_size)
+    labels = box_labels(train_set.samples)
     cfg = parse_cfg(config.cfg, classes=len(data.classes), height=config.input_size, width=config.input_size,
                     anchors=config.anchors)
     fitted, used = anchors_for_cfg(sizes, cfg, args.seed)
@@ -204,9 +205,11 @@ def _anchors(args) -> int:
               "slots_used": used,  # by the heads' masks: fitness counts only these
               "box_size_percentiles": {p: [round(float(v), 1) for v in np.percentile(sizes, p, axis=0)]
                                        for p in (5, 50, 95)},
-              "current": {"anchors": current.tolist(), **fitness(sizes, current[used], threshold).to_dict()},
+              "current": {"anchors": current.tolist(), **fitness(sizes, current[used], threshold).to_dict(),
+                          "per_class": fitness_per_class(sizes, labels, data.classes, current[used], threshold)},
               "fitted": {"anchors": [[round(float(w), 1), round(float(h), 1)] for w, h in fitted],
-                         **fitness(sizes, fitted[used], threshold).to_dict()}}
+                         **fitness(sizes, fitted[used], threshold).to_dict(),
+                         "per_class": fitness_per_class(sizes, labels, data.classes, fitted[used], threshold)}}
     print(json.dumps(report))
     pairs = ", ".join(f"[{w}, {h}]" for w, h in report["fitted"]["anchors"])
     print(f"# for {args.config}:\nanchors: [{pairs}]", file=sys.stderr)

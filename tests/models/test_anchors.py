@@ -54,6 +54,12 @@ def test_the_anchors_command_prints_a_key_for_the_training_config(tmp_path, caps
     assert len(report["fitted"]["anchors"]) == 6 and report["fitted"]["mean_iou"] > report["current"]["mean_iou"]
     # yolov4-tiny's heads use slots 1-5 (masks 1,2,3 and 3,4,5): five anchors fitted, slot 0 unused.
     assert report["slots_used"] == [1, 2, 3, 4, 5] and report["fitted"]["anchors"][0] == report["fitted"]["anchors"][1]
+    # Per class too: the boxes of each class count once, and the overall mean is their weighted mean.
+    for key in ("current", "fitted"):
+        per_class = report[key]["per_class"]
+        assert set(per_class) == {"box", "disc"} and sum(c["boxes"] for c in per_class.values()) == report["boxes"]
+        weighted = sum(c["boxes"] * c["mean_iou"] for c in per_class.values()) / report["boxes"]
+        assert weighted == pytest.approx(report[key]["mean_iou"], abs=1e-3)
     line = captured.err.strip().splitlines()[-1]
     assert line.startswith("anchors: [[") and len(yaml.safe_load(line)["anchors"]) == 6
     # The printed key is the training config's own: the network and its export take it.
