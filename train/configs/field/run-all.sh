@@ -27,3 +27,4 @@ fi
 echo "cascade: done ($stage2/cascade-eval.json)"
 run anchors train/configs/field/anchors.yaml runs/field/anchors
 run stride8 train/configs/field/stride8.yaml runs/field/stride8
+run native train/configs/field/native.yaml runs/field/native
