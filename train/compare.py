@@ -1,5 +1,6 @@
 """`inspector train-compare RUN...`: runs side by side (from each run's config.json and metrics.jsonl), as a
-markdown table: what the run did, its held-out mAP@0.5 at the end and at its best evaluation. Runs that differ
+markdown table: what the run did, its held-out mAP@0.5 at the end (per class, and per source when the runs
+read several) and at its best evaluation. Runs that differ
 only by their seed are then summed up in a second table, one row per strategy and share of labels: the mean and
 range over the seeds of the final figures."""
 
@@ -58,17 +59,29 @@ def summarise(run: pathlib.Path) -> dict:
             "group": json.dumps(same, sort_keys=True), "epochs": rows[-1]["epoch"],
             "last_mean": sum(last) / len(last), "last_range": (min(last), max(last)), "last_count": len(last),
             "train_seconds": round(sum(r.get("seconds", 0) for r in rows)), "final": final, "best": best,
-            "classes": config["data"]["classes"]}
+            "classes": config["data"]["classes"], "sources": list(final.get("per_source") or {})}
+
+
+def source_map(final: dict, source: str) -> float:
+    return ((final.get("per_source") or {}).get(source) or {}).get("mAP50", float("nan"))
+
+
+def shown_sources(summaries: list[dict]) -> list[str]:
+    """The sources of the first run, when it has several: each one's own mAP is a column."""
+    sources = summaries[0]["sources"]
+    return sources if len(sources) > 1 else []
 
 
 def markdown(runs: list[pathlib.Path]) -> str:
     summaries = [summarise(r) for r in runs]
     classes = summaries[0]["classes"]
     per_class = len(classes) > 1
+    sources = shown_sources(summaries)
     header = ["run", "strategy", "epochs", "mAP@0.5 (end)", "mAP@0.5:0.95 (end)",
               f"mAP@0.5, last {LAST} evaluations: mean (range)", "best mAP@0.5 (epoch)", "train time"]
     if per_class:
         header[4:4] = [f"{c} AP@0.5 (end)" for c in classes]
+    header[4:4] = [f"{source} mAP@0.5 (end)" for source in sources]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
         cells = [s["run"], s["strategy"], str(s["epochs"]), f"{s['final']['mAP50']:.3f}",
@@ -78,6 +91,7 @@ def markdown(runs: list[pathlib.Path]) -> str:
                  f"{s['train_seconds'] / 60:.0f} min"]
         if per_class:
             cells[4:4] = [f"{s['final']['per_class_AP50'].get(c, float('nan')):.3f}" for c in classes]
+        cells[4:4] = [f"{source_map(s['final'], source):.3f}" for source in sources]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + over_seeds(summaries, classes))
 
@@ -95,13 +109,15 @@ def over_seeds(summaries: list[dict], classes: list[str]) -> list[str]:
         return f"{sum(values) / len(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
     shown = classes if len(classes) > 1 else []  # one class: its AP is the mAP
-    header = ["strategy", "labels", "seeds", "mAP@0.5 (end)"] + [f"{c} AP@0.5 (end)" for c in shown] + \
-        ["mAP@0.5:0.95 (end)"]
+    sources = shown_sources(summaries)
+    header = ["strategy", "labels", "seeds", "mAP@0.5 (end)"] + [f"{source} mAP@0.5 (end)" for source in sources] + \
+        [f"{c} AP@0.5 (end)" for c in shown] + ["mAP@0.5:0.95 (end)"]
     lines = ["", "Over seeds, mean (range):", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for group in groups.values():
         finals = [g["final"] for g in group]
         cells = [group[0]["strategy"], group[0]["labels"], ", ".join(str(g["seed"]) for g in group),
                  spread([f["mAP50"] for f in finals])]
+        cells += [spread([source_map(f, source) for f in finals]) for source in sources]
         cells += [spread([f["per_class_AP50"].get(c, float("nan")) for f in finals]) for c in shown]
         cells.append(spread([f["mAP50_95"] for f in finals]))
         lines.append("| " + " | ".join(cells) + " |")

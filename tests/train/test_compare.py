@@ -59,3 +59,22 @@ def test_what_is_not_a_finished_run_is_one_line_naming_it(tmp_path, capsys):
         assert main(["train-compare", str(path)]) == 1
         err = capsys.readouterr().err
         assert f"{path}: {message}" in err and "Traceback" not in err
+
+
+def test_runs_over_several_sources_show_each_sources_map(tmp_path):
+    def run(name, seed, idd, cplid):
+        path = write_run(tmp_path, name, {}, [(10, (idd + cplid) / 2)])
+        rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+        rows[-1]["per_source"] = {"idd": {"mAP50": idd}, "cplid": {"mAP50": cplid}}
+        (path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        config = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps({**config, "seed": seed, "out": str(path)}))
+        return path
+
+    table = markdown([run("s0", 0, 0.1, 0.5), run("s1", 1, 0.3, 0.7)]).splitlines()
+    assert table[0].startswith("| run | strategy | epochs | mAP@0.5 (end) | idd mAP@0.5 (end) | cplid mAP@0.5 (end) |")
+    assert table[2].startswith("| s0 | from scratch | 10 | 0.300 | 0.100 | 0.500 |")
+    summary = table[table.index("Over seeds, mean (range):") + 2:]
+    assert summary[0].startswith("| strategy | labels | seeds | mAP@0.5 (end) | idd mAP@0.5 (end) | cplid mAP@0.5")
+    assert summary[2].startswith("| from scratch | all | 0, 1 | 0.400 (0.300-0.500) | 0.200 (0.100-0.300) | "
+                                 "0.600 (0.500-0.700) |")
