@@ -1,8 +1,7 @@
 """`inspector train-compare RUN...`: runs side by side (from each run's config.json and metrics.jsonl), as a
 markdown table: what the run did, its held-out mAP@0.5 at the end (per class, and per source when the runs
-read several) and at its best evaluation. Runs that differ
-only by their seed are then summed up in a second table, one row per strategy and share of labels: the mean and
-range over the seeds of the final figures."""
+read several) and at its best evaluation. Runs that differ only by their seed are then summed up in a second
+table, one row per strategy and share of labels: the mean and range over the seeds of the final figures."""
 
 from __future__ import annotations
 
