@@ -6,7 +6,8 @@ boxes mapped back and merged across overlapping tiles.
 The rule is either a daemon config's (`inspector eval --config`, pipeline/stage2.py `cascade_rule`: exactly what
 that daemon runs) or `eval_rule`'s (`--stage2`: parents above one score). The children are kept down to
 EVAL_SCORE either way, so their AP integrates the whole precision-recall curve (the daemon's stage-2 threshold is
-a point on it); their NMS and cap are the rule's. Beside the cascade, stage 1's own figures on the same
+a point on it: `at_threshold`, the defects found and missed and the false alarms there); their NMS and cap are the
+rule's. Beside the cascade, stage 1's own figures on the same
 pictures (its own child class, when it has one, is the single-stage baseline).
 """
 
@@ -67,7 +68,9 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
     metrics on its classes and the cascade's on stage 2's, both on these pictures."""
     check_pair(spec1, spec2)
     rule = rule or eval_rule(spec1, spec2)
-    # The children down to EVAL_SCORE whatever the rule's stage-2 thresholds: AP needs the whole curve.
+    deployed = rule.stage2.thresholds
+    # The children down to EVAL_SCORE whatever the rule's stage-2 thresholds: AP needs the whole curve (and
+    # `at_threshold` counts the point on it the rule's thresholds give).
     rule = dataclasses.replace(rule, stage2=dataclasses.replace(rule.stage2,
                                                                 thresholds=(EVAL_SCORE,) * spec2.num_classes))
     stage1_set = relabel(dataset, spec1.class_names)
@@ -84,7 +87,7 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
 
     # One pass of stage 1: its own figures, and the parents of every picture from the same outputs.
     stage1 = evaluate_sources(stage1_set, predict(run1, stage1_set, spec1, on_outputs=cascade))
-    cascade_metrics = evaluate_sources(children_set, results)  # and per source, when there are several
+    cascade_metrics = evaluate_sources(children_set, results, thresholds=deployed)  # and per source
     for metrics in (stage1, cascade_metrics):
         metrics.pop("pr_curves", None)
     return {"pictures": len(dataset.samples), "crops_per_picture": crops_run / max(1, len(dataset.samples)),

@@ -1,4 +1,5 @@
-"""COCO-style evaluation with pycocotools: mAP@0.5, mAP@0.5:0.95, per-class AP@0.5, precision-recall curves.
+"""COCO-style evaluation with pycocotools: mAP@0.5, mAP@0.5:0.95, per-class AP@0.5, precision-recall curves,
+and at a deployment's score thresholds the objects found, missed and the false alarms.
 
 Predictions go through the deployment path: letterbox (models/letterbox.py), the decoded network, the daemon's
 decoding (models/cascade.py `decode`: class-wise NMS, boxes mapped back to image pixels) at a low score
@@ -80,8 +81,9 @@ def coco_ground_truth(dataset: Dataset, leave_out=()) -> dict:
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def coco_evaluate(dataset: Dataset, results: list[dict], leave_out=()) -> dict:
-    """leave_out: sample indices not evaluated (pictures that could not be read)."""
+def coco_evaluate(dataset: Dataset, results: list[dict], leave_out=(), thresholds=None) -> dict:
+    """leave_out: sample indices not evaluated (pictures that could not be read). thresholds: a deployment's
+    score per class; the figures at them are added as `at_threshold` (`at_thresholds`)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -90,9 +92,14 @@ def coco_evaluate(dataset: Dataset, results: list[dict], leave_out=()) -> dict:
         gt.dataset = coco_ground_truth(dataset, set(leave_out))
         gt.createIndex()
         if not results:
-            return {"mAP50": 0.0, "mAP50_95": 0.0, "per_class_AP50": {n: 0.0 for n in dataset.class_names},
-                    "per_class_AP50_95": {n: 0.0 for n in dataset.class_names},
-                    "detections": 0, "pr_curves": {n: [] for n in dataset.class_names}}
+            empty = {"mAP50": 0.0, "mAP50_95": 0.0, "per_class_AP50": {n: 0.0 for n in dataset.class_names},
+                     "per_class_AP50_95": {n: 0.0 for n in dataset.class_names},
+                     "detections": 0, "pr_curves": {n: [] for n in dataset.class_names}}
+            if thresholds is not None:
+                boxes = [a["category_id"] - 1 for a in gt.dataset["annotations"]]
+                empty["at_threshold"] = {name: operating_point(thresholds[k], 0, 0, boxes.count(k))
+                                         for k, name in enumerate(dataset.class_names)}
+            return empty
         dt = gt.loadRes(results)
         evaluator = COCOeval(gt, dt, "bbox")
         evaluator.evaluate()
@@ -105,15 +112,45 @@ def coco_evaluate(dataset: Dataset, results: list[dict], leave_out=()) -> dict:
         per_class[name] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
         p = precision[:, :, k, 0, -1]  # every IoU threshold 0.5:0.95
         per_class_50_95[name] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
-    return {"mAP50": float(evaluator.stats[1]), "mAP50_95": float(evaluator.stats[0]),
-            "per_class_AP50": per_class, "per_class_AP50_95": per_class_50_95, "detections": len(results),
-            "pr_curves": {name: precision[0, :, k, 0, -1].tolist() for k, name in enumerate(dataset.class_names)}}
+    metrics = {"mAP50": float(evaluator.stats[1]), "mAP50_95": float(evaluator.stats[0]),
+               "per_class_AP50": per_class, "per_class_AP50_95": per_class_50_95, "detections": len(results),
+               "pr_curves": {name: precision[0, :, k, 0, -1].tolist() for k, name in enumerate(dataset.class_names)}}
+    if thresholds is not None:
+        metrics["at_threshold"] = at_thresholds(evaluator, dataset.class_names, thresholds)
+    return metrics
 
 
-def evaluate_sources(dataset: Dataset, results: list[dict], leave_out=()) -> dict:
+def at_thresholds(evaluator, class_names, thresholds) -> dict:
+    """What a deployment at these scores reports (one per class), counted at IoU 0.5 over pictures of every
+    size as AP@0.5 is: the objects found, the false alarms among the detections kept, the objects missed."""
+    iou50 = 0  # params.iouThrs[0] is 0.5
+    every_area = list(evaluator.params.areaRng[0])
+    found = {}
+    for k, name in enumerate(class_names):
+        hits = false_alarms = objects = 0
+        for picture in evaluator.evalImgs:
+            if picture is None or picture["category_id"] != k + 1 or list(picture["aRng"]) != every_area:
+                continue
+            # dtMatches and dtIgnore: (IoU thresholds, detections), best score first, at most maxDets[-1].
+            kept = (np.asarray(picture["dtScores"]) >= thresholds[k]) & ~picture["dtIgnore"][iou50].astype(bool)
+            matched = picture["dtMatches"][iou50] > 0
+            hits += int((kept & matched).sum())
+            false_alarms += int((kept & ~matched).sum())
+            objects += int((~np.asarray(picture["gtIgnore"], bool)).sum())
+        found[name] = operating_point(thresholds[k], hits, false_alarms, objects)
+    return found
+
+
+def operating_point(score: float, hits: int, false_alarms: int, objects: int) -> dict:
+    return {"score": float(score), "found": hits, "false_alarms": false_alarms, "missed": objects - hits,
+            "precision": hits / (hits + false_alarms) if hits + false_alarms else None,
+            "recall": hits / objects if objects else None}
+
+
+def evaluate_sources(dataset: Dataset, results: list[dict], leave_out=(), thresholds=None) -> dict:
     """coco_evaluate over every picture and, when the pictures come from several sources (a training's
     `sources`), over each source's pictures alone (`per_source`: no curves)."""
-    metrics = coco_evaluate(dataset, results, leave_out)
+    metrics = coco_evaluate(dataset, results, leave_out, thresholds)
     groups: dict[str, list[int]] = {}
     for index, sample in enumerate(dataset.samples):
         groups.setdefault(sample.source, []).append(index)
@@ -123,12 +160,13 @@ def evaluate_sources(dataset: Dataset, results: list[dict], leave_out=()) -> dic
             position = {old: new for new, old in enumerate(indices)}
             subset = Dataset([dataset.samples[i] for i in indices], dataset.class_names, [])
             part = [dict(r, image_id=position[r["image_id"]]) for r in results if r["image_id"] in position]
-            found = coco_evaluate(subset, part, {position[i] for i in leave_out if i in position})
+            found = coco_evaluate(subset, part, {position[i] for i in leave_out if i in position}, thresholds)
             found.pop("pr_curves", None)
             # A class this source never shows has no AP here (not 0: its mAP leaves it out too).
             shown = {dataset.class_names[int(label)] for sample in subset.samples for label in sample.labels}
-            for key in ("per_class_AP50", "per_class_AP50_95"):
-                found[key] = {k: v for k, v in found[key].items() if k in shown}
+            for key in ("per_class_AP50", "per_class_AP50_95", "at_threshold"):
+                if key in found:
+                    found[key] = {k: v for k, v in found[key].items() if k in shown}
             metrics["per_source"][name] = found | {"images": len(indices)}
     return metrics
 

@@ -66,7 +66,7 @@ def test_the_daemon_runs_the_field_config(tmp_path):
 
 @pytest.mark.slow
 def test_the_field_model_gives_its_banked_figures(shared_dir, capsys):
-    """docs/bench/field-model-eval.json (docs/transfer.md's table) is what the config deploys, measured on the
+    """docs/bench/field-model-eval.json (docs/transfer.md's tables) is what the config deploys, measured on the
     pictures both stages held out."""
     pytest.importorskip("pycocotools")
     banked = json.loads((REPO / "docs/bench/field-model-eval.json").read_text())
@@ -78,3 +78,9 @@ def test_the_field_model_gives_its_banked_figures(shared_dir, capsys):
         for source, figures in banked[stage]["per_source"].items():
             assert report[stage]["per_source"][source]["per_class_AP50"] == pytest.approx(
                 figures["per_class_AP50"], abs=1e-3), (stage, source)
+    # What the daemon reports at its stage-2 threshold, within a box a class (scores at the threshold's edge).
+    for name, point in banked["cascade"]["at_threshold"].items():
+        measured = report["cascade"]["at_threshold"][name]
+        assert measured["score"] == point["score"], name
+        for key in ("found", "false_alarms", "missed"):
+            assert abs(measured[key] - point[key]) <= 1, (name, key, measured, point)

@@ -116,6 +116,10 @@ def test_parents_below_the_threshold_are_not_cropped(tmp_path):
     report = evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), stage2,
                               eval_rule(stage1, stage2, parent_score=0.995))
     assert report["crops_per_picture"] == 0 and report["cascade"]["per_class_AP50"] == {"fault": 0.0}
+    faults = sum(int((s.labels == 1).sum()) for s in dataset.samples)
+    assert report["cascade"]["at_threshold"]["fault"] == {"score": 0.001, "found": 0, "false_alarms": 0,
+                                                          "missed": faults, "precision": None, "recall": 0.0}
+    assert faults > 0
 
 
 def test_a_first_stage_model_is_refused_as_a_second_stage(tmp_path):
@@ -123,3 +127,27 @@ def test_a_first_stage_model_is_refused_as_a_second_stage(tmp_path):
     stage1, _ = specs()
     with pytest.raises(ValueError, match="no `crops`"):
         evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(BLUE, 0, 2), stage1)
+
+
+def test_the_deployed_threshold_is_counted_in_objects_found_missed_and_false_alarms(tmp_path):
+    """The colour detector scores a whole 10-15 px fault 0.30-0.31 and a part cut by a tile's edge less: at
+    0.3 the daemon reports every fault; at 0.5 none (all missed); misplaced, every kept box is a false alarm."""
+    import dataclasses
+
+    dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=12), CASCADE_CLASSES)
+    faults = sum(int((s.labels == 1).sum()) for s in dataset.samples)
+    stage1, stage2 = specs()
+    base = eval_rule(stage1, stage2)
+
+    def at(score, offset=(0.0, 0.0)):
+        rule = dataclasses.replace(base, stage2=dataclasses.replace(base.stage2, thresholds=(score,)))
+        report = evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1,
+                                  colour_detector(RED, 0, 1, offset=offset), stage2, rule)
+        return report["cascade"]["at_threshold"]["fault"]
+
+    assert at(0.3) == {"score": 0.3, "found": faults, "false_alarms": 0, "missed": 0, "precision": 1.0,
+                       "recall": 1.0}
+    assert at(0.5) == {"score": 0.5, "found": 0, "false_alarms": 0, "missed": faults, "precision": None,
+                       "recall": 0.0}
+    misplaced = at(0.3, offset=(40.0, 40.0))
+    assert misplaced["found"] == 0 and misplaced["false_alarms"] >= faults and misplaced["precision"] == 0.0
