@@ -44,6 +44,11 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
                               "--held-out-of", data])
     assert alone["crops_per_picture"] > 3 * report["crops_per_picture"]
     assert alone["stage1"] == report["stage1"]  # stage 1 alone is measured the same way by both
+    # What each would report: at the config's stage-2 score, and at eval's own (everything kept).
+    point, everything = report["cascade"]["at_threshold"]["defect"], alone["cascade"]["at_threshold"]["defect"]
+    assert (point["score"], everything["score"]) == (0.3, 0.001)
+    assert point["found"] + point["missed"] == everything["found"] + everything["missed"] > 0
+    assert point["false_alarms"] < everything["false_alarms"]
     # A parent threshold the config raises beyond every insulator's score: nothing is cropped.
     daemon["thresholds"]["per_class"] = {"insulator": 0.9999}
     config.write_text(json.dumps(daemon))
