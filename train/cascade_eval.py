@@ -7,8 +7,8 @@ The rule is either a daemon config's (`inspector eval --config`, pipeline/stage2
 that daemon runs) or `eval_rule`'s (`--stage2`: parents above one score). The children are kept down to
 EVAL_SCORE either way, so their AP integrates the whole precision-recall curve (the daemon's stage-2 threshold is
 a point on it: `at_threshold`, the defects found and missed and the false alarms there); their NMS and cap are the
-rule's. Beside the cascade, stage 1's own figures on the same
-pictures (its own child class, when it has one, is the single-stage baseline).
+rule's. Beside the cascade, stage 1's own figures on the same pictures (its own child class, when it has one, is
+the single-stage baseline).
 """
 
 from __future__ import annotations
