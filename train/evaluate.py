@@ -125,20 +125,17 @@ def at_thresholds(evaluator, class_names, thresholds) -> dict:
     size as AP@0.5 is: the objects found, the false alarms among the detections kept, the objects missed."""
     iou50 = 0  # params.iouThrs[0] is 0.5
     every_area = list(evaluator.params.areaRng[0])
-    found = {}
-    for k, name in enumerate(class_names):
-        hits = false_alarms = objects = 0
-        for picture in evaluator.evalImgs:
-            if picture is None or picture["category_id"] != k + 1 or list(picture["aRng"]) != every_area:
-                continue
-            # dtMatches and dtIgnore: (IoU thresholds, detections), best score first, at most maxDets[-1].
-            kept = (np.asarray(picture["dtScores"]) >= thresholds[k]) & ~picture["dtIgnore"][iou50].astype(bool)
-            matched = picture["dtMatches"][iou50] > 0
-            hits += int((kept & matched).sum())
-            false_alarms += int((kept & ~matched).sum())
-            objects += int((~np.asarray(picture["gtIgnore"], bool)).sum())
-        found[name] = operating_point(thresholds[k], hits, false_alarms, objects)
-    return found
+    counts = np.zeros((len(class_names), 3), np.int64)  # per class: hits, false alarms, objects
+    for picture in evaluator.evalImgs:  # one per class, area range and picture
+        if picture is None or list(picture["aRng"]) != every_area:
+            continue
+        k = picture["category_id"] - 1
+        # dtMatches and dtIgnore: (IoU thresholds, detections), best score first, at most maxDets[-1].
+        kept = (np.asarray(picture["dtScores"]) >= thresholds[k]) & ~picture["dtIgnore"][iou50].astype(bool)
+        matched = picture["dtMatches"][iou50] > 0
+        objects = ~np.asarray(picture["gtIgnore"], bool)
+        counts[k] += [(kept & matched).sum(), (kept & ~matched).sum(), objects.sum()]
+    return {name: operating_point(thresholds[k], *map(int, counts[k])) for k, name in enumerate(class_names)}
 
 
 def operating_point(score: float, hits: int, false_alarms: int, objects: int) -> dict:
