@@ -75,9 +75,10 @@ def device_stage2(config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> S
     return Stage2Settings(config.stage2.model, cascade_rule(config, spec1, spec2))
 
 
-def deployed_models(config_path: str) -> Tuple[str, Optional[str], Optional[CascadeRule]]:
-    """What a daemon config deploys, for `inspector eval --config`: (first model directory, second model directory
-    or None, the cascade rule or None). Every problem of its second stage is an error naming the key."""
+def deployed_models(config_path: str) -> Tuple[str, Decoding, Optional[str], Optional[CascadeRule]]:
+    """What a daemon config deploys, for `inspector eval --config`: (first model directory, its decoding under the
+    config's `thresholds`, second model directory or None, the cascade rule or None). Every problem of its second
+    stage is an error naming the key."""
     from core.errors import ConfigError
     from pipeline.config import load_config
 
@@ -87,11 +88,13 @@ def deployed_models(config_path: str) -> Tuple[str, Optional[str], Optional[Casc
     except ModelError as exc:
         raise ConfigError(f"{config_path}: model: {exc}") from None
     spec2, problems = load_stage2(config, spec1, config_path)
+    problems += unknown_threshold_classes(config.thresholds, spec1, f"{config_path}: thresholds", "the model")
     if problems:
         raise ConfigError("\n".join(problems))
     if spec2 is None:
-        return config.model, None, None
-    return config.model, config.stage2.model, cascade_rule(config, spec1, spec2)
+        return config.model, decoding(spec1, config.thresholds), None, None
+    rule = cascade_rule(config, spec1, spec2)
+    return config.model, rule.stage1, config.stage2.model, rule
 
 
 @dataclasses.dataclass(frozen=True)

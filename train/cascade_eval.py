@@ -8,7 +8,9 @@ that daemon runs) or `eval_rule`'s (`--stage2`: parents above one score). The ch
 EVAL_SCORE either way, so their AP integrates the whole precision-recall curve (the daemon's stage-2 threshold is
 a point on it: `at_threshold`, the defects found and missed and the false alarms there); their NMS and cap are the
 rule's. Beside the cascade, stage 1's own figures on the same pictures (its own child class, when it has one, is
-the single-stage baseline).
+the single-stage baseline), decoded the same way: down to EVAL_SCORE with the rule's NMS and cap, `at_threshold`
+at the rule's first-stage thresholds (the parents that are cropped). `eval_rule`'s NMS and cap are
+`inspector eval --model`'s, so without a daemon config stage 1's AP is that command's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from models.cascade import CascadeRule, Decoding, children, plan_crops, decode
 from models.letterbox import preprocess_bgr
 from models.spec import ModelSpec
 from train.datasets import Dataset
-from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_results, evaluate_sources, predict
+from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_results, curve_decoding, evaluate_sources, predict
 
 DEFAULT_PARENT_SCORE = 0.25
 DEFAULT_MAX_CROPS = 32  # as the daemon's stage2.max_crops default
@@ -71,8 +73,7 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
     deployed = rule.stage2.thresholds
     # The children down to EVAL_SCORE whatever the rule's stage-2 thresholds: AP needs the whole curve (and
     # `at_threshold` counts the point on it the rule's thresholds give).
-    rule = dataclasses.replace(rule, stage2=dataclasses.replace(rule.stage2,
-                                                                thresholds=(EVAL_SCORE,) * spec2.num_classes))
+    rule = dataclasses.replace(rule, stage2=curve_decoding(rule.stage2))
     stage1_set = relabel(dataset, spec1.class_names)
     children_set = relabel(dataset, spec2.class_names)
     results, crops_run = [], 0
@@ -85,8 +86,11 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
         crops_run += count
         results.extend(coco_results(index, boxes, child_scores, classes))
 
-    # One pass of stage 1: its own figures, and the parents of every picture from the same outputs.
-    stage1 = evaluate_sources(stage1_set, predict(run1, stage1_set, spec1, on_outputs=cascade))
+    # One pass of stage 1: its own figures (decoded with the rule's NMS and cap; at its thresholds, what is
+    # cropped), and the parents of every picture from the same outputs.
+    stage1 = evaluate_sources(stage1_set, predict(run1, stage1_set, spec1, on_outputs=cascade,
+                                                  decoding=curve_decoding(rule.stage1)),
+                              thresholds=rule.stage1.thresholds)
     cascade_metrics = evaluate_sources(children_set, results, thresholds=deployed)  # and per source
     for metrics in (stage1, cascade_metrics):
         metrics.pop("pr_curves", None)

@@ -12,8 +12,8 @@ from core.extras import TRAINING_PYTHON, require_extra
 
 
 def register(commands, deployed_models=None) -> None:
-    """`deployed_models(daemon_config) -> (model dir, stage-2 dir or None, CascadeRule or None)`: what a daemon
-    config runs, for `eval --config` (given by the command line's top layer: training does not read daemon
+    """`deployed_models(daemon_config) -> (model dir, its Decoding, stage-2 dir or None, CascadeRule or None)`: what
+    a daemon config runs, for `eval --config` (given by the command line's top layer: training does not read daemon
     configs itself)."""
     train = commands.add_parser("train", help="fine-tune YOLOv4 / YOLOv4-tiny (config documented in train/config.py)")
     train.add_argument("--config", required=True, help="training config (YAML)")
@@ -49,7 +49,8 @@ def register(commands, deployed_models=None) -> None:
     evaluate.add_argument("--model", help="an `inspector export` directory (or --config)")
     evaluate.add_argument("--config", metavar="DAEMON_CONFIG",
                           help="evaluate what this daemon config deploys: its model and its second stage, with its "
-                               "thresholds, NMS and max_crops (the cascade as the daemon runs it)")
+                               "thresholds, NMS and max_crops (the cascade as the daemon runs it); at_threshold: "
+                               "what it would report at its score thresholds")
     evaluate.add_argument("--data", help="data set root (or --held-out-of)")
     evaluate.add_argument("--held-out-of", metavar="TRAIN_CONFIG",
                           help="evaluate on the pictures this training config holds out (its val_path or split)")
@@ -105,16 +106,16 @@ def _eval(args) -> int:
     from core.errors import ConfigError
     from models.spec import ModelSpec
     from train.datasets import load_dataset
-    from train.evaluate import evaluate_sources, plot_pr, predict
+    from train.evaluate import curve_decoding, evaluate_sources, plot_pr, predict
 
     if bool(args.data) == bool(args.held_out_of):
         raise ConfigError("eval: give either --data or --held-out-of")
-    rule = None
+    rule = deployed = None
     if args.config:
         if args.model or args.stage2 or args.parent_score is not None:
             raise ConfigError("eval: --config names the models and the cascade's thresholds (model, stage2, "
                               "thresholds): leave out --model, --stage2 and --parent-score")
-        args.model, args.stage2, rule = args.deployed_models(args.config)
+        args.model, deployed, args.stage2, rule = args.deployed_models(args.config)
     elif not args.model:
         raise ConfigError("eval: give --model (an export directory) or --config (a daemon config)")
     spec = ModelSpec.load(args.model)
@@ -145,11 +146,13 @@ def _eval(args) -> int:
         print(json.dumps(report, indent=2))
         return 0
     unreadable: list = []
-    results = predict(lambda images: session.run(images), dataset, spec, unreadable=unreadable)
+    # A daemon config's model is decoded as that daemon does (its NMS and cap) and counted at its thresholds.
+    results = predict(lambda images: session.run(images), dataset, spec, unreadable=unreadable,
+                      decoding=curve_decoding(deployed) if deployed else None)
     for index in unreadable:
         print(f"data: {dataset.samples[index].image}: not a readable picture (left out of the evaluation)",
               file=sys.stderr)
-    metrics = evaluate_sources(dataset, results, unreadable)
+    metrics = evaluate_sources(dataset, results, unreadable, deployed.thresholds if deployed else None)
     if args.plot:
         plot_pr(metrics, args.plot)
     metrics.pop("pr_curves", None)

@@ -9,6 +9,7 @@ threshold.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 
 import cv2
@@ -28,13 +29,21 @@ def eval_decoding(spec: ModelSpec, max_detections: int = 300) -> Decoding:
     return Decoding((EVAL_SCORE,) * spec.num_classes, EVAL_NMS_IOU, max_detections)
 
 
+def curve_decoding(deployed: Decoding) -> Decoding:
+    """A deployment's decoding (its NMS and cap) down to EVAL_SCORE: AP covers the whole curve, and the boxes at or
+    above the deployment's own scores are exactly the ones it keeps (NMS suppresses a box only by a better one,
+    and the cap keeps the best), so `at_threshold` counts what it reports."""
+    return dataclasses.replace(deployed, thresholds=(EVAL_SCORE,) * len(deployed.thresholds))
+
+
 def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8, unreadable: list | None = None,
-            on_outputs=None) -> list[dict]:
+            on_outputs=None, decoding: Decoding | None = None) -> list[dict]:
     """`run(images NCHW float32) -> (boxes, scores)`; COCO result dicts for every sample. A picture that cannot
     be decoded is skipped and its index appended to `unreadable` (leave it out of the ground truth too).
     `on_outputs(index, picture, boxes, scores, geometry)`, when given, sees each picture's raw outputs (the
-    cascade plans its crops from them without running the model again)."""
-    decoding = eval_decoding(spec)
+    cascade plans its crops from them without running the model again). `decoding`: eval_decoding's unless
+    given (a deployment's: curve_decoding)."""
+    decoding = decoding or eval_decoding(spec)
     results = []
     for start in range(0, len(dataset.samples), batch):
         chunk = []

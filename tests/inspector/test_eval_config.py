@@ -43,7 +43,11 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
     alone = evaluate(capsys, ["eval", "--model", str(model), "--stage2", str(model.parent / "stage2"),
                               "--held-out-of", data])
     assert alone["crops_per_picture"] > 3 * report["crops_per_picture"]
-    assert alone["stage1"] == report["stage1"]  # stage 1 alone is measured the same way by both
+    # Stage 1 decoded as each rule says: without a config, as `eval --model` measures it; with one, as it deploys.
+    single = evaluate(capsys, ["eval", "--model", str(model), "--held-out-of", data])
+    assert alone["stage1"]["per_class_AP50"] == single["per_class_AP50"]
+    assert report["stage1"]["at_threshold"]["insulator"]["score"] == 0.3
+    assert alone["stage1"]["at_threshold"]["insulator"]["score"] == 0.25  # the parents eval crops
     # What each would report: at the config's stage-2 score, and at eval's own (everything kept).
     point, everything = report["cascade"]["at_threshold"]["defect"], alone["cascade"]["at_threshold"]["defect"]
     assert (point["score"], everything["score"]) == (0.3, 0.001)
@@ -54,6 +58,48 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
     config.write_text(json.dumps(daemon))
     none = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data])
     assert none["crops_per_picture"] == 0 and none["cascade"]["mAP50"] <= 0
+
+
+def test_eval_config_of_one_stage_counts_what_the_daemon_keeps(tmp_path, shared_dir, capsys):
+    """A config without a second stage: its model decoded with its NMS and cap, and at its thresholds exactly the
+    boxes the daemon's own decoding keeps, counted here independently of the evaluation."""
+    import cv2
+    import numpy as np
+
+    from models.cascade import decode
+    from models.letterbox import preprocess_bgr
+    from models.runtime import open_session
+    from models.spec import ModelSpec
+    from pipeline.config import ThresholdConfig
+    from pipeline.postprocess import decoding
+    from train.config import load_train_config
+    from train.datasets import split_sources
+
+    model = require_demo_model()
+    data = held_out(tmp_path, shared_dir)
+    thresholds = {"score": 0.3, "nms_iou": 0.1, "per_class": {"defect": 0.1}}  # an NMS eval's 0.6 is not
+    config = tmp_path / "daemon.yaml"
+    config.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model),
+                                  "thresholds": thresholds}))
+    report = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data])
+    spec = ModelSpec.load(model)
+    session = open_session(f"{model}/{spec.cpu_model_name}")
+    rule = decoding(spec, ThresholdConfig(**thresholds))
+    kept, objects = {name: 0 for name in spec.class_names}, {name: 0 for name in spec.class_names}
+    train_config = load_train_config(data).data
+    _, pictures = split_sources(train_config.source_list(), spec.class_names, train_config.val_fraction,
+                                train_config.split_seed)
+    for sample in pictures.samples:
+        tensor, geometry = preprocess_bgr(cv2.imread(sample.image), spec)
+        boxes, scores = session.run(tensor[None])
+        _, _, class_ids = decode(boxes[0], scores[0], geometry, sample.width, sample.height, rule)
+        for k, name in enumerate(spec.class_names):
+            kept[name] += int((class_ids == k).sum())
+            objects[name] += int((np.asarray(sample.labels) == k).sum())
+    assert kept["insulator"] > 0 and objects["defect"] > 0
+    for name, point in report["at_threshold"].items():
+        assert point["score"] == (0.1 if name == "defect" else 0.3)
+        assert (point["found"] + point["false_alarms"], point["found"] + point["missed"]) == (kept[name], objects[name])
 
 
 def test_eval_config_refuses_a_second_stage_problem_naming_the_key(tmp_path, capsys):

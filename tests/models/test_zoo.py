@@ -78,9 +78,11 @@ def test_the_field_model_gives_its_banked_figures(shared_dir, capsys):
         for source, figures in banked[stage]["per_source"].items():
             assert report[stage]["per_source"][source]["per_class_AP50"] == pytest.approx(
                 figures["per_class_AP50"], abs=1e-3), (stage, source)
-    # What the daemon reports at its stage-2 threshold, within a box a class (scores at the threshold's edge).
-    for name, point in banked["cascade"]["at_threshold"].items():
-        measured = report["cascade"]["at_threshold"][name]
-        assert measured["score"] == point["score"], name
-        for key in ("found", "false_alarms", "missed"):
-            assert abs(measured[key] - point[key]) <= 1, (name, key, measured, point)
+    # What the daemon reports at its thresholds (the insulators it crops, the defects), within a box a class
+    # (scores at the threshold's edge).
+    for stage in ("stage1", "cascade"):
+        for name, point in banked[stage]["at_threshold"].items():
+            measured = report[stage]["at_threshold"][name]
+            assert measured["score"] == point["score"], (stage, name)
+            for key in ("found", "false_alarms", "missed"):
+                assert abs(measured[key] - point[key]) <= 1, (stage, name, key, measured, point)
