@@ -24,6 +24,7 @@ class AugmentConfig:
     hsv_s: float = 0.5  # saturation gain jitter
     hsv_v: float = 0.3  # value gain jitter
     flip: float = 0.5  # horizontal flip probability
+    rotate90: float = 0.0  # probability of a quarter turn, either way
     mosaic: float = 0.0  # probability of a 2x2 mosaic of four pictures
     min_visible: float = 0.25  # keep a clipped box when this fraction of its area remains
 
@@ -70,6 +71,20 @@ def flip_horizontal(image, boxes):
     flipped = boxes.copy()
     flipped[:, 0], flipped[:, 2] = width - boxes[:, 2], width - boxes[:, 0]
     return image[:, ::-1].copy(), flipped
+
+
+def rotate_quarter(image, boxes, clockwise: bool):
+    """A quarter turn of the picture and its boxes (cv2.rotate: exact, no resampling)."""
+    height, width = image.shape[:2]
+    turned = np.empty_like(boxes)
+    if clockwise:  # (x, y) -> (height - y, x)
+        turned[:, 0], turned[:, 1], turned[:, 2], turned[:, 3] = height - boxes[:, 3], boxes[:, 0], \
+            height - boxes[:, 1], boxes[:, 2]
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE), turned
+    # (x, y) -> (y, width - x)
+    turned[:, 0], turned[:, 1], turned[:, 2], turned[:, 3] = boxes[:, 1], width - boxes[:, 2], boxes[:, 3], \
+        width - boxes[:, 0]
+    return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE), turned
 
 
 def mosaic(pictures: list[tuple[np.ndarray, np.ndarray, np.ndarray]], size: tuple[int, int], rng, cfg):

@@ -111,6 +111,10 @@ class AugmentSettings(Strict):
     hsv_s: float = Field(0.5, ge=0, le=1, description="Saturation jitter.")
     hsv_v: float = Field(0.3, ge=0, le=1, description="Value jitter.")
     flip: float = Field(0.5, ge=0, le=1, description="Horizontal flip probability.")
+    rotate90: float = Field(0.0, ge=0, le=1, description="Probability of a quarter turn (either way) of each picture "
+                                                         "(each of a mosaic's four): for objects seen in every "
+                                                         "orientation, e.g. insulator strings hanging, strung "
+                                                         "horizontally or across the view.")
     mosaic: float = Field(0.0, ge=0, le=1, description="Probability of a 4-picture mosaic.")
 
 

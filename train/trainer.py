@@ -34,7 +34,7 @@ from models.network import DarknetYolo, DecodedYolo
 from models.spec import ModelSpec
 from models.weights import layer_of, load_weights, network_parameters, save_checkpoint
 from models.letterbox import preprocess_bgr
-from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine
+from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, rotate_quarter
 from train.config import TrainConfig
 from train.datasets import Dataset, keep_label_fraction, split_sources
 from train.evaluate import evaluate_sources, plot_pr, predict
@@ -54,7 +54,7 @@ class BatchLoader:
         self.rng = np.random.default_rng(seed)  # the same on every rank: the shards below are disjoint
         self.rank, self.world = rank, world
         a = config.augment
-        self.aug = AugmentConfig(a.scale, a.translate, a.hsv_h, a.hsv_s, a.hsv_v, a.flip, a.mosaic)
+        self.aug = AugmentConfig(a.scale, a.translate, a.hsv_h, a.hsv_s, a.hsv_v, a.flip, a.rotate90, a.mosaic)
         # Static shapes: the last partial batch is dropped. Data parallel: each rank takes every world-th image.
         self.steps = len(dataset.samples) // (config.batch_size * world)
 
@@ -65,14 +65,21 @@ class BatchLoader:
             raise FileNotFoundError(f"{sample.image}: cannot read image")
         return image, sample.boxes.copy(), sample.labels.copy()
 
+    def _picture(self, index: int, rng):
+        image, boxes, labels = self._load(index)
+        # Drawn only when asked for, so configs without it keep their random stream (and their figures).
+        if self.augment and self.aug.rotate90 and rng.random() < self.aug.rotate90:
+            image, boxes = rotate_quarter(image, boxes, clockwise=bool(rng.random() < 0.5))
+        return image, boxes, labels
+
     def _example(self, index: int, rng):
         if self.augment and rng.random() < self.aug.mosaic:
             others = rng.integers(0, len(self.dataset.samples), 3)
             size = (self.spec.input_height, self.spec.input_width)
-            image, boxes, labels = mosaic([self._load(index)] + [self._load(int(i)) for i in others], size, rng,
-                                          self.aug)
+            image, boxes, labels = mosaic([self._picture(index, rng)] + [self._picture(int(i), rng) for i in others],
+                                          size, rng, self.aug)
         else:
-            image, boxes, labels = self._load(index)
+            image, boxes, labels = self._picture(index, rng)
         if self.augment:
             image, boxes, labels = random_affine(image, boxes, labels, rng, self.aug)
             image = hsv_jitter(image, rng, self.aug)

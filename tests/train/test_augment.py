@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, to_model_input
+from train.augment import (AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, rotate_quarter,
+                           to_model_input)
 
 pytestmark = pytest.mark.unit  # no MindSpore, no daemon run, no training (README: the unit tier)
 
@@ -62,6 +63,23 @@ def test_affine_flip_letterbox_keep_boxes_on_their_pixels():
         assert image.shape == (160, 160, 3)
         checked += check(image, boxes, labels)
     assert checked >= 40  # the property was checked on many boxes, not vacuously
+
+
+@pytest.mark.parametrize("clockwise", (True, False))
+def test_a_quarter_turn_keeps_boxes_on_their_pixels(clockwise):
+    checked = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        image, boxes, labels = scene(rng)  # wider than tall: the turn swaps the sides
+        boxes, labels = unoccluded(image, boxes, labels)
+        turned, moved = rotate_quarter(image, boxes, clockwise)
+        assert turned.shape == (200, 150, 3)
+        assert np.allclose(moved[:, 2] - moved[:, 0], boxes[:, 3] - boxes[:, 1])  # a box's height is its width
+        checked += check(turned, moved, labels, tolerance=0)  # exact: no resampling
+        # A turn back the other way gives the picture and the boxes back.
+        back, restored = rotate_quarter(turned, moved, not clockwise)
+        assert np.array_equal(back, image) and np.allclose(restored, boxes)
+    assert checked >= 20
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -279,3 +279,37 @@ def test_l2sp_pulls_the_pretrained_weights_back_and_resumes_with_the_same_pull(d
                              transfer={"weights": str(start), "l2sp": 100.0, "reinit_head": True}), resume=True,
                       progress=False)
     assert resumed["epochs_run"] == 3
+
+
+@pytest.mark.parametrize("rotate90", (0.0, 1.0))
+def test_the_loader_turns_pictures_a_quarter_when_asked(tmp_path, rotate90):
+    """augment.rotate90: the training pictures come turned (wide bars become tall), either way, boxes with them;
+    at 0 they come as they are."""
+    import cv2
+
+    from models.darknet_cfg import parse_cfg
+    from train.testing import write_voc_sample
+
+    root = tmp_path / "bars"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for index in range(16):  # a wide red bar, off centre, in a wide picture
+        image = np.full((96, 160, 3), 90, np.uint8)
+        cv2.rectangle(image, (20, 10 + index), (99, 29 + index), (0, 0, 230), -1)
+        write_voc_sample(root, f"{index}", ".png", image, [("box", 20, 10 + index, 100, 30 + index)])
+    settings = config(root, tmp_path / "out", data={"path": str(root), "classes": ["box"], "val_fraction": 0.25},
+                      batch_size=4, augment={"scale": 0.0, "translate": 0.0, "hsv_h": 0.0, "hsv_s": 0.0,
+                                             "hsv_v": 0.0, "flip": 0.0, "rotate90": rotate90})
+    dataset, _ = trainer_module.prepare_data(settings)
+    cfg = parse_cfg(settings.cfg, classes=1, height=settings.input_size, width=settings.input_size)
+    loader = trainer_module.BatchLoader(dataset, ModelSpec.from_cfg(cfg, ("box",)), settings, augment=True, seed=0)
+    ends = set()
+    for images, gts, _ in loader.epoch():
+        for image, box in zip(images, gts[:, 0]):
+            width, height = box[2] - box[0], box[3] - box[1]
+            assert (height > 3 * width) if rotate90 else (width > 3 * height), box
+            # The box is on the bar's pixels (the red channel of the normalised RGB input is high there).
+            x1, y1, x2, y2 = np.round(box).astype(int)
+            assert image[0, y1 + 1:y2 - 1, x1 + 1:x2 - 1].min() > 0.8, box
+            ends.add(bool(y1 < 0.3 * settings.input_size))  # a clockwise turn takes the bar's left end up
+    assert len(ends) == (2 if rotate90 else 1)  # turned both ways
