@@ -26,5 +26,6 @@ if [ ! -f "$stage2/cascade-eval.json" ]; then
 fi
 echo "cascade: done ($stage2/cascade-eval.json)"
 run anchors train/configs/field/anchors.yaml runs/field/anchors
+run rotate90 train/configs/field/rotate90.yaml runs/field/rotate90
 run stride8 train/configs/field/stride8.yaml runs/field/stride8
 run native train/configs/field/native.yaml runs/field/native
