@@ -77,7 +77,8 @@ def test_eval_config_of_one_stage_counts_what_the_daemon_keeps(tmp_path, shared_
 
     model = require_demo_model()
     data = held_out(tmp_path, shared_dir)
-    thresholds = {"score": 0.3, "nms_iou": 0.1, "per_class": {"defect": 0.1}}  # an NMS eval's 0.6 is not
+    # NMS 0.1, far from eval's own 0.6, which would keep boxes the daemon suppresses.
+    thresholds = {"score": 0.3, "nms_iou": 0.1, "per_class": {"defect": 0.1}}
     config = tmp_path / "daemon.yaml"
     config.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model),
                                   "thresholds": thresholds}))
@@ -112,3 +113,9 @@ def test_eval_config_refuses_a_second_stage_problem_naming_the_key(tmp_path, cap
     assert f"{config}: stage2.model: " in err and "is not a second-stage model" in err and "Traceback" not in err
     assert main(["eval", "--config", str(config), "--model", str(model), "--data", str(tmp_path)]) == 1
     assert "leave out --model" in capsys.readouterr().err
+    # A threshold for a class the model does not have is refused, naming the key, as `inspector validate` does.
+    config.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model),
+                                  "thresholds": {"per_class": {"flashover": 0.5}}}))
+    assert main(["eval", "--config", str(config), "--data", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{config}: thresholds.per_class.flashover: not a class of the model" in err and "Traceback" not in err
