@@ -155,11 +155,14 @@ def test_camera_server_killed_and_hung_repeatedly_while_others_keep_going(tmp_pa
                     seen = {}
 
                     def hang_reported():
+                        # The last result read before the report: one that arrives after it (a frame still in
+                        # flight on a loaded machine) cannot make a report look earlier than the timeout.
+                        last = running.daemon.last_result["flaky"]
                         health = json.loads(running.get("/healthz")[2])
                         camera = next(c for c in health["cameras"] if c["id"] == "flaky")
                         if camera["healthy"]:
                             return False
-                        seen["report"] = (time.monotonic() - running.daemon.last_result["flaky"], camera["reason"])
+                        seen["report"] = (time.monotonic() - last, camera["reason"])
                         return True
 
                     running.wait(hang_reported, 30)
