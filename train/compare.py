@@ -43,6 +43,17 @@ def labels(config: dict) -> str:
     return ", ".join(f"{name} {share:.0%}" for name, share in fractions.items())
 
 
+def with_defaults(config: dict) -> dict:
+    """A run's settings with today's defaults filled in, so that a key added since (left at its default) does not
+    tell two runs apart. A config this version cannot read is compared as written."""
+    from train.config import TrainConfig
+
+    try:
+        return TrainConfig.model_validate(config).model_dump(mode="json")
+    except ValueError:  # pydantic's ValidationError
+        return config
+
+
 def summarise(run: pathlib.Path) -> dict:
     if not (run / "config.json").is_file() or not (run / "metrics.jsonl").is_file():
         raise UserError(f"{run}: not a training run (a run directory holds config.json and metrics.jsonl)")
@@ -53,7 +64,7 @@ def summarise(run: pathlib.Path) -> dict:
         raise UserError(f"{run}: no evaluation in metrics.jsonl yet")
     final, best = evaluated[-1], max(evaluated, key=lambda r: r["mAP50"])
     last = [r["mAP50"] for r in evaluated[-LAST:]]
-    same = {k: v for k, v in config.items() if k not in ("seed", "out")}
+    same = {k: v for k, v in with_defaults(config).items() if k not in ("seed", "out")}
     return {"run": run.name, "strategy": describe(config), "labels": labels(config), "seed": config.get("seed", 0),
             "group": json.dumps(same, sort_keys=True), "epochs": rows[-1]["epoch"],
             "last_mean": sum(last) / len(last), "last_range": (min(last), max(last)), "last_count": len(last),
