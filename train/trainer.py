@@ -53,8 +53,7 @@ class BatchLoader:
         self.dataset, self.spec, self.config, self.augment = dataset, spec, config, augment
         self.rng = np.random.default_rng(seed)  # the same on every rank: the shards below are disjoint
         self.rank, self.world = rank, world
-        a = config.augment
-        self.aug = AugmentConfig(a.scale, a.translate, a.hsv_h, a.hsv_s, a.hsv_v, a.flip, a.rotate90, a.mosaic)
+        self.aug = AugmentConfig(**config.augment.model_dump())  # by name: a setting added to both cannot shift
         # Static shapes: the last partial batch is dropped. Data parallel: each rank takes every world-th image.
         self.steps = len(dataset.samples) // (config.batch_size * world)
 
