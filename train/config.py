@@ -34,6 +34,18 @@ class CropDataConfig(Strict):
     negatives_per_positive: Optional[float] = Field(
         3.0, gt=0, description="Training crops with no child: at most this many per crop with one (sampled with "
                                "the split seed); null keeps every one. Held-out crops are all kept.")
+    tile_jitter: float = Field(0.0, ge=0, le=1, description="Training crops: each parent's largest tile side "
+                                                           "(max_side) multiplied by a random factor between "
+                                                           "1/(1+j) and 1+j, as a camera nearer or farther than "
+                                                           "the training photographs' makes a defect larger or "
+                                                           "smaller in its tile; held-out crops and the deployed "
+                                                           "ones use max_side. 0: off (no random draw).")
+
+    @model_validator(mode="after")
+    def _tiles_to_jitter(self):
+        if self.tile_jitter and self.max_side is None:
+            raise ValueError("tile_jitter: needs max_side (the tile side it varies); max_side is null")
+        return self
 
 
 FORMATS = Literal["voc", "coco", "yolo"]

@@ -3,8 +3,10 @@
 Around every annotated parent object (an insulator) the crops the deployed cascade cuts (models/crops.py: the
 same margin and tiles), with the child objects (defects) mapped into them; crops with no child are kept as
 negatives (a sample of them in training). Training crops are cut from a jittered parent box, because at run
-time the box comes from a detector; held-out crops from the exact box. The split is by source picture, with the
-first stage's split settings, so that no held-out picture of either stage was seen by the other.
+time the box comes from a detector, and optionally with tiles of a jittered size (`tile_jitter`), because another
+camera's distance shows a defect at another size in its tile; held-out crops from the exact box and tile size.
+The split is by source picture, with the first stage's split settings, so that no held-out picture of either
+stage was seen by the other.
 
 Crops are written once as PNG (lossless: no second JPEG generation) under `<out>/crops/{train,val}/` with a
 manifest; a later run with the same sources and settings (e.g. `--resume`) reuses them.
@@ -12,9 +14,11 @@ manifest; a later run with the same sources and settings (e.g. `--resume`) reuse
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import math
 import pathlib
 
 import cv2
@@ -59,6 +63,12 @@ def jittered(box: np.ndarray, fraction: float, rng: np.random.Generator) -> np.n
     return moved
 
 
+def tile_scaled(settings: CropSettings, fraction: float, rng: np.random.Generator) -> CropSettings:
+    """The settings with max_side times a log-uniform factor in [1 / (1 + fraction), 1 + fraction]."""
+    factor = math.exp(rng.uniform(-1.0, 1.0) * math.log1p(fraction))
+    return dataclasses.replace(settings, max_side=min(1.0, settings.max_side * factor))
+
+
 def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training: bool,
         rng: np.random.Generator) -> list[Sample]:
     """Crops of every parent object of `samples`, written under `out`."""
@@ -78,7 +88,8 @@ def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training:
         parents = sample.boxes[np.isin(sample.labels, parent_ids)]
         for p, parent in enumerate(parents):
             box = jittered(parent, crops.jitter, rng) if training and crops.jitter else parent
-            for t, (x1, y1, x2, y2) in enumerate(crop_regions(box, sample.width, sample.height, settings)):
+            tiles = tile_scaled(settings, crops.tile_jitter, rng) if training and crops.tile_jitter else settings
+            for t, (x1, y1, x2, y2) in enumerate(crop_regions(box, sample.width, sample.height, tiles)):
                 kept, local = boxes_in_crop(child_boxes, (x1, y1, x2, y2), crops.min_visible)
                 labels = np.asarray([child_map[int(l)] for l in child_labels[kept]], np.int64)
                 name = f"{index:05d}_{pathlib.Path(sample.image).stem}_p{p}_t{t}.png"

@@ -123,3 +123,23 @@ def test_a_label_fraction_drops_whole_source_pictures_before_the_crops_are_cut(t
     assert [s.boxes.tolist() for s in val_quarter.samples] == [s.boxes.tolist() for s in val_full.samples]
     manifest = json.loads((tmp_path / "quarter" / "crops" / "crops.json").read_text())
     assert manifest["counts"]["train"]["pictures"] == len(without) + round(len(with_fault) * 0.25)
+
+
+def test_training_tiles_vary_in_size_and_the_held_out_tiles_keep_max_side(tmp_path):
+    """max_side 0.15 of 240 px caps a tile at 36 px (38 after the outward rounding to even pixels); with
+    tile_jitter 0.5 a training parent's cap is 24-54 px, so some tiles exceed it and some are cut smaller than
+    any fixed tile (the bars with their margin are 30-45 px wide)."""
+    root = write_cascade_dataset(tmp_path / "data", images=12)
+    fixed_train, fixed_val = build_crop_sets(config(root, tmp_path / "fixed", max_side=0.15, min_side=16))
+    train, val = build_crop_sets(config(root, tmp_path / "jittered", max_side=0.15, min_side=16,
+                                                 tile_jitter=0.5))
+    side = lambda d: [max(s.width, s.height) for s in d.samples]
+    assert max(side(fixed_train)) <= 38 < max(side(train))
+    assert min(side(train)) < min(side(fixed_train))
+    assert [(s.width, s.height, s.boxes.tolist()) for s in val.samples] == \
+        [(s.width, s.height, s.boxes.tolist()) for s in fixed_val.samples]
+
+
+def test_tile_jitter_needs_a_tile_size_to_vary(tmp_path):
+    with pytest.raises(ValueError, match="tile_jitter: needs max_side"):
+        config(tmp_path, tmp_path / "run", max_side=None, tile_jitter=0.5)
