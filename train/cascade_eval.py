@@ -23,6 +23,7 @@ from models.cascade import CascadeRule, Decoding, children, plan_crops, decode
 from models.letterbox import preprocess_bgr
 from models.spec import ModelSpec
 from train.datasets import Dataset
+from train.draw import reported
 from train.evaluate import EVAL_NMS_IOU, EVAL_SCORE, coco_results, curve_decoding, evaluate_sources, predict
 
 DEFAULT_PARENT_SCORE = 0.25
@@ -65,9 +66,11 @@ def children_of_picture(image: np.ndarray, boxes: np.ndarray, class_ids: np.ndar
 
 
 def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,
-                     rule: CascadeRule | None = None) -> dict:
+                     rule: CascadeRule | None = None, reported_out: list | None = None, bootstrap: int = 0) -> dict:
     """`dataset`: full pictures annotated with stage 1's classes and stage 2's (any order). Returns stage 1's
-    metrics on its classes and the cascade's on stage 2's, both on these pictures."""
+    metrics on its classes and the cascade's on stage 2's, both on these pictures. `reported_out`, when given,
+    receives what the rule reports of both stages (train/draw.py `reported`: at its thresholds, named).
+    bootstrap: resamplings of the pictures for AP intervals (train/evaluate.py `bootstrap_intervals`)."""
     check_pair(spec1, spec2)
     rule = rule or eval_rule(spec1, spec2)
     deployed = rule.stage2.thresholds
@@ -88,10 +91,13 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
 
     # One pass of stage 1: its own figures (decoded with the rule's NMS and cap; at its thresholds, what is
     # cropped), and the parents of every picture from the same outputs.
-    stage1 = evaluate_sources(stage1_set, predict(run1, stage1_set, spec1, on_outputs=cascade,
-                                                  decoding=curve_decoding(rule.stage1)),
-                              thresholds=rule.stage1.thresholds)
-    cascade_metrics = evaluate_sources(children_set, results, thresholds=deployed)  # and per source
+    first = predict(run1, stage1_set, spec1, on_outputs=cascade, decoding=curve_decoding(rule.stage1))
+    stage1 = evaluate_sources(stage1_set, first, thresholds=rule.stage1.thresholds, bootstrap=bootstrap)
+    if reported_out is not None:
+        reported_out += reported(first, spec1.class_names, rule.stage1.thresholds)
+        reported_out += reported(results, spec2.class_names, deployed)
+    cascade_metrics = evaluate_sources(children_set, results, thresholds=deployed,  # and per source
+                                       bootstrap=bootstrap)
     for metrics in (stage1, cascade_metrics):
         metrics.pop("pr_curves", None)
     return {"pictures": len(dataset.samples), "crops_per_picture": crops_run / max(1, len(dataset.samples)),

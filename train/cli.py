@@ -61,6 +61,19 @@ def register(commands, deployed_models=None) -> None:
                                "uses the config's thresholds)")
     evaluate.add_argument("--format", default="voc", choices=("voc", "coco", "yolo"), help="annotation format")
     evaluate.add_argument("--plot", help="write the precision-recall plot (PNG) here")
+    evaluate.add_argument("--bootstrap", type=positive_int, metavar="ROUNDS",
+                          help="resample the pictures this many times (e.g. 1000): each class's AP gets the 90%% "
+                               "interval it would move in on other pictures like these (`bootstrap`)")
+    evaluate.add_argument("--against", metavar="DIR",
+                          help="another export with the same classes, on the same pictures, decoded the same way: "
+                               "its AP and the difference per class (`against`; with --bootstrap, the difference's "
+                               "90%% interval over the same resamplings). One stage only")
+    evaluate.add_argument("--draw", metavar="DIR", help="write every picture here with its labels (green) and the "
+                                                        "detections reported (red): at --config's thresholds, "
+                                                        "else from --draw-score")
+    evaluate.add_argument("--draw-score", type=fraction, default=0.3,
+                          help="--draw without --config: the score from which a detection is drawn (default 0.3, "
+                               "the daemon's default threshold)")
     evaluate.set_defaults(handler=_eval, deployed_models=deployed_models)
 
 
@@ -106,6 +119,7 @@ def _eval(args) -> int:
     from core.errors import ConfigError
     from models.spec import ModelSpec
     from train.datasets import load_dataset
+    from train.draw import reported
     from train.evaluate import curve_decoding, evaluate_sources, plot_pr, predict
 
     if bool(args.data) == bool(args.held_out_of):
@@ -121,6 +135,13 @@ def _eval(args) -> int:
     spec = ModelSpec.load(args.model)
     session = open_session(f"{args.model}/{spec.cpu_model_name}")
     stage2 = ModelSpec.load(args.stage2) if args.stage2 else None
+    if args.against:
+        if stage2 is not None:
+            raise ConfigError("eval: --against compares two single-stage models; this evaluation has a second stage")
+        other = ModelSpec.load(args.against)
+        if tuple(other.class_names) != tuple(spec.class_names):
+            raise ConfigError(f"eval --against {args.against}: its classes {list(other.class_names)} are not "
+                              f"{args.model}'s {list(spec.class_names)}")
     classes = tuple(spec.class_names) + tuple(c for c in (stage2.class_names if stage2 else ()) if c not in spec.class_names)
     if args.held_out_of:
         dataset, where = _held_out(args.held_out_of, classes)
@@ -137,12 +158,16 @@ def _eval(args) -> int:
         from train.cascade_eval import DEFAULT_PARENT_SCORE, eval_rule, evaluate_cascade
 
         session2 = open_session(f"{args.stage2}/{stage2.cpu_model_name}")
+        shown: list = []
         try:
             report = evaluate_cascade(dataset, session.run, spec, session2.run, stage2,
                                       rule or eval_rule(spec, stage2, DEFAULT_PARENT_SCORE if args.parent_score
-                                                        is None else args.parent_score))
+                                                        is None else args.parent_score), shown,
+                                      args.bootstrap or 0)
         except ValueError as exc:
             raise ConfigError(f"eval --stage2 {args.stage2}: {exc}") from None
+        if args.draw:
+            _draw(dataset, shown if rule else [d for d in shown if d["score"] >= args.draw_score], args.draw)
         print(json.dumps(report, indent=2))
         return 0
     unreadable: list = []
@@ -152,13 +177,32 @@ def _eval(args) -> int:
     for index in unreadable:
         print(f"data: {dataset.samples[index].image}: not a readable picture (left out of the evaluation)",
               file=sys.stderr)
-    metrics = evaluate_sources(dataset, results, unreadable, deployed.thresholds if deployed else None)
+    against = None
+    if args.against:
+        other_session = open_session(f"{args.against}/{other.cpu_model_name}")
+        # The same pictures are unreadable for both models: predict skips them again.
+        against = predict(lambda images: other_session.run(images), dataset, other, unreadable=[],
+                          decoding=curve_decoding(deployed) if deployed else None)
+    metrics = evaluate_sources(dataset, results, unreadable, deployed.thresholds if deployed else None,
+                               args.bootstrap or 0, against)
+    if args.draw:
+        _draw(dataset, reported(results, spec.class_names,
+                                deployed.thresholds if deployed else (args.draw_score,) * spec.num_classes),
+              args.draw)
     if args.plot:
         plot_pr(metrics, args.plot)
     metrics.pop("pr_curves", None)
     print(json.dumps(metrics | {"images": len(dataset.samples) - len(unreadable), "unreadable": len(unreadable)},
                      indent=2))
     return 0
+
+
+def _draw(dataset, detections: list, out: str) -> None:
+    from train.draw import draw_pictures
+
+    written = draw_pictures(dataset, detections, out)
+    print(f"eval: {len(written)} pictures with labels and {len(detections)} detections drawn in {out}",
+          file=sys.stderr)
 
 
 def _held_out(config_path: str, classes: tuple):

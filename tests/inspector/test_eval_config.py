@@ -35,7 +35,9 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
         "thresholds": {"score": 0.3, "nms_iou": 0.45}}
     config = tmp_path / "daemon.yaml"
     config.write_text(json.dumps(daemon))
-    report = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data])
+    assert main(["eval", "--config", str(config), "--held-out-of", data, "--draw", str(tmp_path / "drawn")]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
     assert report["rule"] == {"parents": ["insulator"], "parent_scores": {"insulator": 0.3}, "stage1_nms_iou": 0.45,
                               "stage2_nms_iou": 0.3, "max_crops": 3}
     assert 0 < report["crops_per_picture"] <= 3
@@ -53,6 +55,11 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
     assert (point["score"], everything["score"]) == (0.3, 0.001)
     assert point["found"] + point["missed"] == everything["found"] + everything["missed"] > 0
     assert point["false_alarms"] < everything["false_alarms"]
+    # --draw: every picture, with what the config reports of both stages (the counts at its thresholds).
+    reported = sum(p["found"] + p["false_alarms"] for p in report["stage1"]["at_threshold"].values()) + \
+        point["found"] + point["false_alarms"]
+    assert len(list((tmp_path / "drawn").glob("*.jpg"))) == report["pictures"]
+    assert f"{report['pictures']} pictures with labels and {reported} detections drawn" in captured.err
     # A parent threshold the config raises beyond every insulator's score: nothing is cropped.
     daemon["thresholds"]["per_class"] = {"insulator": 0.9999}
     config.write_text(json.dumps(daemon))
@@ -82,7 +89,16 @@ def test_eval_config_of_one_stage_counts_what_the_daemon_keeps(tmp_path, shared_
     config = tmp_path / "daemon.yaml"
     config.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model),
                                   "thresholds": thresholds}))
-    report = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data])
+    assert main(["eval", "--config", str(config), "--held-out-of", data, "--draw", str(tmp_path / "drawn"),
+                 "--bootstrap", "50", "--against", str(model)]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    low, high = report["bootstrap"]["per_class_AP50"]["insulator"]
+    assert low <= report["per_class_AP50"]["insulator"] <= high and low < high
+    # Against itself, decoded the same way: no difference in any resample.
+    assert report["against"]["per_class_AP50"] == report["per_class_AP50"]
+    assert all(v == {"difference": 0.0, "interval": [0.0, 0.0]}
+               for v in report["against"]["difference_AP50"].values())
     spec = ModelSpec.load(model)
     session = open_session(f"{model}/{spec.cpu_model_name}")
     rule = decoding(spec, ThresholdConfig(**thresholds))
@@ -101,6 +117,8 @@ def test_eval_config_of_one_stage_counts_what_the_daemon_keeps(tmp_path, shared_
     for name, point in report["at_threshold"].items():
         assert point["score"] == (0.1 if name == "defect" else 0.3)
         assert (point["found"] + point["false_alarms"], point["found"] + point["missed"]) == (kept[name], objects[name])
+    # --draw draws those same boxes, on every picture.
+    assert f"{len(pictures.samples)} pictures with labels and {sum(kept.values())} detections drawn" in captured.err
 
 
 def test_eval_config_refuses_a_second_stage_problem_naming_the_key(tmp_path, capsys):
@@ -113,6 +131,12 @@ def test_eval_config_refuses_a_second_stage_problem_naming_the_key(tmp_path, cap
     assert f"{config}: stage2.model: " in err and "is not a second-stage model" in err and "Traceback" not in err
     assert main(["eval", "--config", str(config), "--model", str(model), "--data", str(tmp_path)]) == 1
     assert "leave out --model" in capsys.readouterr().err
+    # --against: two single-stage models of the same classes only.
+    single = tmp_path / "single.yaml"
+    single.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model)}))
+    assert main(["eval", "--config", str(single), "--against", str(model.parent / "stage2"), "--data",
+                 str(tmp_path)]) == 1
+    assert "its classes ['defect'] are not" in capsys.readouterr().err
     # A threshold for a class the model does not have is refused, naming the key, as `inspector validate` does.
     config.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model),
                                   "thresholds": {"per_class": {"flashover": 0.5}}}))

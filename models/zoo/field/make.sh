@@ -14,5 +14,6 @@ cp runs/field-insulator/best.ckpt models/zoo/field-insulator/best.ckpt
 cp runs/field/defects-stage2/best.ckpt models/zoo/field-defects/best.ckpt
 inspector validate --config models/zoo/field/field.yaml
 inspector eval --config models/zoo/field/field.yaml --held-out-of train/configs/field-insulator.yaml \
+    --bootstrap 1000 \
     > docs/bench/field-model-eval.json
 echo "field model: models/zoo/field (figures: docs/bench/field-model-eval.json)"
