@@ -27,5 +27,14 @@ fi
 echo "cascade: done ($stage2/cascade-eval.json)"
 run anchors train/configs/field/anchors.yaml runs/field/anchors
 run rotate90 train/configs/field/rotate90.yaml runs/field/rotate90
+# The second stage on tiles of every size, then its figures at each deployed tile size.
+tiles=runs/field/defects-stage2-tiles
+if [ ! -f "$tiles/export-onnx/manifest.json" ]; then
+    inspector train --config train/configs/field/defects-stage2-tiles.yaml --resume --no-progress
+fi
+if [ ! -f "$tiles/scale-sweep.json" ]; then
+    python docs/bench/field_scale_sweep.py --stage2 "$tiles/export-onnx" --no-stage1 --out "$tiles/scale-sweep.json"
+fi
+echo "tiles: done ($tiles/scale-sweep.json)"
 run stride8 train/configs/field/stride8.yaml runs/field/stride8
 run native train/configs/field/native.yaml runs/field/native
