@@ -16,6 +16,7 @@ at the rule's first-stage thresholds (the parents that are cropped). `eval_rule`
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -65,43 +66,87 @@ def children_of_picture(image: np.ndarray, boxes: np.ndarray, class_ids: np.ndar
     return boxes, scores, classes, len(plans)
 
 
-def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,
-                     rule: CascadeRule | None = None, reported_out: list | None = None, bootstrap: int = 0) -> dict:
-    """`dataset`: full pictures annotated with stage 1's classes and stage 2's (any order). Returns stage 1's
-    metrics on its classes and the cascade's on stage 2's, both on these pictures. `reported_out`, when given,
-    receives what the rule reports of both stages (train/draw.py `reported`: at its thresholds, named).
-    bootstrap: resamplings of the pictures for AP intervals (train/evaluate.py `bootstrap_intervals`)."""
-    check_pair(spec1, spec2)
-    rule = rule or eval_rule(spec1, spec2)
-    deployed = rule.stage2.thresholds
-    # The children down to EVAL_SCORE whatever the rule's stage-2 thresholds: AP needs the whole curve (and
-    # `at_threshold` counts the point on it the rule's thresholds give).
-    rule = dataclasses.replace(rule, stage2=curve_decoding(rule.stage2))
-    stage1_set = relabel(dataset, spec1.class_names)
-    children_set = relabel(dataset, spec2.class_names)
-    results, crops_run = [], 0
+@dataclasses.dataclass(frozen=True)
+class Cascade:
+    """Two models and the rule that joins them. run1 and run2 take a batch of letterboxed images and return the
+    raw (boxes, scores) of the exported model."""
 
-    def cascade(index, picture, boxes_model, scores, geometry):
+    run1: Callable
+    spec1: ModelSpec
+    run2: Callable
+    spec2: ModelSpec
+    rule: CascadeRule
+
+
+@dataclasses.dataclass
+class Detections:
+    """A cascade's detections on a data set's pictures (COCO results, image_id = sample index): stage 1's down to
+    EVAL_SCORE with the rule's NMS and cap, and the children's."""
+
+    first: list
+    children: list
+    crops: int
+
+
+def detect(dataset: Dataset, cascade: Cascade) -> Detections:
+    """One pass of stage 1 over the pictures: its own detections and, from the same outputs, the parents of
+    every picture and the children found in their crops (kept down to EVAL_SCORE whatever the rule's stage-2
+    thresholds: AP needs the whole curve)."""
+    rule = dataclasses.replace(cascade.rule, stage2=curve_decoding(cascade.rule.stage2))
+    children_found, crops_run = [], 0
+
+    def on_outputs(index, picture, boxes_model, scores, geometry):
         nonlocal crops_run
         sample = dataset.samples[index]
         first, _, first_ids = decode(boxes_model, scores, geometry, sample.width, sample.height, rule.stage1)
-        boxes, child_scores, classes, count = children_of_picture(picture, first, first_ids, run2, spec2, rule)
+        boxes, child_scores, classes, count = children_of_picture(picture, first, first_ids, cascade.run2,
+                                                                  cascade.spec2, rule)
         crops_run += count
-        results.extend(coco_results(index, boxes, child_scores, classes))
+        children_found.extend(coco_results(index, boxes, child_scores, classes))
 
-    # One pass of stage 1: its own figures (decoded with the rule's NMS and cap; at its thresholds, what is
-    # cropped), and the parents of every picture from the same outputs.
-    first = predict(run1, stage1_set, spec1, on_outputs=cascade, decoding=curve_decoding(rule.stage1))
-    stage1 = evaluate_sources(stage1_set, first, thresholds=rule.stage1.thresholds, bootstrap=bootstrap)
+    first = predict(cascade.run1, relabel(dataset, cascade.spec1.class_names), cascade.spec1, on_outputs=on_outputs,
+                    decoding=curve_decoding(rule.stage1))
+    return Detections(first, children_found, crops_run)
+
+
+def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,
+                     rule: CascadeRule | None = None, reported_out: list | None = None, bootstrap: int = 0,
+                     against: Cascade | None = None) -> dict:
+    """`dataset`: full pictures annotated with stage 1's classes and stage 2's (any order). Returns stage 1's
+    metrics on its classes and the cascade's on stage 2's, both on these pictures. `reported_out`, when given,
+    receives what the rule reports of both stages (train/draw.py `reported`: at its thresholds, named).
+    bootstrap: resamplings of the pictures for AP intervals (train/evaluate.py `bootstrap_intervals`). against:
+    another cascade of the same classes on the same pictures, each of its stages compared with this one's
+    (train/evaluate.py `compare_against`: paired on the same resamplings)."""
+    check_pair(spec1, spec2)
+    mine = Cascade(run1, spec1, run2, spec2, rule or eval_rule(spec1, spec2))
+    stage1_set, children_set = relabel(dataset, spec1.class_names), relabel(dataset, spec2.class_names)
+    found = detect(dataset, mine)
+    theirs = None
+    if against is not None:
+        check_pair(against.spec1, against.spec2)
+        for which, a, b in (("stage 1", against.spec1, spec1), ("stage 2", against.spec2, spec2)):
+            if tuple(a.class_names) != tuple(b.class_names):
+                raise ValueError(f"its {which} classes {list(a.class_names)} are not {list(b.class_names)}")
+        theirs = detect(dataset, against)
+    # Stage 1's figures decoded with the rule's NMS and cap, at its thresholds what is cropped; the children's at
+    # the rule's stage-2 thresholds (`at_threshold`: the point on the curve the daemon reports).
+    stage1 = evaluate_sources(stage1_set, found.first, thresholds=mine.rule.stage1.thresholds, bootstrap=bootstrap,
+                              against=None if theirs is None else theirs.first)
+    cascade_metrics = evaluate_sources(children_set, found.children, thresholds=mine.rule.stage2.thresholds,
+                                       bootstrap=bootstrap,  # and per source
+                                       against=None if theirs is None else theirs.children)
     if reported_out is not None:
-        reported_out += reported(first, spec1.class_names, rule.stage1.thresholds)
-        reported_out += reported(results, spec2.class_names, deployed)
-    cascade_metrics = evaluate_sources(children_set, results, thresholds=deployed,  # and per source
-                                       bootstrap=bootstrap)
+        reported_out += reported(found.first, spec1.class_names, mine.rule.stage1.thresholds)
+        reported_out += reported(found.children, spec2.class_names, mine.rule.stage2.thresholds)
     for metrics in (stage1, cascade_metrics):
         metrics.pop("pr_curves", None)
-    return {"pictures": len(dataset.samples), "crops_per_picture": crops_run / max(1, len(dataset.samples)),
-            "rule": rule_report(rule, spec1, spec2), "stage1": stage1, "cascade": cascade_metrics}
+    report = {"pictures": len(dataset.samples), "crops_per_picture": found.crops / max(1, len(dataset.samples)),
+              "rule": rule_report(mine.rule, spec1, spec2), "stage1": stage1, "cascade": cascade_metrics}
+    if theirs is not None:
+        report["against"] = {"crops_per_picture": theirs.crops / max(1, len(dataset.samples)),
+                             "rule": rule_report(against.rule, against.spec1, against.spec2)}
+    return report
 
 
 def rule_report(rule: CascadeRule, spec1: ModelSpec, spec2: ModelSpec) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -64,10 +65,12 @@ def register(commands, deployed_models=None) -> None:
     evaluate.add_argument("--bootstrap", type=positive_int, metavar="ROUNDS",
                           help="resample the pictures this many times (e.g. 1000): each class's AP gets the 90%% "
                                "interval it would move in on other pictures like these (`bootstrap`)")
-    evaluate.add_argument("--against", metavar="DIR",
-                          help="another export with the same classes, on the same pictures, decoded the same way: "
-                               "its AP and the difference per class (`against`; with --bootstrap, the difference's "
-                               "90%% interval over the same resamplings). One stage only")
+    evaluate.add_argument("--against", metavar="DIR|CONFIG",
+                          help="what to compare with, on the same pictures: another export with the same classes "
+                               "in place of the (first) model, decoded the same way and with the same second stage; "
+                               "or another daemon config, as it deploys its models. Its AP and the difference per "
+                               "class (`against`; with --bootstrap, the difference's 90%% interval over the same "
+                               "resamplings)")
     evaluate.add_argument("--draw", metavar="DIR", help="write every picture here with its labels (green) and the "
                                                         "detections reported (red): at --config's thresholds, "
                                                         "else from --draw-score")
@@ -135,13 +138,7 @@ def _eval(args) -> int:
     spec = ModelSpec.load(args.model)
     session = open_session(f"{args.model}/{spec.cpu_model_name}")
     stage2 = ModelSpec.load(args.stage2) if args.stage2 else None
-    if args.against:
-        if stage2 is not None:
-            raise ConfigError("eval: --against compares two single-stage models; this evaluation has a second stage")
-        other = ModelSpec.load(args.against)
-        if tuple(other.class_names) != tuple(spec.class_names):
-            raise ConfigError(f"eval --against {args.against}: its classes {list(other.class_names)} are not "
-                              f"{args.model}'s {list(spec.class_names)}")
+    other = _against(args, spec, stage2) if args.against else None
     classes = tuple(spec.class_names) + tuple(c for c in (stage2.class_names if stage2 else ()) if c not in spec.class_names)
     if args.held_out_of:
         dataset, where = _held_out(args.held_out_of, classes)
@@ -155,17 +152,24 @@ def _eval(args) -> int:
                           f"{args.format if args.data else 'its training format'} ({len(dataset.issues)} problems "
                           f"above): wrong --format or path?")
     if stage2 is not None:
-        from train.cascade_eval import DEFAULT_PARENT_SCORE, eval_rule, evaluate_cascade
+        from train.cascade_eval import DEFAULT_PARENT_SCORE, Cascade, eval_rule, evaluate_cascade
 
         session2 = open_session(f"{args.stage2}/{stage2.cpu_model_name}")
         shown: list = []
         try:
-            report = evaluate_cascade(dataset, session.run, spec, session2.run, stage2,
-                                      rule or eval_rule(spec, stage2, DEFAULT_PARENT_SCORE if args.parent_score
-                                                        is None else args.parent_score), shown,
-                                      args.bootstrap or 0)
+            used = rule or eval_rule(spec, stage2, DEFAULT_PARENT_SCORE if args.parent_score is None
+                                     else args.parent_score)
         except ValueError as exc:
             raise ConfigError(f"eval --stage2 {args.stage2}: {exc}") from None
+        # An export compared in the first model's place runs with this second stage and rule.
+        against = None if other is None else Cascade(other.run1, other.spec1, other.run2, other.spec2,
+                                                     other.rule or used)
+        try:
+            report = evaluate_cascade(dataset, session.run, spec, session2.run, stage2, used, shown,
+                                      args.bootstrap or 0, against)
+        except ValueError as exc:
+            raise ConfigError(f"eval --{'against ' + args.against if against else 'stage2 ' + args.stage2}: "
+                              f"{exc}") from None
         if args.draw:
             _draw(dataset, shown if rule else [d for d in shown if d["score"] >= args.draw_score], args.draw)
         print(json.dumps(report, indent=2))
@@ -178,11 +182,11 @@ def _eval(args) -> int:
         print(f"data: {dataset.samples[index].image}: not a readable picture (left out of the evaluation)",
               file=sys.stderr)
     against = None
-    if args.against:
-        other_session = open_session(f"{args.against}/{other.cpu_model_name}")
+    if other is not None:
         # The same pictures are unreadable for both models: predict skips them again.
-        against = predict(lambda images: other_session.run(images), dataset, other, unreadable=[],
-                          decoding=curve_decoding(deployed) if deployed else None)
+        decoding = other.decoding if other.decoding is not None else deployed
+        against = predict(other.run1, dataset, other.spec1, unreadable=[],
+                          decoding=curve_decoding(decoding) if decoding else None)
     metrics = evaluate_sources(dataset, results, unreadable, deployed.thresholds if deployed else None,
                                args.bootstrap or 0, against)
     if args.draw:
@@ -195,6 +199,49 @@ def _eval(args) -> int:
     print(json.dumps(metrics | {"images": len(dataset.samples) - len(unreadable), "unreadable": len(unreadable)},
                      indent=2))
     return 0
+
+
+@dataclasses.dataclass
+class _Other:
+    """--against, opened: its (first) model, its own decoding when a daemon config gives one (None: decoded as
+    what it is compared with), and its second stage and rule when it has them."""
+
+    run1: object
+    spec1: object
+    decoding: object = None
+    run2: object = None
+    spec2: object = None
+    rule: object = None
+
+
+def _against(args, spec, stage2) -> _Other:
+    """--against: a directory is an export taking the (first) model's place; a file is a daemon config. Refused,
+    naming it, unless it gives the classes of what is evaluated, one stage against one, two against two."""
+    import pathlib
+
+    from core.errors import ConfigError
+    from models.runtime import open_session
+    from models.spec import ModelSpec
+
+    where = f"eval --against {args.against}"
+    if pathlib.Path(args.against).is_dir():
+        model, decoding, model2, rule = args.against, None, args.stage2, None
+    else:
+        model, decoding, model2, rule = args.deployed_models(args.against)
+        if (model2 is None) != (stage2 is None):
+            raise ConfigError(f"{where}: {'a single stage' if model2 is None else 'a cascade'} cannot be compared "
+                              f"with {'a cascade' if stage2 is not None else 'a single stage'}")
+    other = ModelSpec.load(model)
+    if tuple(other.class_names) != tuple(spec.class_names):
+        raise ConfigError(f"{where}: its classes {list(other.class_names)} are not {args.model}'s "
+                          f"{list(spec.class_names)}")
+    session = open_session(f"{model}/{other.cpu_model_name}")
+    found = _Other(session.run, other, decoding)
+    if model2 is not None:
+        found.spec2 = ModelSpec.load(model2)
+        found.run2 = open_session(f"{model2}/{found.spec2.cpu_model_name}").run
+        found.rule = rule
+    return found
 
 
 def _draw(dataset, detections: list, out: str) -> None:

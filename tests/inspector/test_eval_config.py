@@ -62,9 +62,23 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
     assert f"{report['pictures']} pictures with labels and {reported} detections drawn" in captured.err
     # A parent threshold the config raises beyond every insulator's score: nothing is cropped.
     daemon["thresholds"]["per_class"] = {"insulator": 0.9999}
-    config.write_text(json.dumps(daemon))
-    none = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data])
+    blind = tmp_path / "blind.yaml"
+    blind.write_text(json.dumps(daemon))
+    none = evaluate(capsys, ["eval", "--config", str(blind), "--held-out-of", data])
     assert none["crops_per_picture"] == 0 and none["cascade"]["mAP50"] <= 0
+    # --against that config: the same first stage (its curve does not depend on the thresholds), and the
+    # children's difference is all of this cascade's AP.
+    compared = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data, "--against", str(blind)])
+    assert compared["cascade"]["per_class_AP50"] == report["cascade"]["per_class_AP50"]
+    assert compared["against"] == {"crops_per_picture": 0.0, "rule": dict(report["rule"],
+                                                                          parent_scores={"insulator": 0.9999})}
+    assert {v["difference"] for v in compared["stage1"]["against"]["difference_AP50"].values()} == {0.0}
+    ap = report["cascade"]["per_class_AP50"]["defect"]
+    assert ap > 0 and compared["cascade"]["against"]["difference_AP50"]["defect"]["difference"] == round(ap, 4)
+    # --against an export: in the first model's place, with this config's second stage and rule.
+    itself = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data, "--against", str(model)])
+    assert itself["against"] == {"crops_per_picture": report["crops_per_picture"], "rule": report["rule"]}
+    assert {v["difference"] for v in itself["cascade"]["against"]["difference_AP50"].values()} == {0.0}
 
 
 def test_eval_config_of_one_stage_counts_what_the_daemon_keeps(tmp_path, shared_dir, capsys):
@@ -137,6 +151,11 @@ def test_eval_config_refuses_a_second_stage_problem_naming_the_key(tmp_path, cap
     assert main(["eval", "--config", str(single), "--against", str(model.parent / "stage2"), "--data",
                  str(tmp_path)]) == 1
     assert "its classes ['defect'] are not" in capsys.readouterr().err
+    cascade = tmp_path / "cascade.yaml"
+    cascade.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model),
+                                   "stage2": {"model": str(model.parent / "stage2")}}))
+    assert main(["eval", "--config", str(single), "--against", str(cascade), "--data", str(tmp_path)]) == 1
+    assert f"eval --against {cascade}: a cascade cannot be compared with a single stage" in capsys.readouterr().err
     # A threshold for a class the model does not have is refused, naming the key, as `inspector validate` does.
     config.write_text(json.dumps({"cameras": [{"id": "a", "url": "clip.mp4"}], "model": str(model),
                                   "thresholds": {"per_class": {"flashover": 0.5}}}))

@@ -151,3 +151,30 @@ def test_the_deployed_threshold_is_counted_in_objects_found_missed_and_false_ala
                        "recall": 0.0}
     misplaced = at(0.3, offset=(40.0, 40.0))
     assert misplaced["found"] == 0 and misplaced["false_alarms"] >= faults and misplaced["precision"] == 0.0
+
+
+def test_another_cascade_is_compared_stage_by_stage_on_the_same_resamples(tmp_path):
+    """Against a cascade whose second model misplaces every fault by 40 px: stage 1 is the same (no difference in
+    any resample), the children's difference is this cascade's AP minus the other's, and every paired resample
+    puts this one ahead."""
+    from train.cascade_eval import Cascade
+
+    dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=12), CASCADE_CLASSES)
+    stage1, stage2 = specs()
+    rule = eval_rule(stage1, stage2)
+    worse = Cascade(colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1, offset=(40.0, 40.0)), stage2,
+                    rule)
+    report = evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), stage2,
+                              rule, bootstrap=30, against=worse)
+    assert report["against"]["crops_per_picture"] == report["crops_per_picture"] > 2
+    assert report["stage1"]["against"]["difference_AP50"]["string"] == {"difference": 0.0, "interval": [0.0, 0.0]}
+    theirs = report["cascade"]["against"]["per_class_AP50"]["fault"]
+    difference = report["cascade"]["against"]["difference_AP50"]["fault"]
+    assert theirs < 0.2 and difference["difference"] == round(1.0 - theirs, 4)
+    assert 0 < difference["interval"][0] <= difference["interval"][1] <= 1.0
+    # Another cascade must find the same classes in both stages.
+    other2 = ModelSpec.from_cfg(parse_cfg("yolov4-tiny", classes=1, height=96, width=96), ["crack"], crops=CROPS)
+    with pytest.raises(ValueError, match=r"its stage 2 classes \['crack'\] are not \['fault'\]"):
+        evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), stage2, rule,
+                         against=Cascade(colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), other2,
+                                         rule))
