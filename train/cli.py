@@ -5,11 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
 from core.cliargs import fraction, positive_int
 from core.extras import TRAINING_PYTHON, require_extra
+
+if TYPE_CHECKING:  # the models are imported when a command runs
+    from models.cascade import CascadeRule, Decoding
+    from models.spec import ModelSpec
 
 
 def register(commands, deployed_models=None) -> None:
@@ -206,12 +211,12 @@ class _Other:
     """--against, opened: its (first) model, its own decoding when a daemon config gives one (None: decoded as
     what it is compared with), and its second stage and rule when it has them."""
 
-    run1: object
-    spec1: object
-    decoding: object = None
-    run2: object = None
-    spec2: object = None
-    rule: object = None
+    run1: Callable
+    spec1: ModelSpec
+    decoding: Optional[Decoding] = None
+    run2: Optional[Callable] = None
+    spec2: Optional[ModelSpec] = None
+    rule: Optional[CascadeRule] = None
 
 
 def _against(args, spec, stage2) -> _Other:
