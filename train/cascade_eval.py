@@ -67,7 +67,7 @@ def children_of_picture(image: np.ndarray, boxes: np.ndarray, class_ids: np.ndar
 
 
 @dataclasses.dataclass(frozen=True)
-class Cascade:
+class CascadeModels:
     """Two models and the rule that joins them. run1 and run2 take a batch of letterboxed images and return the
     raw (boxes, scores) of the exported model."""
 
@@ -88,7 +88,7 @@ class Detections:
     crops: int
 
 
-def detect(dataset: Dataset, cascade: Cascade) -> Detections:
+def detect(dataset: Dataset, cascade: CascadeModels) -> Detections:
     """One pass of stage 1 over the pictures: its own detections and, from the same outputs, the parents of
     every picture and the children found in their crops (kept down to EVAL_SCORE whatever the rule's stage-2
     thresholds: AP needs the whole curve)."""
@@ -104,14 +104,13 @@ def detect(dataset: Dataset, cascade: Cascade) -> Detections:
         crops_run += count
         children_found.extend(coco_results(index, boxes, child_scores, classes))
 
-    first = predict(cascade.run1, relabel(dataset, cascade.spec1.class_names), cascade.spec1, on_outputs=on_outputs,
-                    decoding=curve_decoding(rule.stage1))
+    first = predict(cascade.run1, dataset, cascade.spec1, on_outputs=on_outputs, decoding=curve_decoding(rule.stage1))
     return Detections(first, children_found, crops_run)
 
 
 def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: ModelSpec,
                      rule: CascadeRule | None = None, reported_out: list | None = None, bootstrap: int = 0,
-                     against: Cascade | None = None) -> dict:
+                     against: CascadeModels | None = None) -> dict:
     """`dataset`: full pictures annotated with stage 1's classes and stage 2's (any order). Returns stage 1's
     metrics on its classes and the cascade's on stage 2's, both on these pictures. `reported_out`, when given,
     receives what the rule reports of both stages (train/draw.py `reported`: at its thresholds, named).
@@ -119,7 +118,7 @@ def evaluate_cascade(dataset: Dataset, run1, spec1: ModelSpec, run2, spec2: Mode
     another cascade of the same classes on the same pictures, each of its stages compared with this one's
     (train/evaluate.py `compare_against`: paired on the same resamplings)."""
     check_pair(spec1, spec2)
-    mine = Cascade(run1, spec1, run2, spec2, rule or eval_rule(spec1, spec2))
+    mine = CascadeModels(run1, spec1, run2, spec2, rule or eval_rule(spec1, spec2))
     stage1_set, children_set = relabel(dataset, spec1.class_names), relabel(dataset, spec2.class_names)
     found = detect(dataset, mine)
     theirs = None

@@ -157,7 +157,7 @@ def _eval(args) -> int:
                           f"{args.format if args.data else 'its training format'} ({len(dataset.issues)} problems "
                           f"above): wrong --format or path?")
     if stage2 is not None:
-        from train.cascade_eval import DEFAULT_PARENT_SCORE, Cascade, eval_rule, evaluate_cascade
+        from train.cascade_eval import DEFAULT_PARENT_SCORE, CascadeModels, eval_rule, evaluate_cascade
 
         session2 = open_session(f"{args.stage2}/{stage2.cpu_model_name}")
         shown: list = []
@@ -166,9 +166,9 @@ def _eval(args) -> int:
                                      else args.parent_score)
         except ValueError as exc:
             raise ConfigError(f"eval --stage2 {args.stage2}: {exc}") from None
-        # An export compared in the first model's place runs with this second stage and rule.
-        against = None if other is None else Cascade(other.run1, other.spec1, other.run2, other.spec2,
-                                                     other.rule or used)
+        # An export compared in the first model's place runs with this second stage (its session) and rule.
+        against = None if other is None else CascadeModels(other.run1, other.spec1, other.run2 or session2.run,
+                                                           other.spec2 or stage2, other.rule or used)
         try:
             report = evaluate_cascade(dataset, session.run, spec, session2.run, stage2, used, shown,
                                       args.bootstrap or 0, against)
@@ -230,7 +230,7 @@ def _against(args, spec, stage2) -> _Other:
 
     where = f"eval --against {args.against}"
     if pathlib.Path(args.against).is_dir():
-        model, decoding, model2, rule = args.against, None, args.stage2, None
+        model, decoding, model2, rule = args.against, None, None, None
     else:
         model, decoding, model2, rule = args.deployed_models(args.against)
         if (model2 is None) != (stage2 is None):

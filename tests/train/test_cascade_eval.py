@@ -157,13 +157,13 @@ def test_another_cascade_is_compared_stage_by_stage_on_the_same_resamples(tmp_pa
     """Against a cascade whose second model misplaces every fault by 40 px: stage 1 is the same (no difference in
     any resample), the children's difference is this cascade's AP minus the other's, and every paired resample
     puts this one ahead."""
-    from train.cascade_eval import Cascade
+    from train.cascade_eval import CascadeModels
 
     dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=12), CASCADE_CLASSES)
     stage1, stage2 = specs()
     rule = eval_rule(stage1, stage2)
-    worse = Cascade(colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1, offset=(40.0, 40.0)), stage2,
-                    rule)
+    worse = CascadeModels(colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1, offset=(40.0, 40.0)),
+                          stage2, rule)
     report = evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), stage2,
                               rule, bootstrap=30, against=worse)
     assert report["against"]["crops_per_picture"] == report["crops_per_picture"] > 2
@@ -176,5 +176,5 @@ def test_another_cascade_is_compared_stage_by_stage_on_the_same_resamples(tmp_pa
     other2 = ModelSpec.from_cfg(parse_cfg("yolov4-tiny", classes=1, height=96, width=96), ["crack"], crops=CROPS)
     with pytest.raises(ValueError, match=r"its stage 2 classes \['crack'\] are not \['fault'\]"):
         evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), stage2, rule,
-                         against=Cascade(colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), other2,
-                                         rule))
+                         against=CascadeModels(colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1),
+                                               other2, rule))
