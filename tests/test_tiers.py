@@ -23,9 +23,11 @@ def test_the_unit_tier_and_the_daemons_tests_need_only_the_daemons_install(tmp_p
                                            "'pycocotools') if u.find_spec(m)])"], capture_output=True, text=True)
     assert absent.stdout.strip() == "[]"
     for selection in (["-m", "unit"], ["-m", "not slow", "tests/pipeline"]):
-        run = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "--tb=short",
+        run = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs", "--tb=short",
                               *selection], cwd=REPO, capture_output=True, text=True, timeout=1800)
-        failures = [line for line in run.stdout.splitlines() if line.startswith(("FAILED", "ERROR", "E "))]
+        lines = run.stdout.splitlines()  # the failing tests' names first, then what they raised
+        failures = ([line for line in lines if line.startswith(("FAILED", "ERROR"))]
+                    + [line for line in lines if line.startswith("E ")])
         assert run.returncode == 0, "\n".join([" ".join(selection)] + failures[:60] + [run.stderr[-2000:]])
         # No daemon test stepped aside for MindSpore (the Ascend tests' setup converts: those skip for onnx).
         skipped = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]

@@ -26,11 +26,11 @@ def small_disk(tmp_path):
 def fill(directory: pathlib.Path) -> pathlib.Path:
     """Write a file into `directory` until its file system is full; remove it to give the space back."""
     filler = directory / "filler"
-    with open(filler, "wb") as handle:
+    # Unbuffered: a buffered file keeps the tail of a partial write and raises ENOSPC again when it is closed.
+    with open(filler, "wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
     return filler
