@@ -1,5 +1,5 @@
 #!/bin/sh
-# The field model from its two trainings (sh train/configs/field/run-all.sh makes and evaluates them, resumable):
+# The field model from its trainings (sh train/configs/field/run-all.sh makes and evaluates them, resumable):
 # the exports the daemon runs and the checkpoints to fine-tune from, then the checks and the banked figures.
 # From the repository root:
 #   sh models/zoo/field/make.sh
@@ -8,10 +8,10 @@ install_export() {  # run -> directory the daemon config names
     rm -rf "$2" && mkdir -p "$2" && cp "$1"/export-onnx/* "$2"/
 }
 install_export runs/field-insulator models/zoo/field/model
-install_export runs/field/defects-stage2 models/zoo/field/stage2
+install_export runs/field/defects-stage2-more models/zoo/field/stage2
 mkdir -p models/zoo/field-insulator models/zoo/field-defects
 cp runs/field-insulator/best.ckpt models/zoo/field-insulator/best.ckpt
-cp runs/field/defects-stage2/best.ckpt models/zoo/field-defects/best.ckpt
+cp runs/field/defects-stage2-more/best.ckpt models/zoo/field-defects/best.ckpt
 inspector validate --config models/zoo/field/field.yaml
 inspector eval --config models/zoo/field/field.yaml --held-out-of train/configs/field-insulator.yaml \
     --bootstrap 1000 \

@@ -25,6 +25,19 @@ if [ ! -f "$stage2/cascade-eval.json" ]; then
     mv "$stage2/cascade-eval.json.tmp" "$stage2/cascade-eval.json"
 fi
 echo "cascade: done ($stage2/cascade-eval.json)"
+# The same second stage trained 60 epochs more (the committed one), measured paired against the cascade above
+# as the field config deploys each.
+more=runs/field/defects-stage2-more
+if [ ! -f "$more/export-onnx/manifest.json" ]; then
+    inspector train --config train/configs/field/defects-stage2-more.yaml --resume --no-progress
+fi
+if [ ! -f "$more/cascade-against.json" ]; then
+    inspector eval --config docs/bench/field-defects-stage2-more/field-stage2-more.yaml \
+        --against docs/bench/field-defects-stage2-more/field-stage2.yaml \
+        --held-out-of train/configs/field-insulator.yaml --bootstrap 1000 > "$more/cascade-against.json.tmp"
+    mv "$more/cascade-against.json.tmp" "$more/cascade-against.json"
+fi
+echo "more epochs: done ($more/cascade-against.json)"
 run anchors train/configs/field/anchors.yaml runs/field/anchors
 run rotate90 train/configs/field/rotate90.yaml runs/field/rotate90
 # The second stage on tiles of every size, then its figures at each deployed tile size.
