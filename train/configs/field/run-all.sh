@@ -4,10 +4,13 @@
 # held-out pictures afterwards (eval.json beside it). From the repository root:
 #   sh train/configs/field/run-all.sh
 set -eu
-run() {  # name config out
-    if [ ! -f "$3/export-onnx/manifest.json" ]; then
-        inspector train --config "$2" --resume --no-progress
+train() {  # config out: skipped once its export exists, resumed if interrupted
+    if [ ! -f "$2/export-onnx/manifest.json" ]; then
+        inspector train --config "$1" --resume --no-progress
     fi
+}
+run() {  # name config out
+    train "$2" "$3"
     if [ ! -f "$3/eval.json" ]; then
         inspector eval --model "$3/export-onnx" --held-out-of "$2" > "$3/eval.json.tmp" && mv "$3/eval.json.tmp" "$3/eval.json"
     fi
@@ -16,47 +19,34 @@ run() {  # name config out
 run baseline train/configs/field-insulator.yaml runs/field-insulator
 # The cascade: the defects on crops around the baseline's insulators, evaluated end to end.
 stage2=runs/field/defects-stage2
-if [ ! -f "$stage2/export-onnx/manifest.json" ]; then
-    inspector train --config train/configs/field/defects-stage2.yaml --resume --no-progress
-fi
+train train/configs/field/defects-stage2.yaml "$stage2"
 if [ ! -f "$stage2/cascade-eval.json" ]; then
     inspector eval --model runs/field-insulator/export-onnx --stage2 "$stage2/export-onnx" \
         --held-out-of train/configs/field-insulator.yaml > "$stage2/cascade-eval.json.tmp"
     mv "$stage2/cascade-eval.json.tmp" "$stage2/cascade-eval.json"
 fi
 echo "cascade: done ($stage2/cascade-eval.json)"
-# The same second stage trained 60 epochs more (the committed one), measured paired against the cascade above
-# as the field config deploys each.
-more=runs/field/defects-stage2-more
-if [ ! -f "$more/export-onnx/manifest.json" ]; then
-    inspector train --config train/configs/field/defects-stage2-more.yaml --resume --no-progress
-fi
-if [ ! -f "$more/cascade-against.json" ]; then
-    inspector eval --config docs/bench/field-defects-stage2-more/field-stage2-more.yaml \
-        --against docs/bench/field-defects-stage2-more/field-stage2.yaml \
-        --held-out-of train/configs/field-insulator.yaml --bootstrap 1000 > "$more/cascade-against.json.tmp"
-    mv "$more/cascade-against.json.tmp" "$more/cascade-against.json"
-fi
-echo "more epochs: done ($more/cascade-against.json)"
-# A third cosine, against the committed second stage (it loses: not shipped).
-more2=runs/field/defects-stage2-more2
-if [ ! -f "$more2/export-onnx/manifest.json" ]; then
-    inspector train --config train/configs/field/defects-stage2-more2.yaml --resume --no-progress
-fi
-if [ ! -f "$more2/cascade-against.json" ]; then
-    inspector eval --config docs/bench/field-defects-stage2-more2/field-stage2-more2.yaml \
-        --against docs/bench/field-defects-stage2-more/field-stage2-more.yaml \
-        --held-out-of train/configs/field-insulator.yaml --bootstrap 1000 > "$more2/cascade-against.json.tmp"
-    mv "$more2/cascade-against.json.tmp" "$more2/cascade-against.json"
-fi
-echo "a third cosine: done ($more2/cascade-against.json)"
+# The same second stage trained 60 epochs more (the committed one), then a third cosine (it loses: not
+# shipped), each measured paired against the one before as the field config deploys each.
+against() {  # name config out daemon-config other-daemon-config
+    train "$2" "$3"
+    if [ ! -f "$3/cascade-against.json" ]; then
+        inspector eval --config "$4" --against "$5" --held-out-of train/configs/field-insulator.yaml \
+            --bootstrap 1000 > "$3/cascade-against.json.tmp"
+        mv "$3/cascade-against.json.tmp" "$3/cascade-against.json"
+    fi
+    echo "$1: done ($3/cascade-against.json)"
+}
+bench=docs/bench/field-defects-stage2-more
+against "more epochs" train/configs/field/defects-stage2-more.yaml runs/field/defects-stage2-more \
+    $bench/field-stage2-more.yaml $bench/field-stage2.yaml
+against "a third cosine" train/configs/field/defects-stage2-more2.yaml runs/field/defects-stage2-more2 \
+    docs/bench/field-defects-stage2-more2/field-stage2-more2.yaml $bench/field-stage2-more.yaml
 run anchors train/configs/field/anchors.yaml runs/field/anchors
 run rotate90 train/configs/field/rotate90.yaml runs/field/rotate90
 # The second stage on tiles of every size, then its figures at each deployed tile size.
 tiles=runs/field/defects-stage2-tiles
-if [ ! -f "$tiles/export-onnx/manifest.json" ]; then
-    inspector train --config train/configs/field/defects-stage2-tiles.yaml --resume --no-progress
-fi
+train train/configs/field/defects-stage2-tiles.yaml "$tiles"
 if [ ! -f "$tiles/scale-sweep.json" ]; then
     python docs/bench/field_scale_sweep.py --stage2 "$tiles/export-onnx" --no-stage1 --out "$tiles/scale-sweep.json"
 fi
