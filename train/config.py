@@ -40,11 +40,19 @@ class CropDataConfig(Strict):
                                                            "the training photographs' makes a defect larger or "
                                                            "smaller in its tile; held-out crops and the deployed "
                                                            "ones use max_side. 0: off (no random draw).")
+    copies: int = Field(1, ge=1, le=8, description="Training crops: each parent is cut this many times, each "
+                                                   "time from its own jittered box (and tile size), so that a "
+                                                   "defect is seen at several places in its tile, as the "
+                                                   "deployed tiles fall wherever the detector's box puts them; "
+                                                   "held-out crops are cut once. Needs jitter or tile_jitter.")
 
     @model_validator(mode="after")
     def _tiles_to_jitter(self):
         if self.tile_jitter and self.max_side is None:
             raise ValueError("tile_jitter: needs max_side (the tile side it varies); max_side is null")
+        if self.copies > 1 and not (self.jitter or self.tile_jitter):
+            raise ValueError(f"copies: {self.copies} identical cuts of each parent without jitter or tile_jitter "
+                             "(set one of them, or copies: 1)")
         return self
 
 

@@ -69,6 +69,15 @@ def tile_scaled(settings: CropSettings, fraction: float, rng: np.random.Generato
     return dataclasses.replace(settings, max_side=min(1.0, settings.max_side * factor))
 
 
+def _crop(sample: Sample, rect, child_boxes: np.ndarray, child_labels: np.ndarray, child_map: dict,
+          min_visible: float, path: pathlib.Path) -> Sample:
+    """The crop `rect` of `sample` as a sample of its own: the children visible enough in it, in its pixels."""
+    x1, y1, x2, y2 = rect
+    kept, local = boxes_in_crop(child_boxes, rect, min_visible)
+    labels = np.asarray([child_map[int(l)] for l in child_labels[kept]], np.int64)
+    return Sample(str(path), int(x2 - x1), int(y2 - y1), local.astype(np.float32), labels, source=sample.source)
+
+
 def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training: bool,
         rng: np.random.Generator) -> list[Sample]:
     """Crops of every parent object of `samples`, written under `out`."""
@@ -87,15 +96,15 @@ def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training:
         child_boxes, child_labels = sample.boxes[is_child], sample.labels[is_child]
         parents = sample.boxes[np.isin(sample.labels, parent_ids)]
         for p, parent in enumerate(parents):
-            box = jittered(parent, crops.jitter, rng) if training and crops.jitter else parent
-            tiles = tile_scaled(settings, crops.tile_jitter, rng) if training and crops.tile_jitter else settings
-            for t, (x1, y1, x2, y2) in enumerate(crop_regions(box, sample.width, sample.height, tiles)):
-                kept, local = boxes_in_crop(child_boxes, (x1, y1, x2, y2), crops.min_visible)
-                labels = np.asarray([child_map[int(l)] for l in child_labels[kept]], np.int64)
-                name = f"{index:05d}_{pathlib.Path(sample.image).stem}_p{p}_t{t}.png"
-                crop = Sample(str(out / name), int(x2 - x1), int(y2 - y1), local.astype(np.float32), labels,
-                              source=sample.source)
-                (positives if len(labels) else negatives).append((crop, image[y1:y2, x1:x2].copy()))
+            for copy in range(crops.copies if training else 1):
+                box = jittered(parent, crops.jitter, rng) if training and crops.jitter else parent
+                tiles = tile_scaled(settings, crops.tile_jitter, rng) if training and crops.tile_jitter else settings
+                for t, rect in enumerate(crop_regions(box, sample.width, sample.height, tiles)):
+                    suffix = f"_c{copy}" if copy else ""  # the first cut keeps the name it has with copies 1
+                    crop = _crop(sample, rect, child_boxes, child_labels, child_map, crops.min_visible,
+                                 out / f"{index:05d}_{pathlib.Path(sample.image).stem}_p{p}_t{t}{suffix}.png")
+                    x1, y1, x2, y2 = rect
+                    (positives if len(crop.labels) else negatives).append((crop, image[y1:y2, x1:x2].copy()))
     if training and crops.negatives_per_positive is not None:
         limit = int(round(crops.negatives_per_positive * max(1, len(positives))))
         if len(negatives) > limit:

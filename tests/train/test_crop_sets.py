@@ -143,3 +143,25 @@ def test_training_tiles_vary_in_size_and_the_held_out_tiles_keep_max_side(tmp_pa
 def test_tile_jitter_needs_a_tile_size_to_vary(tmp_path):
     with pytest.raises(ValueError, match="tile_jitter: needs max_side"):
         config(tmp_path, tmp_path / "run", max_side=None, tile_jitter=0.5)
+
+
+def test_copies_cut_each_training_parent_again_from_other_boxes_and_the_held_out_crops_once(tmp_path):
+    root = write_cascade_dataset(tmp_path / "data", images=12)
+    once_train, once_val = build_crop_sets(config(root, tmp_path / "once", jitter=0.2))
+    train, val = build_crop_sets(config(root, tmp_path / "thrice", jitter=0.2, copies=3))
+    name = lambda s: pathlib.Path(s.image).stem
+    parent = lambda s: name(s).split("_t")[0]  # <picture>_<stem>_p<parent>
+    cuts = {c: {parent(s) for s in train.samples if name(s).endswith(f"_c{c}") == bool(c)} for c in range(3)}
+    assert cuts[0] == {parent(s) for s in once_train.samples} and cuts[1] == cuts[0] and cuts[2] == cuts[0]
+    # Each cut from its own jittered box: the tiles of one parent differ from one cut to the next.
+    tiles = lambda c: sorted((parent(s), s.width, s.height) for s in train.samples
+                             if name(s).endswith(f"_c{c}") == bool(c))
+    assert tiles(0) != tiles(1) and tiles(1) != tiles(2)
+    # The held-out crops are the exact boxes' tiles, once.
+    assert [(name(s), s.boxes.tolist()) for s in val.samples] == \
+        [(name(s), s.boxes.tolist()) for s in once_val.samples]
+
+
+def test_copies_without_jitter_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="copies: 3 identical cuts"):
+        config(tmp_path, tmp_path / "run", copies=3)
