@@ -26,8 +26,8 @@ if [ ! -f "$stage2/cascade-eval.json" ]; then
     mv "$stage2/cascade-eval.json.tmp" "$stage2/cascade-eval.json"
 fi
 echo "cascade: done ($stage2/cascade-eval.json)"
-# The same second stage trained 60 epochs more (the committed one), then a third cosine (it loses: not
-# shipped), each measured paired against the one before as the field config deploys each.
+# The same second stage trained 60 epochs more (the committed one), then a third cosine and, instead, as many
+# steps on three cuts of each parent (both lose: not shipped), each measured paired as the field config deploys it.
 against() {  # name config out daemon-config other-daemon-config
     train "$2" "$3"
     if [ ! -f "$3/cascade-against.json" ]; then
@@ -42,6 +42,8 @@ against "more epochs" train/configs/field/defects-stage2-more.yaml runs/field/de
     $bench/field-stage2-more.yaml $bench/field-stage2.yaml
 against "a third cosine" train/configs/field/defects-stage2-more2.yaml runs/field/defects-stage2-more2 \
     docs/bench/field-defects-stage2-more2/field-stage2-more2.yaml $bench/field-stage2-more.yaml
+against "three cuts of each parent" train/configs/field/defects-stage2-copies.yaml runs/field/defects-stage2-copies \
+    docs/bench/field-defects-stage2-copies/field-stage2-copies.yaml $bench/field-stage2-more.yaml
 run anchors train/configs/field/anchors.yaml runs/field/anchors
 run rotate90 train/configs/field/rotate90.yaml runs/field/rotate90
 # The second stage on tiles of every size, then its figures at each deployed tile size.
