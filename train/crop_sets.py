@@ -4,7 +4,8 @@ Around every annotated parent object (an insulator) the crops the deployed casca
 same margin and tiles), with the child objects (defects) mapped into them; crops with no child are kept as
 negatives (a sample of them in training). Training crops are cut from a jittered parent box, because at run
 time the box comes from a detector, and optionally with tiles of a jittered size (`tile_jitter`), because another
-camera's distance shows a defect at another size in its tile; held-out crops from the exact box and tile size.
+camera's distance shows a defect at another size in its tile, and optionally several times (`copies`), each from
+its own jittered box; held-out crops once, from the exact box and tile size.
 The split is by source picture, with the first stage's split settings, so that no held-out picture of either
 stage was seen by the other.
 
