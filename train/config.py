@@ -47,7 +47,7 @@ class CropDataConfig(Strict):
                                                    "held-out crops are cut once. Needs jitter or tile_jitter.")
 
     @model_validator(mode="after")
-    def _tiles_to_jitter(self):
+    def _something_to_jitter(self):
         if self.tile_jitter and self.max_side is None:
             raise ValueError("tile_jitter: needs max_side (the tile side it varies); max_side is null")
         if self.copies > 1 and not (self.jitter or self.tile_jitter):

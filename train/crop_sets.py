@@ -70,13 +70,15 @@ def tile_scaled(settings: CropSettings, fraction: float, rng: np.random.Generato
     return dataclasses.replace(settings, max_side=min(1.0, settings.max_side * factor))
 
 
-def _crop(sample: Sample, rect, child_boxes: np.ndarray, child_labels: np.ndarray, child_map: dict,
-          min_visible: float, path: pathlib.Path) -> Sample:
-    """The crop `rect` of `sample` as a sample of its own: the children visible enough in it, in its pixels."""
+def _crop(sample: Sample, image: np.ndarray, rect, child_boxes: np.ndarray, child_labels: np.ndarray,
+          child_map: dict, min_visible: float, path: pathlib.Path) -> tuple[Sample, np.ndarray]:
+    """The crop `rect` of `sample` as a sample of its own (the children visible enough in it, in its pixels) and
+    its pixels, cut from `image`."""
     x1, y1, x2, y2 = rect
     kept, local = boxes_in_crop(child_boxes, rect, min_visible)
     labels = np.asarray([child_map[int(l)] for l in child_labels[kept]], np.int64)
-    return Sample(str(path), int(x2 - x1), int(y2 - y1), local.astype(np.float32), labels, source=sample.source)
+    return (Sample(str(path), int(x2 - x1), int(y2 - y1), local.astype(np.float32), labels, source=sample.source),
+            image[y1:y2, x1:x2].copy())
 
 
 def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training: bool,
@@ -102,10 +104,9 @@ def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training:
                 tiles = tile_scaled(settings, crops.tile_jitter, rng) if training and crops.tile_jitter else settings
                 for t, rect in enumerate(crop_regions(box, sample.width, sample.height, tiles)):
                     suffix = f"_c{copy}" if copy else ""  # the first cut keeps the name it has with copies 1
-                    crop = _crop(sample, rect, child_boxes, child_labels, child_map, crops.min_visible,
-                                 out / f"{index:05d}_{pathlib.Path(sample.image).stem}_p{p}_t{t}{suffix}.png")
-                    x1, y1, x2, y2 = rect
-                    (positives if len(crop.labels) else negatives).append((crop, image[y1:y2, x1:x2].copy()))
+                    crop, pixels = _crop(sample, image, rect, child_boxes, child_labels, child_map, crops.min_visible,
+                                         out / f"{index:05d}_{pathlib.Path(sample.image).stem}_p{p}_t{t}{suffix}.png")
+                    (positives if len(crop.labels) else negatives).append((crop, pixels))
     if training and crops.negatives_per_positive is not None:
         limit = int(round(crops.negatives_per_positive * max(1, len(positives))))
         if len(negatives) > limit:
