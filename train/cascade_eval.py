@@ -41,6 +41,12 @@ def eval_rule(spec1: ModelSpec, spec2: ModelSpec, parent_score: float = DEFAULT_
                        Decoding((EVAL_SCORE,) * spec2.num_classes, EVAL_NMS_IOU, 100), max_crops)
 
 
+def eval_classes(spec1: ModelSpec, spec2: ModelSpec | None = None) -> tuple[str, ...]:
+    """The classes a (cascade's) evaluation labels: the first model's, then the second's it does not have."""
+    extra = spec2.class_names if spec2 is not None else ()
+    return tuple(spec1.class_names) + tuple(c for c in extra if c not in spec1.class_names)
+
+
 def check_pair(spec1: ModelSpec, spec2: ModelSpec) -> None:
     if spec2.crops is None:
         raise ValueError("the second model's manifest has no `crops` (not trained as a second stage)")

@@ -126,7 +126,8 @@ def _eval(args) -> int:
     from models.runtime import open_session
     from core.errors import ConfigError
     from models.spec import ModelSpec
-    from train.datasets import load_dataset
+    from train.cascade_eval import eval_classes
+    from train.datasets import held_out_of, load_dataset
     from train.draw import reported
     from train.evaluate import curve_decoding, evaluate_sources, plot_pr, predict
 
@@ -144,9 +145,9 @@ def _eval(args) -> int:
     session = open_session(f"{args.model}/{spec.cpu_model_name}")
     stage2 = ModelSpec.load(args.stage2) if args.stage2 else None
     other = _against(args, spec, stage2) if args.against else None
-    classes = tuple(spec.class_names) + tuple(c for c in (stage2.class_names if stage2 else ()) if c not in spec.class_names)
+    classes = eval_classes(spec, stage2)
     if args.held_out_of:
-        dataset, where = _held_out(args.held_out_of, classes)
+        dataset, where = held_out_of(args.held_out_of, classes), f"the pictures {args.held_out_of} holds out"
     else:
         dataset, where = load_dataset(args.data, args.format, classes), args.data
     for issue in dataset.issues:
@@ -255,17 +256,6 @@ def _draw(dataset, detections: list, out: str) -> None:
     written = draw_pictures(dataset, detections, out)
     print(f"eval: {len(written)} pictures with labels and {len(detections)} detections drawn in {out}",
           file=sys.stderr)
-
-
-def _held_out(config_path: str, classes: tuple):
-    """The full pictures a training config holds out: its val_path, or the split of its data (by picture, per
-    folder, with its seed), as its training did."""
-    from train.config import load_train_config
-    from train.datasets import split_sources
-
-    data = load_train_config(config_path).data
-    _, held_out = split_sources(data.source_list(), classes, data.val_fraction, data.split_seed)
-    return held_out, f"the pictures {config_path} holds out"
 
 
 def _bench(args) -> int:

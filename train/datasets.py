@@ -335,6 +335,16 @@ def split_sources(sources, class_names, val_fraction: float, seed: int = 0) -> t
     return Dataset(train, tuple(class_names), issues), Dataset(val, tuple(class_names), [])
 
 
+def held_out_of(config_path: str | pathlib.Path, class_names) -> Dataset:
+    """The full pictures a training config holds out, labelled for `class_names`: its val_path, or the split of
+    its data (by picture, per folder, with its seed), as its training did."""
+    from train.config import load_train_config  # the config's schema is not needed to read a data set
+
+    data = load_train_config(str(config_path)).data
+    _, held_out = split_sources(data.source_list(), class_names, data.val_fraction, data.split_seed)
+    return held_out
+
+
 def keep_label_fraction(dataset: Dataset, fractions: dict[str, float], seed: int) -> tuple[Dataset, list[str]]:
     """(the training pictures with only `fraction` of those showing each named class kept, one line per class
     saying how many). Whole pictures are dropped, with every box in them, as if they had never been labelled;

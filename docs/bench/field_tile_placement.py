@@ -29,9 +29,8 @@ sys.path.insert(0, str(ROOT))
 from models.runtime import open_session  # noqa: E402
 from models.spec import ModelSpec  # noqa: E402
 from pipeline.stage2 import deployed_models  # noqa: E402
-from train.cascade_eval import CascadeModels, evaluate_cascade  # noqa: E402
-from train.config import load_train_config  # noqa: E402
-from train.datasets import split_sources  # noqa: E402
+from train.cascade_eval import CascadeModels, eval_classes, evaluate_cascade  # noqa: E402
+from train.datasets import held_out_of  # noqa: E402
 
 CONFIG = ROOT / "models/zoo/field/field.yaml"
 HELD_OUT = ROOT / "train/configs/field-insulator.yaml"
@@ -77,9 +76,7 @@ def main() -> None:
     spec1, spec2 = ModelSpec.load(model), ModelSpec.load(model2)
     run1 = open_session(pathlib.Path(model) / spec1.cpu_model_name).run
     run2 = open_session(pathlib.Path(model2) / spec2.cpu_model_name).run
-    data = load_train_config(str(HELD_OUT)).data
-    classes = tuple(spec1.class_names) + tuple(c for c in spec2.class_names if c not in spec1.class_names)
-    _, held_out = split_sources(data.source_list(), classes, data.val_fraction, data.split_seed)
+    held_out = held_out_of(HELD_OUT, eval_classes(spec1, spec2))
     deployed = CascadeModels(run1, spec1, run2, spec2, rule)
     denser = dataclasses.replace(spec2, crops=dict(spec2.crops, overlap=0.5))
     variants = {"flip stage 1": dataclasses.replace(deployed, run1=mirrored(run1)),

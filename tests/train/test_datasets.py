@@ -166,3 +166,24 @@ def test_several_sources_map_their_classes_and_are_held_out_each_on_its_own(tmp_
     assert set(metrics["per_source"]) == {"cplid-like", "field"}
     assert metrics["per_source"]["field"]["per_class_AP50"]["box"] == pytest.approx(1.0)
     assert metrics["per_source"]["field"]["images"] == 4
+
+
+def test_held_out_of_a_config_is_what_its_training_left_out(tmp_path):
+    """`inspector eval --held-out-of` and the benches evaluate exactly the pictures the training config's split
+    kept aside: its data read from paths relative to the config, with its fraction and seed."""
+    import yaml
+
+    from train.datasets import held_out_of, split_sources
+    from train.config import SourceConfig
+
+    voc = write_voc_dataset(tmp_path / "data" / "voc", images=20)
+    (tmp_path / "configs").mkdir()
+    config = tmp_path / "configs" / "train.yaml"
+    config.write_text(yaml.safe_dump({"cfg": "yolov4-tiny", "data": {
+        "classes": ["box", "disc"], "sources": [{"name": "voc", "path": "../data/voc", "format": "voc"}],
+        "val_fraction": 0.25, "split_seed": 4}}))
+    held = held_out_of(config, ("box", "disc"))
+    train, _ = split_sources([SourceConfig(name="voc", path=str(voc), format="voc")], ["box", "disc"], 0.25, 4)
+    assert len(held.samples) == 5 and {s.source for s in held.samples} == {"voc"}
+    assert not {s.image for s in held.samples} & {s.image for s in train.samples}
+    assert len(train.samples) + len(held.samples) == 20
