@@ -9,6 +9,7 @@
 # the insulator-only source, which never saw a defect label (docs/transfer.md):
 #   inspector train --config train/configs/transfer/source-insulator.yaml
 #   SOURCE=runs/transfer/source-insulator/best.ckpt OUT=runs/field/transfer-clean sh train/configs/field/transfer/run-all.sh
+# LABELS=100 runs only the full-label half (LABELS=25 the quarter), e.g. when the other half is banked already.
 set -eu
 config=train/configs/field/transfer/defects.yaml
 root=${OUT:-runs/field/transfer}
@@ -23,7 +24,7 @@ strategy() {  # name: the overrides of defects.yaml (a fine-tune) that make it
         rifle) echo "--set transfer.rifle_every=10" ;;  # the head re-initialised at epochs 10, 20 ... 60
     esac
 }
-for labels in 25 100; do
+for labels in ${LABELS:-25 100}; do
     fraction=""
     [ "$labels" = 100 ] && fraction="--set data.label_fraction={}"
     for seed in 0 1; do
