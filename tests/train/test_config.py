@@ -111,3 +111,4 @@ def test_the_field_transfer_strategies_are_valid_overrides():
     assert configs["frozen", False].transfer.freeze_layers == 26 and configs["l2sp", False].transfer.l2sp == 0.01
     assert configs["rifle", False].transfer.rifle_every == 10
     assert configs["finetune", False].data.label_fraction and configs["finetune", True].data.label_fraction == {}
+    assert configs["finetune", False].epochs == 100 and configs["finetune", True].epochs == 60

@@ -21,12 +21,14 @@ strategy() {  # name: the overrides of defects.yaml (a fine-tune) that make it
         finetune) echo "" ;;
         frozen) echo "--set transfer.freeze_layers=26" ;;  # yolov4-tiny-half's backbone, BatchNorm too
         l2sp) echo "--set transfer.l2sp=0.01" ;;
-        rifle) echo "--set transfer.rifle_every=10" ;;  # the head re-initialised at epochs 10, 20 ... 60
+        rifle) echo "--set transfer.rifle_every=10" ;;  # head re-initialised every 10 epochs, none in the last 30%
     esac
 }
 for labels in ${LABELS:-25 100}; do
     fraction=""
-    [ "$labels" = 100 ] && fraction="--set data.label_fraction={}"
+    # All the labels: 4.5 times the crops an epoch, so 60 epochs, as the field cascade's own second stage
+    # (../defects-stage2.yaml) trains on them.
+    [ "$labels" = 100 ] && fraction="--set data.label_fraction={} --set epochs=60"
     for seed in 0 1; do
         for name in scratch frozen finetune l2sp rifle; do  # the two ends of the question first
             out="$root/$name-$labels-s$seed"
