@@ -273,7 +273,7 @@ def _anchors(args) -> int:
     from models.anchors import anchors_for_cfg, box_labels, fitness, fitness_per_class, letterboxed_sizes
     from models.darknet_cfg import parse_cfg
     from train.config import load_train_config
-    from train.datasets import split_sources
+    from train.datasets import split_data
 
     config = load_train_config(args.config)
     data = config.data
@@ -282,7 +282,7 @@ def _anchors(args) -> int:
 
         train_set, _ = build_crop_sets(config)
     else:
-        train_set, _ = split_sources(data.source_list(), data.classes, data.val_fraction, data.split_seed)
+        train_set, _ = split_data(data, data.classes)
     sizes = letterboxed_sizes(train_set.samples, config.input_size)
     labels = box_labels(train_set.samples)
     cfg = parse_cfg(config.cfg, classes=len(data.classes), height=config.input_size, width=config.input_size,

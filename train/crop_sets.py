@@ -28,7 +28,7 @@ import numpy as np
 from core.errors import ConfigError
 from models.crops import CropSettings, boxes_in_crop, crop_regions
 from train.config import CropDataConfig, TrainConfig
-from train.datasets import Dataset, Sample, keep_label_fraction, split_sources
+from train.datasets import Dataset, Sample, keep_label_fraction, split_data
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,7 @@ def source_classes(config: TrainConfig) -> tuple[str, ...]:
 
 def source_split(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """The full-picture data set split as the first stage splits it (by picture, per folder, same seed)."""
-    return split_sources(config.data.source_list(), source_classes(config), config.data.val_fraction,
-                         config.data.split_seed)
+    return split_data(config.data, source_classes(config))
 
 
 def jittered(box: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
@@ -102,8 +101,8 @@ def cut(samples: list[Sample], config: TrainConfig, out: pathlib.Path, training:
             for copy in range(crops.copies if training else 1):
                 box = jittered(parent, crops.jitter, rng) if training and crops.jitter else parent
                 tiles = tile_scaled(settings, crops.tile_jitter, rng) if training and crops.tile_jitter else settings
+                suffix = f"_c{copy}" if copy else ""  # the first cut keeps the name it has with copies 1
                 for t, rect in enumerate(crop_regions(box, sample.width, sample.height, tiles)):
-                    suffix = f"_c{copy}" if copy else ""  # the first cut keeps the name it has with copies 1
                     crop, pixels = _crop(sample, image, rect, child_boxes, child_labels, child_map, crops.min_visible,
                                          out / f"{index:05d}_{pathlib.Path(sample.image).stem}_p{p}_t{t}{suffix}.png")
                     (positives if len(crop.labels) else negatives).append((crop, pixels))

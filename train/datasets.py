@@ -18,6 +18,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from train.config import DataConfig, load_train_config
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
@@ -335,14 +337,16 @@ def split_sources(sources, class_names, val_fraction: float, seed: int = 0) -> t
     return Dataset(train, tuple(class_names), issues), Dataset(val, tuple(class_names), [])
 
 
+def split_data(data: DataConfig, class_names) -> tuple[Dataset, Dataset]:
+    """(training, held-out) full pictures of a training config's `data`, labelled for `class_names`: the one split
+    its training, its second stage's crops and its evaluation all use."""
+    return split_sources(data.source_list(), class_names, data.val_fraction, data.split_seed)
+
+
 def held_out_of(config_path: str | pathlib.Path, class_names) -> Dataset:
     """The full pictures a training config holds out, labelled for `class_names`: its val_path, or the split of
     its data (by picture, per folder, with its seed), as its training did."""
-    from train.config import load_train_config  # the config's schema is not needed to read a data set
-
-    data = load_train_config(str(config_path)).data
-    _, held_out = split_sources(data.source_list(), class_names, data.val_fraction, data.split_seed)
-    return held_out
+    return split_data(load_train_config(str(config_path)).data, class_names)[1]
 
 
 def keep_label_fraction(dataset: Dataset, fractions: dict[str, float], seed: int) -> tuple[Dataset, list[str]]:

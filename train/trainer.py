@@ -36,7 +36,7 @@ from models.weights import layer_of, load_weights, network_parameters, save_chec
 from models.letterbox import preprocess_bgr
 from train.augment import AugmentConfig, flip_horizontal, hsv_jitter, mosaic, random_affine, rotate_quarter
 from train.config import TrainConfig
-from train.datasets import Dataset, keep_label_fraction, split_sources
+from train.datasets import Dataset, keep_label_fraction, split_data
 from train.evaluate import evaluate_sources, plot_pr, predict
 from train.loss import L2SPLoss, YoloLoss
 from train.targets import build_targets
@@ -236,8 +236,7 @@ def prepare_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
         log_issues(train_set)
         check_training_data(train_set, config)
         return train_set, val_set
-    train_set, val_set = split_sources(config.data.source_list(), config.data.classes, config.data.val_fraction,
-                                       config.data.split_seed)
+    train_set, val_set = split_data(config.data, config.data.classes)
     log_issues(train_set)
     if len(config.data.source_list()) > 1:
         for name, part in train_set.by_source().items():
