@@ -7,10 +7,10 @@ set -eu
 install_export() {  # run -> directory the daemon config names
     rm -rf "$2" && mkdir -p "$2" && cp "$1"/export-onnx/* "$2"/
 }
-install_export runs/field-insulator models/zoo/field/model
+install_export runs/field/insulator-more models/zoo/field/model
 install_export runs/field/defects-stage2-more models/zoo/field/stage2
 mkdir -p models/zoo/field-insulator models/zoo/field-defects
-cp runs/field-insulator/best.ckpt models/zoo/field-insulator/best.ckpt
+cp runs/field/insulator-more/best.ckpt models/zoo/field-insulator/best.ckpt
 cp runs/field/defects-stage2-more/best.ckpt models/zoo/field-defects/best.ckpt
 inspector validate --config models/zoo/field/field.yaml
 inspector eval --config models/zoo/field/field.yaml --held-out-of train/configs/field-insulator.yaml \
