@@ -9,32 +9,33 @@ train() {  # config out: skipped once its export exists, resumed if interrupted
         inspector train --config "$1" --resume --no-progress
     fi
 }
+report() {  # file command...: the command's output kept as the file, skipped once the file exists (a failed
+    # or interrupted command leaves no file behind)
+    file=$1
+    shift
+    if [ ! -f "$file" ]; then
+        "$@" > "$file.tmp" || return
+        mv "$file.tmp" "$file"
+    fi
+}
 run() {  # name config out
     train "$2" "$3"
-    if [ ! -f "$3/eval.json" ]; then
-        inspector eval --model "$3/export-onnx" --held-out-of "$2" > "$3/eval.json.tmp" && mv "$3/eval.json.tmp" "$3/eval.json"
-    fi
+    report "$3/eval.json" inspector eval --model "$3/export-onnx" --held-out-of "$2"
     echo "$1: done ($3/eval.json)"
 }
 run baseline train/configs/field-insulator.yaml runs/field-insulator
 # The cascade: the defects on crops around the baseline's insulators, evaluated end to end.
 stage2=runs/field/defects-stage2
 train train/configs/field/defects-stage2.yaml "$stage2"
-if [ ! -f "$stage2/cascade-eval.json" ]; then
-    inspector eval --model runs/field-insulator/export-onnx --stage2 "$stage2/export-onnx" \
-        --held-out-of train/configs/field-insulator.yaml > "$stage2/cascade-eval.json.tmp"
-    mv "$stage2/cascade-eval.json.tmp" "$stage2/cascade-eval.json"
-fi
+report "$stage2/cascade-eval.json" inspector eval --model runs/field-insulator/export-onnx \
+    --stage2 "$stage2/export-onnx" --held-out-of train/configs/field-insulator.yaml
 echo "cascade: done ($stage2/cascade-eval.json)"
 # The same second stage trained 60 epochs more (the committed one), then a third cosine and, instead, as many
 # steps on three cuts of each parent (both lose: not shipped), each measured paired as the field config deploys it.
 against() {  # name config out daemon-config other-daemon-config
     train "$2" "$3"
-    if [ ! -f "$3/cascade-against.json" ]; then
-        inspector eval --config "$4" --against "$5" --held-out-of train/configs/field-insulator.yaml \
-            --bootstrap 1000 > "$3/cascade-against.json.tmp"
-        mv "$3/cascade-against.json.tmp" "$3/cascade-against.json"
-    fi
+    report "$3/cascade-against.json" inspector eval --config "$4" --against "$5" \
+        --held-out-of train/configs/field-insulator.yaml --bootstrap 1000
     echo "$1: done ($3/cascade-against.json)"
 }
 bench=docs/bench/field-defects-stage2-more
@@ -59,10 +60,7 @@ run native train/configs/field/native.yaml runs/field/native
 # cascade (the committed second stage behind both).
 first=runs/field/insulator-more
 train train/configs/field/insulator-more.yaml "$first"
-if [ ! -f "$first/against-committed.json" ]; then
-    inspector eval --model "$first/export-onnx" --against runs/field-insulator/export-onnx \
-        --held-out-of train/configs/field-insulator.yaml --bootstrap 1000 > "$first/against-committed.json.tmp"
-    mv "$first/against-committed.json.tmp" "$first/against-committed.json"
-fi
+report "$first/against-committed.json" inspector eval --model "$first/export-onnx" \
+    --against runs/field-insulator/export-onnx --held-out-of train/configs/field-insulator.yaml --bootstrap 1000
 against "first stage, more epochs" train/configs/field/insulator-more.yaml "$first" \
     docs/bench/field-insulator-more/field-insulator-more.yaml docs/bench/field-insulator-more/field-insulator-60.yaml
