@@ -64,7 +64,7 @@ def summarise(run: pathlib.Path) -> dict:
         raise UserError(f"{run}: no evaluation in metrics.jsonl yet")
     final, best = evaluated[-1], max(evaluated, key=lambda r: r["mAP50"])
     last = [r["mAP50"] for r in evaluated[-LAST:]]
-    same = {k: v for k, v in with_defaults(config).items() if k not in ("seed", "out")}
+    same = {k: v for k, v in with_defaults(config).items() if k not in ("seed", "out", "base")}
     return {"run": run.name, "strategy": describe(config), "labels": labels(config), "seed": config.get("seed", 0),
             "group": json.dumps(same, sort_keys=True), "epochs": rows[-1]["epoch"],
             "last_mean": sum(last) / len(last), "last_range": (min(last), max(last)), "last_count": len(last),

@@ -1,12 +1,18 @@
-"""The training config (YAML): typed, strict, every key documented here. Errors name the file and key."""
+"""The training config (YAML): typed, strict, every key documented here. Errors name the file and key.
+
+A config may name another as its `base` and give only what differs (an experiment beside the config it varies):
+sections (data, data.crops, augment, optim, loss, transfer) merge key by key, any other value replaces the
+base's (lists such as data.sources, mappings such as data.label_fraction), and `out` is never inherited, so a
+derived run cannot write into its base's folder. Each relative path is relative to the file that gives it."""
 
 from __future__ import annotations
 
 import copy
 import pathlib
+import typing
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from core.configfile import Strict, format_validation_errors, read_yaml
 from core.errors import ConfigError
@@ -188,7 +194,10 @@ class TransferConfig(Strict):
 
 
 class TrainConfig(Strict):
-    cfg: str = Field("yolov4-tiny", description="Darknet cfg file or bundled name.")
+    base: Optional[str] = Field(None, description="Another training config this one varies: its keys apply "
+                                                  "where this file does not give them (the module's docstring "
+                                                  "says how they merge); `out` is this file's own.")
+    cfg: str = Field("yolov4-tiny", description="Darknet cfg file (relative to the config) or bundled name.")
     input_size: int = Field(416, ge=64, description="Square model input size (multiple of 32).")
     anchors: Optional[list[Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=2, max_length=2)]]] = Field(
         None, description="Anchor (w, h) pairs in input pixels, as many as the cfg's, replacing its own: "
@@ -226,27 +235,92 @@ def with_overrides(data: dict, overrides: dict, source: str) -> dict:
     return data
 
 
-def load_train_config(path: Union[str, pathlib.Path], overrides: Optional[dict] = None) -> TrainConfig:
-    """The config of a YAML file, with `overrides` (dotted keys, as `inspector train --set` gives them) applied
-    before validation; relative paths are relative to the file, overridden ones too."""
-    path = pathlib.Path(path)
+# Where a config holds paths: (section, key); data.sources' paths and a cfg file are handled beside them.
+_PATH_KEYS = ((None, "base"), (None, "out"), ("data", "path"), ("data", "val_path"), ("transfer", "weights"),
+              ("transfer", "name_map"))
+
+
+def _with_absolute_paths(data: dict, folder: pathlib.Path) -> dict:
+    """A config file's mapping (before validation) with each relative path in it made absolute against `folder`,
+    the file's; a value of the wrong type is left for validation to name."""
+    def absolute(value):
+        if isinstance(value, str) and not pathlib.Path(value).is_absolute():
+            return str((folder / value).resolve())
+        return value
+
+    data = copy.deepcopy(data)
+    for section, key in _PATH_KEYS:
+        node = data if section is None else data.get(section)
+        if isinstance(node, dict) and key in node:
+            node[key] = absolute(node[key])
+    sources = data["data"].get("sources") if isinstance(data.get("data"), dict) else None
+    for source in sources if isinstance(sources, list) else []:
+        for key in ("path", "val_path"):
+            if isinstance(source, dict) and key in source:
+                source[key] = absolute(source[key])
+    cfg = data.get("cfg")
+    if isinstance(cfg, str) and (folder / cfg).is_file():  # otherwise a bundled name
+        data["cfg"] = absolute(cfg)
+    return data
+
+
+def _section(model: type[BaseModel], key: str) -> Optional[type[BaseModel]]:
+    """The config section (a model of its own, e.g. `optim`) that `key` holds in `model`, if it holds one."""
+    field = model.model_fields.get(key)
+    for candidate in (field.annotation, *typing.get_args(field.annotation)) if field else ():
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _merged(base: dict, data: dict, model: type[BaseModel] = TrainConfig) -> dict:
+    """`data` over `base`: sections merge key by key, any other value replaces the base's."""
+    merged = dict(base)
+    for key, value in data.items():
+        section = _section(model, key)
+        if section is not None and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value, section)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_config(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()) -> object:
+    """A config file's mapping with its paths made absolute and its `base` chain merged under it."""
     data = read_yaml(path)
-    if isinstance(data, dict) and overrides:
-        data = with_overrides(data, overrides, str(path))
+    if not isinstance(data, dict):
+        return data
+    base = data.get("base")  # as written, for the messages
+    data = _with_absolute_paths(data, path.parent)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: a training config's path, not {base!r}")
+    base_path = pathlib.Path(data["base"])
+    if base_path in chain or base_path == path.resolve():
+        names = " -> ".join(str(p) for p in (*chain, path.resolve(), base_path))
+        raise ConfigError(f"{path}: base: {base} leads back to itself ({names})")
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base: {base_path}: no such file")
+    inherited = _read_config(base_path, (*chain, path.resolve()))
+    if not isinstance(inherited, dict):
+        raise ConfigError(f"{path}: base: {base_path} is not a mapping of training keys")
+    inherited.pop("out", None)  # each file's runs are its own
+    return _merged(inherited, data)
+
+
+def load_train_config(path: Union[str, pathlib.Path], overrides: Optional[dict] = None) -> TrainConfig:
+    """The config of a YAML file with its `base` chain, and `overrides` (dotted keys, as `inspector train --set`
+    gives them) applied before validation; relative paths are relative to the file, overridden ones too."""
+    path = pathlib.Path(path)
+    if overrides and "base" in overrides:
+        raise ConfigError(f"{path}: override base: a base is read with the file; give it there, not with --set")
+    data = _read_config(path)
+    if isinstance(data, dict):
+        data = with_overrides(data, overrides or {}, str(path))
+        data.setdefault("out", TrainConfig.model_fields["out"].default)  # beside the file, as any `out`
+        data = _with_absolute_paths(data, path.parent.resolve())
     try:
-        config = TrainConfig.model_validate(data)
+        return TrainConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_errors(str(path), exc)) from None
-    base = path.parent.resolve()
-
-    def resolve(p: Optional[str]) -> Optional[str]:
-        return p if p is None or pathlib.Path(p).is_absolute() else str((base / p).resolve())
-
-    sources = [source.model_copy(update={"path": resolve(source.path), "val_path": resolve(source.val_path)})
-               for source in config.data.sources]
-    return config.model_copy(update={
-        "data": config.data.model_copy(update={"path": resolve(config.data.path), "sources": sources,
-                                               "val_path": resolve(config.data.val_path)}),
-        "transfer": config.transfer.model_copy(update={"weights": resolve(config.transfer.weights),
-                                                       "name_map": resolve(config.transfer.name_map)}),
-        "out": resolve(config.out)})

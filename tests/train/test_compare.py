@@ -53,19 +53,22 @@ def test_a_setting_added_since_at_its_default_does_not_split_the_seeds(tmp_path)
     """A run banked before a config key existed is grouped with a newer run that has the key at its default."""
     from train.config import TrainConfig
 
-    def run(name, seed, **augment):
+    def run(name, seed, base=None, **augment):
         path = write_run(tmp_path, name, {}, [(5, 0.1 + seed / 10)])
         config = TrainConfig.model_validate({"data": {"path": "/d", "classes": ["defect"]}, "seed": seed,
-                                             "out": str(path), "augment": augment}).model_dump(mode="json")
+                                             "out": str(path), "augment": augment,
+                                             "base": base}).model_dump(mode="json")
         if not augment:
             del config["augment"]["rotate90"]  # as written before the key existed
         (path / "config.json").write_text(json.dumps(config))
         return path
 
-    summary = markdown([run("old-s0", 0), run("new-s1", 1, rotate90=0.0), run("turned-s2", 2, rotate90=0.5)])
+    # The same settings written as a variation of another config (`base`, where they came from) group too.
+    summary = markdown([run("old-s0", 0), run("new-s1", 1, rotate90=0.0), run("turned-s2", 2, rotate90=0.5),
+                        run("based-s3", 3, base="/c/base.yaml")])
     lines = summary.splitlines()
     rows = lines[lines.index("Over seeds, mean (range):") + 2:]
-    assert [row.split(" | ")[2] for row in rows[2:]] == ["0, 1", "2"]  # a setting that differs still splits
+    assert [row.split(" | ")[2] for row in rows[2:]] == ["0, 1, 3", "2"]  # a setting that differs still splits
 
 
 def test_what_is_not_a_finished_run_is_one_line_naming_it(tmp_path, capsys):

@@ -61,6 +61,7 @@ def test_command_line_overrides_reach_into_sections(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ({"cfg.size": 416}, "override cfg.size: cfg is not a mapping"),
+    ({"base": "other.yaml"}, "override base: a base is read with the file"),
     ({"optim.lr": "fast"}, "optim.lr"),
     ({"optim.learning_rate": 0.1}, "optim.learning_rate"),
     ({"data.label_fraction.b": 0.5}, r"label_fraction.b: not in data.classes \['a'\]"),
@@ -69,6 +70,55 @@ def test_command_line_overrides_reach_into_sections(tmp_path):
 def test_a_bad_override_is_named(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message):
         load_train_config(write(tmp_path, {"classes": ["a"], "path": "voc"}), override)
+
+
+def test_a_config_varies_its_base(tmp_path):
+    """An experiment gives only what differs from the config it varies; each path stays relative to its file."""
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({
+        "cfg": "yolov4-tiny", "out": "runs/base", "transfer": {"weights": "w/best.ckpt"},
+        "optim": {"lr": 0.01, "warmup_epochs": 3},
+        "data": {"classes": ["a"], "sources": [{"name": "s", "path": "data/s"}], "label_fraction": {"a": 0.5},
+                 "crops": {"parents": ["p"], "margin": 0.5, "max_side": 0.25}}}))
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "my.cfg").write_text("[net]\n")
+    middle = tmp_path / "exp" / "middle.yaml"
+    middle.write_text(yaml.safe_dump({"base": "../base.yaml", "input_size": 192, "cfg": "my.cfg",
+                                      "optim": {"lr": 0.005}, "out": "runs/middle"}))
+    child = tmp_path / "exp" / "child.yaml"
+    child.write_text(yaml.safe_dump({"base": "middle.yaml", "data": {"crops": {"max_side": 0.3},
+                                                                      "label_fraction": {}}}))
+    config = load_train_config(child)
+    # Sections merge key by key, through the chain.
+    assert (config.data.crops.max_side, config.data.crops.margin, config.data.crops.parents) == (0.3, 0.5, ["p"])
+    assert (config.optim.lr, config.optim.warmup_epochs, config.input_size) == (0.005, 3, 192)
+    # Any other value replaces the base's: an empty label_fraction keeps every label.
+    assert config.data.label_fraction == {} and config.data.classes == ["a"]
+    # Each path is relative to the file that gives it; `out` is never inherited (default: beside the file).
+    assert config.data.sources[0].path == str(tmp_path / "data" / "s")
+    assert config.transfer.weights == str(tmp_path / "w" / "best.ckpt")
+    assert config.cfg == str(tmp_path / "exp" / "my.cfg") and load_train_config(base).cfg == "yolov4-tiny"
+    assert config.out == str(tmp_path / "exp" / "runs" / "train") and config.base == str(middle)
+    assert load_train_config(middle).out == str(tmp_path / "exp" / "runs" / "middle")
+    assert load_train_config(child, {"out": "o"}).out == str(tmp_path / "exp" / "o")
+
+
+@pytest.mark.parametrize("base, message", [
+    ("missing.yaml", "{tmp}/train.yaml: base: {tmp}/missing.yaml: no such file"),
+    ("train.yaml", "{tmp}/train.yaml: base: train.yaml leads back to itself"),
+    ("loop.yaml", "{tmp}/loop.yaml: base: train.yaml leads back to itself ({tmp}/train.yaml -> {tmp}/loop.yaml -> "
+                  "{tmp}/train.yaml)"),
+    ("list.yaml", "{tmp}/train.yaml: base: {tmp}/list.yaml is not a mapping of training keys"),
+    (3, "{tmp}/train.yaml: base: a training config's path, not 3"),
+])
+def test_a_bad_base_is_named(tmp_path, base, message):
+    (tmp_path / "loop.yaml").write_text("base: train.yaml\n")
+    (tmp_path / "list.yaml").write_text("- cfg\n")
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({"base": base, "data": {"classes": ["a"], "path": "voc"}}))
+    with pytest.raises(ConfigError) as refused:
+        load_train_config(path)
+    assert str(refused.value).startswith(message.format(tmp=tmp_path))
 
 
 @pytest.mark.parametrize("text", ["lr", "=3", "optim..lr=1", "optim.lr=[1"])
