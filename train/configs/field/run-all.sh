@@ -45,7 +45,8 @@ against "a third cosine" train/configs/field/defects-stage2-more2.yaml runs/fiel
     docs/bench/field-defects-stage2-more2/field-stage2-more2.yaml $bench/field-stage2-more.yaml
 against "three cuts of each parent" train/configs/field/defects-stage2-copies.yaml runs/field/defects-stage2-copies \
     docs/bench/field-defects-stage2-copies/field-stage2-copies.yaml $bench/field-stage2-more.yaml
-# Larger tiles at a larger input (the defects' size in the input kept), against the committed cascade as it ships.
+# Larger tiles at a larger input (the defects' size in the input kept), against the committed cascade as it ships
+# (burns up, broken sheds down: not shipped).
 against "more context" train/configs/field/defects-stage2-context.yaml runs/field/defects-stage2-context \
     docs/bench/field-defects-stage2-context/field-stage2-context.yaml models/zoo/field/field.yaml
 run anchors train/configs/field/anchors.yaml runs/field/anchors
