@@ -32,6 +32,9 @@ def register(commands, deployed_models=None) -> None:
                             "transfer.l2sp=0.01); VALUE is YAML; relative paths are relative to the config file; "
                             "repeatable")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs and metrics only)")
+    train.add_argument("--print-config", action="store_true",
+                       help="print the config as the training would run it (its base merged, the overrides "
+                            "applied, the paths resolved) and exit: nothing is trained")
     train.set_defaults(handler=_train)
 
     bench = commands.add_parser("train-bench", help="training throughput (images/s) and peak memory per network")
@@ -107,16 +110,24 @@ def key_value(text: str) -> tuple:
 
 
 def _train(args) -> int:
-    require_extra("train", "train", ("mindspore", "pycocotools", "matplotlib", "tqdm"), TRAINING_PYTHON)
-    from train.config import load_train_config
-    from train.trainer import train
-
     import pathlib
 
+    import yaml
+
+    from train.config import load_train_config
+
+    if not args.print_config:  # --print-config checks a config on any machine (no MindSpore), before hours of training
+        require_extra("train", "train", ("mindspore", "pycocotools", "matplotlib", "tqdm"), TRAINING_PYTHON)
     out = str(pathlib.Path(args.out).resolve()) if args.out else None  # relative to where the user is
     overrides = dict(args.set)
     overrides.update({k: v for k, v in (("epochs", args.epochs), ("out", out), ("seed", args.seed)) if v is not None})
-    summary = train(load_train_config(args.config, overrides), resume=args.resume, progress=not args.no_progress)
+    config = load_train_config(args.config, overrides)
+    if args.print_config:
+        print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, default_flow_style=None), end="")
+        return 0
+    from train.trainer import train
+
+    summary = train(config, resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
     return 0
 

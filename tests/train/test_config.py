@@ -103,6 +103,22 @@ def test_a_config_varies_its_base(tmp_path):
     assert load_train_config(child, {"out": "o"}).out == str(tmp_path / "exp" / "o")
 
 
+def test_the_merged_config_is_printed_without_training(tmp_path, capsys):
+    """`inspector train --print-config`: what a training would run, base and overrides in, and nothing trained."""
+    from inspector.cli import main
+
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({"cfg": "yolov4-tiny", "epochs": 30, "out": "runs/base",
+                                                         "data": {"classes": ["a"], "path": "voc"},
+                                                         "optim": {"lr": 0.01, "warmup_epochs": 3}}))
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"base": "base.yaml", "optim": {"lr": 0.005}, "out": "runs/exp"}))
+    assert main(["train", "--config", str(path), "--set", "optim.warmup_epochs=1", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["optim"]["lr"] == 0.005 and printed["optim"]["warmup_epochs"] == 1 and printed["epochs"] == 30
+    assert printed["data"]["path"] == str(tmp_path / "voc") and printed["out"] == str(tmp_path / "runs" / "exp")
+    assert printed["base"] == str(tmp_path / "base.yaml") and not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize("base, message", [
     ("missing.yaml", "{tmp}/train.yaml: base: {tmp}/missing.yaml: no such file"),
     ("train.yaml", "{tmp}/train.yaml: base: train.yaml leads back to itself"),
