@@ -286,25 +286,25 @@ def _merged(base: dict, data: dict, model: type[BaseModel] = TrainConfig) -> dic
 
 
 def _read_config(path: pathlib.Path, chain: tuple[pathlib.Path, ...] = ()) -> object:
-    """A config file's mapping with its paths made absolute and its `base` chain merged under it."""
+    """A config file's mapping with its `base` chain merged under it: the inherited paths made absolute against
+    the file that gives each, this file's own left as written."""
     data = read_yaml(path)
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or data.get("base") is None:
         return data
-    base = data.get("base")  # as written, for the messages
-    data = _with_absolute_paths(data, path.parent)
-    if base is None:
-        return data
+    base = data["base"]
     if not isinstance(base, str):
         raise ConfigError(f"{path}: base: a training config's path, not {base!r}")
-    base_path = pathlib.Path(data["base"])
-    if base_path in chain or base_path == path.resolve():
-        names = " -> ".join(str(p) for p in (*chain, path.resolve(), base_path))
+    chain = (*chain, path.resolve())
+    base_path = (path.parent / base).resolve()
+    if base_path in chain:
+        names = " -> ".join(str(p) for p in (*chain, base_path))
         raise ConfigError(f"{path}: base: {base} leads back to itself ({names})")
     if not base_path.is_file():
         raise ConfigError(f"{path}: base: {base_path}: no such file")
-    inherited = _read_config(base_path, (*chain, path.resolve()))
+    inherited = _read_config(base_path, chain)
     if not isinstance(inherited, dict):
         raise ConfigError(f"{path}: base: {base_path} is not a mapping of training keys")
+    inherited = _with_absolute_paths(inherited, base_path.parent)
     inherited.pop("out", None)  # each file's runs are its own
     return _merged(inherited, data)
 
