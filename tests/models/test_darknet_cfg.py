@@ -21,6 +21,22 @@ def test_bundled_cfgs_resolve(name, layers, convs, strides):
         assert (conv.out_height, conv.out_width) == (416 // head.stride, 416 // head.stride)
 
 
+@pytest.mark.parametrize("name, scale", [
+    ("yolov4-tiny-quarter", 0.25), ("yolov4-tiny-half", 0.5), ("yolov4-tiny-threequarter", 0.75),
+])
+def test_narrow_tinies_are_yolov4_tiny_scaled(name, scale):
+    # The bundled narrow cfgs are yolov4-tiny with every width scaled but the class-dependent convs', so a
+    # freeze depth, a head index or a route written for one holds for all.
+    full, narrow = (parse_cfg(n, classes=3, height=160, width=160) for n in ("yolov4-tiny", name))
+    assert [layer.kind for layer in narrow.layers] == [layer.kind for layer in full.layers]
+    assert narrow.class_dependent_convs == full.class_dependent_convs
+    for a, b in zip(full.layers, narrow.layers):
+        kept = a.index in full.class_dependent_convs or a.kind == "yolo"  # a [yolo] layer: its conv's channels
+        expected = a.out_channels if kept else a.out_channels * scale
+        assert b.out_channels == expected, f"{name} layer {a.index}"
+        assert (b.out_height, b.out_width, b.inputs) == (a.out_height, a.out_width, a.inputs)
+
+
 def test_yolov4_facts_from_the_cfg():
     cfg = parse_cfg("yolov4")
     assert (cfg.height, cfg.width, cfg.classes) == (608, 608, 80)
