@@ -49,6 +49,9 @@ against "three cuts of each parent" train/configs/field/defects-stage2-copies.ya
 # (burns up, broken sheds down: not shipped).
 against "more context" train/configs/field/defects-stage2-context.yaml runs/field/defects-stage2-context \
     docs/bench/field-defects-stage2-context/field-stage2-context.yaml models/zoo/field/field.yaml
+# The second stage at three quarters of the width, from scratch (missing caps up, real defects not: not shipped).
+against "a wider second stage" train/configs/field/defects-stage2-wide.yaml runs/field/defects-stage2-wide \
+    docs/bench/field-defects-stage2-wide/field-stage2-wide.yaml models/zoo/field/field.yaml
 run anchors train/configs/field/anchors.yaml runs/field/anchors
 run rotate90 train/configs/field/rotate90.yaml runs/field/rotate90
 # The second stage on tiles of every size, then its figures at each deployed tile size.
