@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 
 from models.crops import children_in_picture, picture_crops
-from models.detect import detect
+from models.detect import classwise_nms, detect
 from models.letterbox import LetterboxGeometry, letterbox_geometry
 from models.spec import ModelSpec
 
@@ -37,6 +37,10 @@ class CascadeRule:
     stage1: Decoding
     stage2: Decoding
     max_crops: int  # per frame, best parents first
+    # (first-model class, second-model class) pairs of the classes both models detect whose first-stage
+    # detections are reported beside the children (`merge_first`); empty: the second model's classes come from
+    # the second model only.
+    merged: tuple[tuple[int, int], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,4 +94,39 @@ def children(plans: list[CropPlan], outputs, decoding: Decoding) -> tuple[np.nda
     boxes, scores, class_ids, crop_index = children_in_picture([p.rect for p in plans], per_crop)
     parents = np.asarray([plans[k].parent for k in crop_index], np.int64).reshape(-1)
     keep = slice(0, decoding.max_detections)
+    return boxes[keep], scores[keep], class_ids[keep], parents[keep]
+
+
+def shared_pairs(spec1: ModelSpec, spec2: ModelSpec) -> tuple[tuple[int, int], ...]:
+    """(first-model class, second-model class) of every class both models detect: `CascadeRule.merged` when the
+    rule merges them."""
+    return tuple((spec1.class_names.index(n), k) for k, n in enumerate(spec2.class_names)
+                 if n in spec1.class_names)
+
+
+def merge_first(found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], first_boxes: np.ndarray,
+                first_scores: np.ndarray, first_ids: np.ndarray, rule: CascadeRule
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The children of one frame (`children`'s four arrays, second-model classes) with the first stage's own
+    detections of the classes both models detect (`rule.merged`; picture pixels, first-model classes), those
+    above the second model's threshold of their class, with parent -1: one class-wise NMS of the second
+    model's over both, best first, at most its `max_detections`. A defect outside every crop, or one the second
+    model missed in its crop, is still reported; one both models found is reported once, with the better
+    score."""
+    boxes, scores, class_ids, parents = found
+    if not rule.merged:
+        return found
+    first_ids = np.asarray(first_ids, np.int64)
+    to_second = dict(rule.merged)
+    thresholds = np.asarray(rule.stage2.thresholds, np.float32)
+    mapped = np.asarray([to_second.get(int(c), -1) for c in first_ids], np.int64)
+    take = mapped >= 0
+    take[take] = np.asarray(first_scores, np.float32)[take] >= thresholds[mapped[take]]
+    if not take.any():
+        return found
+    boxes = np.concatenate([boxes, np.asarray(first_boxes, np.float32)[take]]).astype(np.float32)
+    scores = np.concatenate([scores, np.asarray(first_scores, np.float32)[take]]).astype(np.float32)
+    class_ids = np.concatenate([class_ids, mapped[take]]).astype(np.int64)
+    parents = np.concatenate([parents, np.full(int(take.sum()), -1, np.int64)]).astype(np.int64)
+    keep = classwise_nms(boxes, scores, class_ids, rule.stage2.nms_iou)[:rule.stage2.max_detections]
     return boxes[keep], scores[keep], class_ids[keep], parents[keep]

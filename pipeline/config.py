@@ -144,6 +144,11 @@ class Stage2Config(Strict):
                                                          "a frame's parents are not examined (counted).")
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig, description="The second model's "
                                                                                      "thresholds (its classes).")
+    shared_classes: Literal["merge", "second"] = Field(
+        "merge", description="A class both models detect: `merge` reports the first model's detections of it "
+                             "beside the second's (above the second's threshold, one NMS over both: a defect "
+                             "outside every crop is still reported, one both found once); `second` reports it "
+                             "from the second model only.")
 
 
 MessageKind = Literal["events", "detections"]

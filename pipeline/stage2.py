@@ -3,8 +3,11 @@ rule a config deploys (models/cascade.py), the class list the daemon reports, an
 turned into detections in camera pixels, each with the first-stage object it was found in.
 
 The class list is the first model's classes followed by the second model's that the first does not have. A
-class both models have (the demo: `defect`) is reported from the second model only: the cascade exists because
-the second model finds it better, and two sources of one class would double every event.
+class both models have (the demo's `defect`, the field model's defects) is reported in the second model's
+place: by default (`stage2.shared_classes: merge`) the first model's detections of it join the second's, above
+the second's threshold, one NMS over both, so a defect outside every crop or missed in its crop is still
+reported and one both found is reported once (docs/cascade.md, "Classes both models detect");
+`second` reports it from the second model only.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from models.cascade import CascadeRule, CropPlan, Decoding, children
+from models.cascade import CascadeRule, CropPlan, Decoding, children, merge_first, shared_pairs
 from models.errors import ModelError
 from models.spec import ModelSpec
 from pipeline.config import DaemonConfig
@@ -67,8 +70,9 @@ def cascade_rule(config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> Ca
     trained on crops of), both stages' decoding (`thresholds`, `stage2.thresholds`) and max_crops. The devices
     apply it and `inspector eval --config` measures it."""
     parents = config.stage2.parents or spec2.crops["parents"]
+    merged = shared_pairs(spec1, spec2) if config.stage2.shared_classes == "merge" else ()
     return CascadeRule(tuple(spec1.class_names.index(p) for p in parents), decoding(spec1, config.thresholds),
-                       decoding(spec2, config.stage2.thresholds), config.stage2.max_crops)
+                       decoding(spec2, config.stage2.thresholds), config.stage2.max_crops, merged)
 
 
 def device_stage2(config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> Stage2Settings:
@@ -105,28 +109,30 @@ class Cascade:
     spec2: ModelSpec
     names: Tuple[str, ...]
     stage2_ids: np.ndarray  # second-model class -> reported class
-    replaced: np.ndarray  # first-model classes reported from the second model only
-    decoding: Decoding  # the second model's
+    replaced: np.ndarray  # first-model classes reported in the second model's place
+    rule: CascadeRule  # the second model's decoding, and which first-stage detections join its own
 
     @classmethod
     def create(cls, config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> "Cascade":
         names = class_names(spec1, spec2)
         return cls(spec1, spec2, names, np.asarray([names.index(n) for n in spec2.class_names], np.int64),
                    np.asarray([i for i, n in enumerate(spec1.class_names) if n in spec2.class_names], np.int64),
-                   decoding(spec2, config.stage2.thresholds))
+                   cascade_rule(config, spec1, spec2))
 
     def combine(self, first: Detections, result: FrameResult) -> Detections:
         """The first stage's detections (minus the classes the second reports) followed by the second's, in
-        camera pixels, each second-stage detection with the index of its parent in the returned list. `first`
-        is the list the device planned the crops on (FrameResult.stage1), so a crop's parent index is exact."""
+        camera pixels, each second-stage detection with the index of its parent in the returned list (-1: a
+        first-stage detection of a shared class, merged). `first` is the list the device planned the crops on
+        (FrameResult.stage1), so a crop's parent index is exact."""
         plans = [CropPlan(crop.rect_camera, crop.parent, crop.geometry) for crop in result.crops]
-        boxes2, scores2, ids2, parents = children(plans, [crop.tensors[:2] for crop in result.crops],
-                                                  self.decoding)
+        found = children(plans, [crop.tensors[:2] for crop in result.crops], self.rule.stage2)
+        boxes2, scores2, ids2, parents = merge_first(found, first.boxes_xyxy_camera, first.scores,
+                                                     first.class_ids, self.rule)
         keep = ~np.isin(first.class_ids, self.replaced)
         # The parents' indices in the kept list (a parent of a replaced class is none; it cannot be one with
         # the checks in load_stage2, but the mapping must not point at another object if it were).
         renumbered = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
-        parents = renumbered[parents] if len(parents) else parents
+        parents = np.where(parents >= 0, renumbered[np.maximum(parents, 0)], -1) if len(parents) else parents
         return Detections(np.concatenate([first.boxes_xyxy_camera[keep], boxes2]).astype(np.float32),
                           np.concatenate([first.scores[keep], scores2]).astype(np.float32),
                           np.concatenate([first.class_ids[keep], self.stage2_ids[ids2]]).astype(np.int64),

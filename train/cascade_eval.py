@@ -7,9 +7,13 @@ The rule is either a daemon config's (`inspector eval --config`, pipeline/stage2
 that daemon runs) or `eval_rule`'s (`--stage2`: parents above one score). The children are kept down to
 EVAL_SCORE either way, so their AP integrates the whole precision-recall curve (the daemon's stage-2 threshold is
 a point on it: `at_threshold`, the defects found and missed and the false alarms there); their NMS and cap are the
-rule's. Beside the cascade, stage 1's own figures on the same pictures (its own child class, when it has one, is
-the single-stage baseline), decoded the same way: down to EVAL_SCORE with the rule's NMS and cap, `at_threshold`
-at the rule's first-stage thresholds (the parents that are cropped). `eval_rule`'s NMS and cap are
+rule's. Where the rule merges the first stage's detections of a class both models detect (`merge_first`), those
+join the children down to EVAL_SCORE too; `at_threshold` counts them at the second model's threshold, as the
+daemon reports them (exact where the first stage's threshold of the class is not above it, as in every bundled
+config: the daemon never sees first-stage detections below the first stage's threshold). Beside the cascade,
+stage 1's own figures on the same pictures (its own child class, when it has one, is the single-stage baseline),
+decoded the same way: down to EVAL_SCORE with the rule's NMS and cap, `at_threshold` at the rule's first-stage
+thresholds (the parents that are cropped). `eval_rule`'s NMS and cap are
 `inspector eval --model`'s, so without a daemon config stage 1's AP is that command's.
 """
 
@@ -20,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from models.cascade import CascadeRule, Decoding, children, plan_crops, decode
+from models.cascade import CascadeRule, Decoding, children, decode, merge_first, plan_crops, shared_pairs
 from models.letterbox import preprocess_bgr
 from models.spec import ModelSpec
 from train.datasets import Dataset
@@ -34,11 +38,12 @@ DEFAULT_MAX_CROPS = 32  # as the daemon's stage2.max_crops default
 def eval_rule(spec1: ModelSpec, spec2: ModelSpec, parent_score: float = DEFAULT_PARENT_SCORE,
               max_crops: int = DEFAULT_MAX_CROPS) -> CascadeRule:
     """`--stage2` without a daemon config: every parent class the second model was trained on, above one
-    score, evaluation NMS."""
+    score, evaluation NMS, the classes both models detect merged (the daemon's default)."""
     check_pair(spec1, spec2)
     parent_ids = tuple(spec1.class_names.index(p) for p in spec2.crops["parents"])
     return CascadeRule(parent_ids, Decoding((parent_score,) * spec1.num_classes, EVAL_NMS_IOU, 300),
-                       Decoding((EVAL_SCORE,) * spec2.num_classes, EVAL_NMS_IOU, 100), max_crops)
+                       Decoding((EVAL_SCORE,) * spec2.num_classes, EVAL_NMS_IOU, 100), max_crops,
+                       shared_pairs(spec1, spec2))
 
 
 def eval_classes(spec1: ModelSpec, spec2: ModelSpec | None = None) -> tuple[str, ...]:
@@ -99,18 +104,24 @@ def detect(dataset: Dataset, cascade: CascadeModels) -> Detections:
     every picture and the children found in their crops (kept down to EVAL_SCORE whatever the rule's stage-2
     thresholds: AP needs the whole curve)."""
     rule = dataclasses.replace(cascade.rule, stage2=curve_decoding(cascade.rule.stage2))
+    stage1_curve = curve_decoding(rule.stage1)
     children_found, crops_run = [], 0
 
     def on_outputs(index, picture, boxes_model, scores, geometry):
         nonlocal crops_run
         sample = dataset.samples[index]
         first, _, first_ids = decode(boxes_model, scores, geometry, sample.width, sample.height, rule.stage1)
-        boxes, child_scores, classes, count = children_of_picture(picture, first, first_ids, cascade.run2,
-                                                                  cascade.spec2, rule)
-        crops_run += count
+        found = children_of_picture(picture, first, first_ids, cascade.run2, cascade.spec2, rule)
+        crops_run += found[3]
+        boxes, child_scores, classes = found[:3]
+        if rule.merged:
+            own = decode(boxes_model, scores, geometry, sample.width, sample.height, stage1_curve)
+            boxes, child_scores, classes, _ = merge_first((boxes, child_scores, classes, np.zeros(len(classes),
+                                                                                                  np.int64)),
+                                                         *own, rule)
         children_found.extend(coco_results(index, boxes, child_scores, classes))
 
-    first = predict(cascade.run1, dataset, cascade.spec1, on_outputs=on_outputs, decoding=curve_decoding(rule.stage1))
+    first = predict(cascade.run1, dataset, cascade.spec1, on_outputs=on_outputs, decoding=stage1_curve)
     return Detections(first, children_found, crops_run)
 
 
@@ -159,7 +170,7 @@ def rule_report(rule: CascadeRule, spec1: ModelSpec, spec2: ModelSpec) -> dict:
     return {"parents": [spec1.class_names[i] for i in rule.parent_ids],
             "parent_scores": {spec1.class_names[i]: rule.stage1.thresholds[i] for i in rule.parent_ids},
             "stage1_nms_iou": rule.stage1.nms_iou, "stage2_nms_iou": rule.stage2.nms_iou,
-            "max_crops": rule.max_crops}
+            "max_crops": rule.max_crops, "merged": [spec2.class_names[k] for _, k in rule.merged]}
 
 
 def relabel(dataset: Dataset, class_names) -> Dataset:

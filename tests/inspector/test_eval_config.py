@@ -39,7 +39,7 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report["rule"] == {"parents": ["insulator"], "parent_scores": {"insulator": 0.3}, "stage1_nms_iou": 0.45,
-                              "stage2_nms_iou": 0.3, "max_crops": 3}
+                              "stage2_nms_iou": 0.3, "max_crops": 3, "merged": ["defect"]}
     assert 0 < report["crops_per_picture"] <= 3
     # The same models with eval's own rule (every parent above 0.25, up to 32 crops): other crops, other figures.
     alone = evaluate(capsys, ["eval", "--model", str(model), "--stage2", str(model.parent / "stage2"),
@@ -60,8 +60,10 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
         point["found"] + point["false_alarms"]
     assert len(list((tmp_path / "drawn").glob("*.jpg"))) == report["pictures"]
     assert f"{report['pictures']} pictures with labels and {reported} detections drawn" in captured.err
-    # A parent threshold the config raises beyond every insulator's score: nothing is cropped.
+    # A parent threshold the config raises beyond every insulator's score, the first model's defects left out:
+    # nothing is cropped, nothing found.
     daemon["thresholds"]["per_class"] = {"insulator": 0.9999}
+    daemon["stage2"]["shared_classes"] = "second"
     blind = tmp_path / "blind.yaml"
     blind.write_text(json.dumps(daemon))
     none = evaluate(capsys, ["eval", "--config", str(blind), "--held-out-of", data])
@@ -70,7 +72,7 @@ def test_eval_config_measures_the_cascade_with_the_daemons_rule(tmp_path, shared
     # children's difference is all of this cascade's AP.
     compared = evaluate(capsys, ["eval", "--config", str(config), "--held-out-of", data, "--against", str(blind)])
     assert compared["cascade"]["per_class_AP50"] == report["cascade"]["per_class_AP50"]
-    assert compared["against"] == {"crops_per_picture": 0.0, "rule": dict(report["rule"],
+    assert compared["against"] == {"crops_per_picture": 0.0, "rule": dict(report["rule"], merged=[],
                                                                           parent_scores={"insulator": 0.9999})}
     assert {v["difference"] for v in compared["stage1"]["against"]["difference_AP50"].values()} == {0.0}
     ap = report["cascade"]["per_class_AP50"]["defect"]

@@ -28,6 +28,8 @@ def test_defaults_and_relative_paths(tmp_path):
     ("cameras: [{id: 'a b', url: x}]\nmodel: m\n", "cameras.0.id"),
     ("cameras: [{id: a, url: x}]\nmodel: m\nbatching: {dynamic_strategy: Biggest}\n", "batching.dynamic_strategy"),
     ("cameras: [{id: a, url: x}]\n", "model: Field required"),
+    ("cameras: [{id: a, url: x}]\nmodel: m\nstage2: {model: s, shared_classes: both}\n",
+     "stage2.shared_classes: Input should be 'merge' or 'second'"),
     ("cameras: [{id: a, url: x}\n", "not valid YAML"),
 ])
 def test_errors_name_file_key_and_reason(tmp_path, text, where):

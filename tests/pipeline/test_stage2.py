@@ -1,5 +1,6 @@
 """The cascade in the daemon: the second model's config checked, its crops' detections in camera pixels with their
-parents, its classes replacing the first model's of the same name in lines, zones and events."""
+parents, its classes reported in the place of the first model's of the same name in lines, zones and events (the
+first model's detections of them merged, or left out)."""
 
 import json
 import shutil
@@ -61,12 +62,15 @@ def test_the_second_model_is_checked_against_the_config_and_the_first(tmp_path, 
         Daemon(config(tmp_path, tiny_model_dir, {"model": str(copy)}))
 
 
-def test_second_stage_detections_come_back_to_the_frame_with_their_parent(tiny_model_dir, stage2_dir):
+@pytest.mark.parametrize("shared", ["merge", "second"])
+def test_second_stage_detections_come_back_to_the_frame_with_their_parent(tiny_model_dir, stage2_dir, shared):
     spec1, spec2 = ModelSpec.load(tiny_model_dir), ModelSpec.load(stage2_dir)
-    cfg = parse_config({"cameras": [{"id": "a", "url": "x.mp4"}], "model": str(tiny_model_dir),
-                        "stage2": {"model": str(stage2_dir), "thresholds": {"score": 0.5}}})
+    stage2 = {"model": str(stage2_dir), "thresholds": {"score": 0.5}}
+    if shared != "merge":  # the default
+        stage2["shared_classes"] = shared
+    cfg = parse_config({"cameras": [{"id": "a", "url": "x.mp4"}], "model": str(tiny_model_dir), "stage2": stage2})
     cascade = Cascade.create(cfg, spec1, spec2)
-    assert cascade.names == ("insulator", "defect")  # `defect` now comes from the second model only
+    assert cascade.names == ("insulator", "defect")  # `defect` reported in the second model's place
     first = Detections(np.asarray([[100, 100, 400, 160], [500, 10, 520, 30]], np.float32),
                        np.asarray([0.9, 0.7], np.float32), np.asarray([0, 1], np.int64))
     rect = (90, 86, 170, 174)  # an 80 x 88 crop at (90, 86)
@@ -78,18 +82,23 @@ def test_second_stage_detections_come_back_to_the_frame_with_their_parent(tiny_m
     info = FrameInfo("a", 0, 0, None, 0.0, None, 640, 360)
     result = FrameResult(info, letterbox_geometry(640, 360, 320, 320), (), 1, 1, crops=(crop,))
     combined = cascade.combine(first, result)
-    assert combined.class_ids.tolist() == [0, 1] and combined.parents.tolist() == [-1, 0]
     expected = geometry.to_camera(boxes[:1], 80, 88)[0] + np.asarray([90, 86, 90, 86], np.float32)
     assert np.allclose(combined.boxes_xyxy_camera[1], expected)
     lines = combined.to_json(cascade.names)
     assert lines[0] == {"class": "insulator", "score": 0.9, "box": [100.0, 100.0, 400.0, 160.0]}
     assert lines[1]["class"] == "defect" and lines[1]["parent"] == 0 and lines[1]["score"] == 0.8
+    if shared == "second":  # the first model's defect, outside every crop, is not reported
+        assert combined.class_ids.tolist() == [0, 1] and combined.parents.tolist() == [-1, 0]
+    else:  # it is, after the second model's (its score is lower), without a parent
+        assert combined.class_ids.tolist() == [0, 1, 1] and combined.parents.tolist() == [-1, 0, -1]
+        assert lines[2] == {"class": "defect", "score": 0.7, "box": [500.0, 10.0, 520.0, 30.0]}
 
 
 @pytest.mark.slow
 def test_the_daemon_runs_the_cascade_on_the_demo_clip(tmp_path, stage2_dir):
     model = require_demo_model()
-    cfg = config(tmp_path, model, {"model": str(stage2_dir), "thresholds": {"score": 0.02}, "max_crops": 8},
+    cfg = config(tmp_path, model, {"model": str(stage2_dir), "thresholds": {"score": 0.02}, "max_crops": 8,
+                                   "shared_classes": "second"},
                  cameras=[{"id": "a", "url": str(model.parent / "insulators.mp4"), "max_frames": 40,
                            "zones": [{"name": "faults", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]],
                                       "classes": ["defect"]}]}],
@@ -116,7 +125,7 @@ def test_the_daemon_runs_the_cascade_on_the_demo_clip(tmp_path, stage2_dir):
         x1, y1, x2, y2 = child["box"]
         assert ((rects[:, 0] - 2 <= x1) & (rects[:, 1] - 2 <= y1) & (x2 <= rects[:, 2] + 2)
                 & (y2 <= rects[:, 3] + 2)).any(), (child, parent)
-    # No first-stage `defect` remains: every defect has a parent.
+    # No first-stage `defect` remains (shared_classes: second): every defect has a parent.
     assert all("parent" in d for line in lines for d in line["detections"] if d["class"] == "defect")
     events = [json.loads(l) for l in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
     assert any(e["class"] == "defect" and e["zone"] == "faults" for e in events)

@@ -178,3 +178,43 @@ def test_another_cascade_is_compared_stage_by_stage_on_the_same_resamples(tmp_pa
         evaluate_cascade(dataset, colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1), stage2, rule,
                          against=CascadeModels(colour_detector(BLUE, 0, 2), stage1, colour_detector(RED, 0, 1),
                                                other2, rule))
+
+
+def both_colours(fault_score: float):
+    """A first stage that finds the bars and, scored `fault_score`, the faults (exactly: 1:1 letterbox)."""
+    bars, faults = colour_detector(BLUE, 0, 2), colour_detector(RED, 1, 2)
+
+    def run(images):
+        (b1, s1), (b2, s2) = bars(images), faults(images)
+        s2 = np.where(s2 > 0, fault_score, 0.0).astype(np.float32)
+        return np.concatenate([b1, b2], axis=1), np.concatenate([s1, s2], axis=1)
+
+    return run
+
+
+def test_the_first_stages_own_faults_are_merged_as_the_daemon_merges_them(tmp_path):
+    """A first stage that finds the faults itself, behind a second that misplaces every one: merged (the daemon's
+    default, and eval_rule's), the first stage's faults are the cascade's; left out, the cascade finds none. Both
+    stages finding a fault report it once (no false alarm at the threshold)."""
+    import dataclasses
+
+    dataset = load_voc(write_cascade_dataset(tmp_path / "d", images=12), CASCADE_CLASSES)
+    faults = sum(int((s.labels == 1).sum()) for s in dataset.samples)
+    stage1, stage2 = specs()
+    rule = eval_rule(stage1, stage2)
+    assert rule.merged == ((1, 0),)
+    misplaced = colour_detector(RED, 0, 1, offset=(40.0, 40.0))
+    merged = evaluate_cascade(dataset, both_colours(0.9), stage1, misplaced, stage2, rule)
+    assert merged["rule"]["merged"] == ["fault"]
+    assert merged["cascade"]["per_class_AP50"]["fault"] == 1.0  # the first stage's, ranked above the misplaced
+    alone = evaluate_cascade(dataset, both_colours(0.9), stage1, misplaced, stage2,
+                             dataclasses.replace(rule, merged=()))
+    assert alone["rule"]["merged"] == [] and alone["cascade"]["per_class_AP50"]["fault"] < 0.2
+    # A right second stage and the first: each fault found twice, reported once at the threshold.
+    at = dataclasses.replace(rule, stage2=dataclasses.replace(rule.stage2, thresholds=(0.3,)))
+    both = evaluate_cascade(dataset, both_colours(0.9), stage1, colour_detector(RED, 0, 1), stage2, at)
+    assert both["cascade"]["at_threshold"]["fault"] == {"score": 0.3, "found": faults, "false_alarms": 0,
+                                                        "missed": 0, "precision": 1.0, "recall": 1.0}
+    # Below the second model's threshold, the first stage's faults are not reported.
+    low = evaluate_cascade(dataset, both_colours(0.2), stage1, misplaced, stage2, at)
+    assert low["cascade"]["at_threshold"]["fault"]["found"] == 0
