@@ -152,10 +152,12 @@ def export_model(cfg: str | pathlib.Path, weights: str | pathlib.Path, class_nam
 # Tolerances of the export self-check, each in the measure that matters for its output. float32 convolutions
 # summed in another order (ONNX Runtime's MLAS vs MindSpore's oneDNN, and each release re-tunes its kernels)
 # differ by about 1e-6 relative per layer; measured over 20-40 layers: 3e-5 of a box's size, 2e-7 on scores,
-# 2e-7 on raw logits. A mis-converted operator (wrong Resize mode, a dropped bias, swapped channels) is off by
-# 1e-2 or more in each measure.
+# 2e-7 on raw logits. The error grows with the activations, not with the output: a model whose training
+# diverged (raw logits of 2e4, six epochs into a run of the test suite) differed by 2.8e-4 on a score whose
+# logit was near 0, correctly converted. A mis-converted operator (wrong Resize mode, a dropped bias, swapped
+# channels) is off by 1e-2 or more in each measure, so each tolerance stays ten times below that.
 BOX_TOLERANCE = 1e-3    # of the box's own width (x) or height (y), at least 1 px
-SCORE_TOLERANCE = 1e-4  # absolute, on probabilities in 0..1
+SCORE_TOLERANCE = 1e-3  # absolute, on probabilities in 0..1: no threshold decision turns on less
 RAW_TOLERANCE = 1e-3    # of the logit's magnitude, at least 1
 
 
