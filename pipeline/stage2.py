@@ -116,7 +116,7 @@ class Cascade:
     def create(cls, config: DaemonConfig, spec1: ModelSpec, spec2: ModelSpec) -> "Cascade":
         names = class_names(spec1, spec2)
         return cls(spec1, spec2, names, np.asarray([names.index(n) for n in spec2.class_names], np.int64),
-                   np.asarray([i for i, n in enumerate(spec1.class_names) if n in spec2.class_names], np.int64),
+                   np.asarray([i for i, _ in shared_pairs(spec1, spec2)], np.int64),
                    cascade_rule(config, spec1, spec2))
 
     def combine(self, first: Detections, result: FrameResult) -> Detections:

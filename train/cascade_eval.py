@@ -104,24 +104,21 @@ def detect(dataset: Dataset, cascade: CascadeModels) -> Detections:
     every picture and the children found in their crops (kept down to EVAL_SCORE whatever the rule's stage-2
     thresholds: AP needs the whole curve)."""
     rule = dataclasses.replace(cascade.rule, stage2=curve_decoding(cascade.rule.stage2))
-    stage1_curve = curve_decoding(rule.stage1)
     children_found, crops_run = [], 0
 
-    def on_outputs(index, picture, boxes_model, scores, geometry):
+    def on_outputs(index, picture, boxes_model, scores, geometry, own):
         nonlocal crops_run
         sample = dataset.samples[index]
         first, _, first_ids = decode(boxes_model, scores, geometry, sample.width, sample.height, rule.stage1)
         found = children_of_picture(picture, first, first_ids, cascade.run2, cascade.spec2, rule)
         crops_run += found[3]
         boxes, child_scores, classes = found[:3]
-        if rule.merged:
-            own = decode(boxes_model, scores, geometry, sample.width, sample.height, stage1_curve)
-            boxes, child_scores, classes, _ = merge_first((boxes, child_scores, classes, np.zeros(len(classes),
-                                                                                                  np.int64)),
-                                                         *own, rule)
+        if rule.merged:  # `own`: stage 1 decoded down to EVAL_SCORE, as its figures are
+            parents = np.zeros(len(classes), np.int64)  # eval reports no parents
+            boxes, child_scores, classes, _ = merge_first((boxes, child_scores, classes, parents), *own, rule)
         children_found.extend(coco_results(index, boxes, child_scores, classes))
 
-    first = predict(cascade.run1, dataset, cascade.spec1, on_outputs=on_outputs, decoding=stage1_curve)
+    first = predict(cascade.run1, dataset, cascade.spec1, on_outputs=on_outputs, decoding=curve_decoding(rule.stage1))
     return Detections(first, children_found, crops_run)
 
 

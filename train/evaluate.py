@@ -40,9 +40,10 @@ def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8, unreadable: 
             on_outputs=None, decoding: Decoding | None = None) -> list[dict]:
     """`run(images NCHW float32) -> (boxes, scores)`; COCO result dicts for every sample. A picture that cannot
     be decoded is skipped and its index appended to `unreadable` (leave it out of the ground truth too).
-    `on_outputs(index, picture, boxes, scores, geometry)`, when given, sees each picture's raw outputs (the
-    cascade plans its crops from them without running the model again). `decoding`: eval_decoding's unless
-    given (a deployment's: curve_decoding)."""
+    `on_outputs(index, picture, boxes, scores, geometry, decoded)`, when given, sees each picture's raw outputs
+    and their decoding (picture boxes, scores, class ids: what the results hold), so the cascade plans its crops
+    without running the model again and merges the first stage's own detections without decoding them again.
+    `decoding`: eval_decoding's unless given (a deployment's: curve_decoding)."""
     decoding = decoding or eval_decoding(spec)
     results = []
     for start in range(0, len(dataset.samples), batch):
@@ -61,11 +62,10 @@ def predict(run, dataset: Dataset, spec: ModelSpec, batch: int = 8, unreadable: 
         boxes, scores = run(np.stack(tensors))
         for offset, ((index, picture), geometry) in enumerate(zip(chunk, geometries)):
             sample = dataset.samples[index]
+            decoded = decode(boxes[offset], scores[offset], geometry, sample.width, sample.height, decoding)
             if on_outputs is not None:
-                on_outputs(index, picture, boxes[offset], scores[offset], geometry)
-            camera, kept_scores, class_ids = decode(boxes[offset], scores[offset], geometry, sample.width,
-                                                    sample.height, decoding)
-            results += coco_results(index, camera, kept_scores, class_ids)
+                on_outputs(index, picture, boxes[offset], scores[offset], geometry, decoded)
+            results += coco_results(index, *decoded)
     return results
 
 

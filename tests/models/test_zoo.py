@@ -17,6 +17,7 @@ from models.runtime import open_session
 from models.spec import ModelSpec
 from pipeline.config import parse_config
 from pipeline.daemon import Daemon
+from pipeline.events.rules import iou_matrix
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PAIRS = [("models/zoo/demo-insulator/best.ckpt", "pipeline/demo/model"),
@@ -68,14 +69,7 @@ def test_the_daemon_runs_the_field_config(tmp_path):
         assert d["score"] >= 0.5, d  # the second model's threshold, whichever model found it
         for other in line["detections"]:  # once: no other detection of its class overlaps it beyond the NMS
             if other is not d and other["class"] == d["class"]:
-                assert iou(other["box"], d["box"]) <= 0.45, (d, other)
-
-
-def iou(a, b) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union
+                assert iou_matrix(np.asarray([other["box"]]), np.asarray([d["box"]]))[0, 0] <= 0.45, (d, other)
 
 
 @pytest.mark.slow
