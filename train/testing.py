@@ -13,13 +13,11 @@ CLASSES = ("box", "disc")
 
 def write_voc_dataset(root: str | pathlib.Path, images: int = 24, size: tuple[int, int] = (160, 128),
                       seed: int = 0) -> pathlib.Path:
-    root = pathlib.Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "labels").mkdir(parents=True, exist_ok=True)
+    root = _voc_folders(root)
     rng = np.random.default_rng(seed)
     width, height = size
     for index in range(images):
-        image = rng.integers(60, 120, (height, width, 3), dtype=np.uint8)
+        image = _background(rng, width, height)
         objects = []
         for _ in range(int(rng.integers(1, 4))):
             w, h = int(rng.integers(24, 60)), int(rng.integers(24, 60))
@@ -32,6 +30,18 @@ def write_voc_dataset(root: str | pathlib.Path, images: int = 24, size: tuple[in
             objects.append((CLASSES[cls], x, y, x + w, y + h))
         write_voc_sample(root, f"{index:03d}", ".jpg", image, objects)
     return root
+
+
+def _voc_folders(root: str | pathlib.Path) -> pathlib.Path:
+    root = pathlib.Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """The grey noise every generated picture starts from."""
+    return rng.integers(60, 120, (height, width, 3), dtype=np.uint8)
 
 
 def write_voc_sample(root: pathlib.Path, name: str, suffix: str, image: np.ndarray, objects) -> None:
@@ -53,13 +63,11 @@ def write_cascade_dataset(root: str | pathlib.Path, images: int = 12, size: tupl
                           seed: int = 0) -> pathlib.Path:
     """Pictures for a two-stage cascade: long thin bars (class `string`, 5-6 times longer than wide, horizontal
     or vertical, blue) with small red squares on some of them (class `fault`, inside their bar)."""
-    root = pathlib.Path(root)
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "labels").mkdir(parents=True, exist_ok=True)
+    root = _voc_folders(root)
     rng = np.random.default_rng(seed)
     width, height = size
     for index in range(images):
-        image = rng.integers(60, 120, (height, width, 3), dtype=np.uint8)
+        image = _background(rng, width, height)
         objects = []
         vertical = bool(index % 2)
         short, long_ = int(rng.integers(20, 30)), int(rng.integers(120, 160))

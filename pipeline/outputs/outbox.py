@@ -22,6 +22,7 @@ import sqlite3
 import threading
 
 from core.errors import UserError
+from pipeline.outputs.sqlite import open_wal
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,7 @@ class Outbox:
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = open_wal(self.path, isolation_level=None)
             self._local.db = db
         return db
 
@@ -181,7 +180,7 @@ class Outbox:
         """Pending messages per sink (including sinks no longer configured), from any thread."""
         with self._reader_lock:
             if self._reader is None:
-                self._reader = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                self._reader = open_wal(self.path, isolation_level=None, check_same_thread=False)
             rows = self._reader.execute("SELECT sink, COUNT(*) FROM pending GROUP BY sink").fetchall()
         return dict(rows)
 

@@ -25,6 +25,7 @@ import uuid
 from typing import Dict, List, Optional
 
 from core.errors import UserError
+from pipeline.outputs.sqlite import open_wal
 from pipeline.types import RequestRefused
 
 logger = logging.getLogger(__name__)
@@ -190,9 +191,7 @@ class ReviewIndex:
             raise IndexClosed("the daemon is stopping: the events index is closed")
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = open_wal(self.path, check_same_thread=False)
             self._local.db = db
             with self._connections_lock:
                 self._connections.append(db)
