@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-# A writer waits this long for another's lock before failing: the daemon's threads and an operator's
-# sqlite3 shell share the file.
+# A writer waits this long for another connection's lock before failing: the daemon's threads each have one,
+# and `inspector samples export` may read the events index while the daemon runs.
 BUSY_TIMEOUT_S = 30.0
 
 

@@ -19,10 +19,10 @@ def test_a_writer_commits_while_a_reader_reads(tmp_path):
         assert writer.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
         writer.execute("CREATE TABLE t (n INTEGER)")
         writer.execute("INSERT INTO t VALUES (1)")
+        writer.execute("PRAGMA busy_timeout = 100")  # fail in 0.1 s, not 30, if the reader held it up
         reader.execute("BEGIN")
         assert reader.execute("SELECT n FROM t").fetchall() == [(1,)]
-        # With a rollback journal this commit would wait for the reader's lock (30 s) and then fail.
-        writer.execute("PRAGMA busy_timeout = 100")
+        # With a rollback journal this commit would wait for the reader's lock and then fail.
         writer.execute("INSERT INTO t VALUES (2)")
         assert reader.execute("SELECT n FROM t").fetchall() == [(1,)]  # the reader's snapshot
         reader.execute("COMMIT")
