@@ -20,6 +20,7 @@ own per thread (the outbox's status is read through one shared connection).
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import http.server
 import io
@@ -115,6 +116,24 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
         def _json(self, code: int, data: dict) -> None:
             self._send(code, json.dumps(data).encode("utf-8"), "application/json")
 
+        @contextlib.contextmanager
+        def _answering(self, request: str):
+            """A request's failures, answered: a refusal with its status; a client that left or stopped
+            reading (its socket timed out) with nothing, said at debug level (its doing, not the daemon's);
+            anything else with a 500 and the traceback in the log."""
+            try:
+                yield
+            except RequestRefused as exc:
+                self._json(exc.status, {"error": str(exc)})
+            except (BrokenPipeError, ConnectionResetError, socket.timeout) as exc:
+                logger.debug("http: %s: the client left or stalled (%s)", request, exc)
+            except Exception:
+                logger.exception("http: %s failed", request)
+                try:
+                    self._json(500, {"error": "internal error"})
+                except OSError:
+                    pass
+
         def do_HEAD(self):
             self.do_GET()
 
@@ -122,7 +141,7 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query)
             path = url.path
-            try:
+            with self._answering(f"{self.command} {path}"):
                 if path == "/healthz":
                     code, body = source.health()
                     return self._json(code, body)
@@ -163,20 +182,10 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
                         return self._json(404, {"error": "no snapshot for this event"})
                     return self._send(200, data, "image/jpeg")
                 return self._json(404, {"error": "not found"})
-            except RequestRefused as exc:
-                self._json(exc.status, {"error": str(exc)})
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-            except Exception:
-                logger.exception("http: %s failed", path)
-                try:
-                    self._json(500, {"error": "internal error"})
-                except OSError:
-                    pass
 
         def do_POST(self):
             path = urllib.parse.urlsplit(self.path).path
-            try:
+            with self._answering(f"{self.command} {path}"):
                 match = REVIEW_PATH.match(path)
                 if match is None:
                     return self._json(404, {"error": "not found (POST: /api/events/<id>/review)"})
@@ -200,16 +209,6 @@ def make_handler(source: StatusSource, token: str | None, idle_timeout_s: float 
                 except (ValueError, UnicodeDecodeError):
                     return self._json(400, {"error": "the body is not JSON"})
                 return self._json(200, source.decide(match.group(1), decision))
-            except RequestRefused as exc:
-                self._json(exc.status, {"error": str(exc)})
-            except (BrokenPipeError, ConnectionResetError, socket.timeout):
-                pass
-            except Exception:
-                logger.exception("http: POST %s failed", path)
-                try:
-                    self._json(500, {"error": "internal error"})
-                except OSError:
-                    pass
 
         def _cross_site(self) -> str | None:
             """Why this state-changing request may come from another site, or None."""

@@ -271,3 +271,33 @@ def test_connections_are_bounded_in_number_time_and_descriptors(tiny_model_dir, 
         assert set(codes) <= {200, 503} and codes.count(200) >= 250
         assert open_descriptors() <= before + 4, (before, open_descriptors())
         assert running.daemon.server.httpd.refused >= 1
+
+
+class HugeSnapshotSource(StubSource):
+    def event_snapshot(self, event_id):
+        return b"\xff" * (64 << 20)  # more than the loopback's socket buffers hold
+
+
+def test_a_client_that_stops_reading_is_dropped_quietly(caplog):
+    import socket
+    import time
+
+    from pipeline.web.server import StatusServer
+
+    # A client that asks for a snapshot and never reads it: the server's write times out (idle_timeout_s, 1 s
+    # here), which is the client's doing, not the daemon's failure: no traceback, no 500 tried on top of it.
+    server = StatusServer(HugeSnapshotSource(), "127.0.0.1", 0, TOKEN, idle_timeout_s=1.0)
+    server.start()
+    try:
+        with caplog.at_level(logging.DEBUG, logger="pipeline.web.server"), \
+                socket.create_connection((server.host, server.port), timeout=10) as stalled:
+            stalled.sendall(b"GET /events/00000000-0000-0000-0000-000000000000.jpg HTTP/1.1\r\nHost: x\r\n"
+                            b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+            deadline = time.monotonic() + 20
+            while "timed out" not in caplog.text and "failed" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.2)
+        assert "Traceback" not in caplog.text and "failed" not in caplog.text, caplog.text[-2000:]
+        assert "timed out" in caplog.text  # seen and said at debug level
+        assert raw_request(server.host, server.port, b"GET /healthz HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200")
+    finally:
+        server.stop()
