@@ -22,6 +22,9 @@ def format_validation_errors(source: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         path = ".".join(str(p) for p in item["loc"]) or "<top>"
+        if item["type"] == "missing":  # its input is the enclosing mapping: no value of the key to show
+            lines.append(f"{source}: {path}: {item['msg']}")
+            continue
         value = item.get("input")
         shown = redact_url(value) if isinstance(value, str) else value
         if isinstance(shown, (dict, list)):
