@@ -140,25 +140,37 @@ def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> np.ndarray:
     return lrs
 
 
+def rewarm(lrs: np.ndarray, from_step: int, steps: int) -> np.ndarray:
+    """The schedule with a linear warm-up again from `from_step`: what layers released mid-run (staged
+    unfreezing) train at. Released at the schedule's rate, pretrained layers take steps sized for a head
+    that has already learnt: the loss quadrupled in the epoch after an unfreeze, tripled with the warm-up
+    (docs/transfer.md, "Releasing the backbone")."""
+    ramp = np.clip((np.arange(len(lrs)) - from_step + 1) / max(steps, 1), 0.0, 1.0)
+    return (lrs * ramp).astype(lrs.dtype)
+
+
 def make_optimizer(network: DarknetYolo, config: TrainConfig, lrs: np.ndarray, start_step: int = 0,
-                   pulled: tuple = ()):
+                   pulled: tuple = (), released: tuple[int, int, int] | None = None):
     """Parameter groups: weight decay on conv weights only (not BatchNorm, not biases, not the weights L2-SP
     pulls towards their pretrained values: `pulled`); the backbone (layers before `backbone_end`) at
-    `backbone_lr_scale`."""
+    `backbone_lr_scale`; `released` = (layers, step, steps): the layers before `layers`, unfrozen at `step`,
+    warm up again over `steps`."""
     o = config.optim
     end = backbone_end(network)
-    groups: dict[tuple[bool, bool], list] = {}
+    groups: dict[tuple[bool, bool, bool], list] = {}
     for name, param in network_parameters(network).items():
         if not param.requires_grad:
             continue
         decay = name.endswith("conv.weight") and name not in pulled
-        backbone = layer_of(name) < end
-        groups.setdefault((decay, backbone), []).append(param)
+        layer = layer_of(name)
+        groups.setdefault((decay, layer < end, released is not None and layer < released[0]), []).append(param)
     params = []
-    for (decay, backbone), members in groups.items():
-        scale = o.backbone_lr_scale if backbone else 1.0
+    for (decay, backbone, warming), members in groups.items():
+        group_lrs = lrs * (o.backbone_lr_scale if backbone else 1.0)
+        if warming:
+            group_lrs = rewarm(group_lrs, released[1], released[2])
         params.append({"params": members, "weight_decay": o.weight_decay if decay else 0.0,
-                       "lr": ms.Tensor(lrs * scale)})
+                       "lr": ms.Tensor(group_lrs)})
     if o.optimizer in ("sgd", "nesterov"):
         optimizer = nn.Momentum(params, learning_rate=0.0, momentum=o.momentum,
                                 use_nesterov=o.optimizer == "nesterov")
@@ -496,7 +508,12 @@ class Trainer:
             count = freeze(self.network, t.freeze_layers, frozen)
             logger.info("layers 0..%d %s (%d tensors)", t.freeze_layers - 1, "frozen" if frozen else "trainable",
                         count)
-        optimizer = make_optimizer(self.network, self.config, self.lrs, epoch * self.loader.steps, self.l2sp_names)
+        released = None
+        if t.freeze_layers and t.unfreeze_epoch is not None and not frozen:  # also when resumed after it
+            steps = self.loader.steps
+            released = (t.freeze_layers, t.unfreeze_epoch * steps, int(self.config.optim.warmup_epochs * steps))
+        optimizer = make_optimizer(self.network, self.config, self.lrs, epoch * self.loader.steps, self.l2sp_names,
+                                   released)
         self.step = nn.TrainOneStepCell(self.loss_cell, optimizer)
         self.step.set_train(True)
         if frozen:

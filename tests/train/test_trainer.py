@@ -281,6 +281,31 @@ def test_l2sp_pulls_the_pretrained_weights_back_and_resumes_with_the_same_pull(d
     assert resumed["epochs_run"] == 3
 
 
+def test_layers_released_mid_run_warm_up_again_from_the_unfreeze_step():
+    """Staged unfreezing: the layers released at the unfreeze step start at lr 0 and reach the schedule (at the
+    backbone's scale) linearly over the warm-up's steps; the other layers follow the schedule throughout."""
+    from models.darknet_cfg import parse_cfg
+    from train import trainer as t
+
+    network = t.DarknetYolo(parse_cfg("yolov4-tiny-half", classes=2, height=64, width=64))
+    settings = TrainConfig.model_validate({"cfg": "yolov4-tiny-half", "input_size": 64, "epochs": 4,
+                                           "data": {"path": "unused", "classes": ["a", "b"]},
+                                           "optim": {"warmup_epochs": 1, "backbone_lr_scale": 0.5}})
+    lrs = t.lr_schedule(settings, 10)  # 10 steps an epoch: 40 steps
+    optimizer = t.make_optimizer(network, settings, lrs, released=(10, 20, 10))  # layers 0-9 from step 20
+    seen = {p.name: lr.learning_rate.asnumpy() for p, lr in zip(optimizer.parameters, optimizer.learning_rate)}
+    end = t.backbone_end(network)
+    assert 10 < end  # layers 10 .. end-1: backbone, not released mid-run
+    ramp = np.clip((np.arange(40) - 19) / 10, 0, 1)
+    for name, group_lrs in seen.items():
+        layer = int(name.split(".")[1])
+        expected = lrs * (0.5 if layer < end else 1.0) * (ramp if layer < 10 else 1.0)
+        np.testing.assert_allclose(group_lrs, expected, rtol=1e-6, err_msg=name)
+    early = seen["layers.0.conv.weight"]
+    assert not early[:20].any() and 0 < early[20] < early[25] < early[29] and early[29] == pytest.approx(0.5 * lrs[29])
+    assert np.array_equal(t.rewarm(lrs, 0, 0), lrs)  # no warm-up asked: the schedule as it is
+
+
 @pytest.mark.parametrize("rotate90", (0.0, 1.0))
 def test_the_loader_turns_pictures_a_quarter_when_asked(tmp_path, rotate90):
     """augment.rotate90: the training pictures come turned (wide bars become tall), either way, boxes with them;
