@@ -164,12 +164,13 @@ def test_the_field_transfer_strategies_are_valid_overrides():
 
     script = (REPO / "train" / "configs" / "field" / "transfer" / "run-all.sh").read_text()
     strategies = dict(re.findall(r'^\s+(\w+)\) echo "([^"]*)" ;;', script, re.M))
-    assert set(strategies) == {"scratch", "finetune", "frozen", "l2sp", "rifle"}
+    assert set(strategies) == {"scratch", "finetune", "frozen", "l2sp", "rifle", "lowlr", "staged"}
     fraction = re.search(r'fraction="(--set [^"]+)"', script).group(1)
+    halves = re.findall(r"half=(\d+)", script)  # a quarter of the labels, then all of them
     configs = {}
     for name, words in strategies.items():
-        for labels in ([], shlex.split(fraction)):
-            words_all = shlex.split(words) + labels
+        for labels, half in (([], halves[0]), (shlex.split(fraction), halves[1])):
+            words_all = shlex.split(words.replace("$2", half)) + labels
             overrides = dict(key_value(v) for k, v in zip(words_all[::2], words_all[1::2]) if k == "--set")
             configs[name, bool(labels)] = load_train_config(
                 REPO / "train" / "configs" / "field" / "transfer" / "defects.yaml", overrides)
@@ -178,3 +179,7 @@ def test_the_field_transfer_strategies_are_valid_overrides():
     assert configs["rifle", False].transfer.rifle_every == 10
     assert configs["finetune", False].data.label_fraction and configs["finetune", True].data.label_fraction == {}
     assert configs["finetune", False].epochs == 100 and configs["finetune", True].epochs == 60
+    assert configs["lowlr", False].optim.backbone_lr_scale == 0.1
+    for labels in (False, True):  # released half-way through either schedule
+        staged = configs["staged", labels]
+        assert staged.transfer.freeze_layers == 26 and 2 * staged.transfer.unfreeze_epoch == staged.epochs

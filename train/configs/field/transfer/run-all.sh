@@ -9,36 +9,40 @@
 # the insulator-only source, which never saw a defect label (docs/transfer.md):
 #   inspector train --config train/configs/transfer/source-insulator.yaml
 #   SOURCE=runs/transfer/source-insulator/best.ckpt OUT=runs/field/transfer-clean sh train/configs/field/transfer/run-all.sh
-# LABELS=100 runs only the full-label half (LABELS=25 the quarter), e.g. when the other half is banked already.
+# LABELS=100 runs only the full-label half (LABELS=25 the quarter), e.g. when the other half is banked already;
+# STRATEGIES="lowlr staged" only those.
 set -eu
 config=train/configs/field/transfer/defects.yaml
 root=${OUT:-runs/field/transfer}
 source=""
 [ -n "${SOURCE:-}" ] && source="--set transfer.weights=$(realpath "$SOURCE")"  # --set paths: relative to the config
-strategy() {  # name: the overrides of defects.yaml (a fine-tune) that make it
+strategy() {  # name, half the epochs: the overrides of defects.yaml (a fine-tune) that make it
     case "$1" in
         scratch) echo "--set transfer.weights=null" ;;
         finetune) echo "" ;;
         frozen) echo "--set transfer.freeze_layers=26" ;;  # yolov4-tiny-half's backbone, BatchNorm too
         l2sp) echo "--set transfer.l2sp=0.01" ;;
         rifle) echo "--set transfer.rifle_every=10" ;;  # head re-initialised every 10 epochs, none in the last 30%
+        lowlr) echo "--set optim.backbone_lr_scale=0.1" ;;  # every layer trains, the backbone at a tenth of the lr
+        staged) echo "--set transfer.freeze_layers=26 --set transfer.unfreeze_epoch=$2" ;;  # frozen half the epochs
     esac
 }
 for labels in ${LABELS:-25 100}; do
     fraction=""
+    half=50
     # All the labels: 4.5 times the crops an epoch, so 60 epochs, as the field cascade's own second stage
     # (../defects-stage2.yaml) trains on them.
-    [ "$labels" = 100 ] && fraction="--set data.label_fraction={} --set epochs=60"
+    [ "$labels" = 100 ] && fraction="--set data.label_fraction={} --set epochs=60" && half=30
     for seed in 0 1; do
-        for name in scratch frozen finetune l2sp rifle; do  # the two ends of the question first
+        for name in ${STRATEGIES:-scratch frozen finetune l2sp rifle lowlr staged}; do  # the two ends first
             out="$root/$name-$labels-s$seed"
             if [ -f "$out/export-onnx/manifest.json" ]; then
                 echo "$name, $labels% of the labels, seed $seed: done"
                 continue
             fi
             # shellcheck disable=SC2046  # the overrides are words
-            inspector train --config "$config" --out "$out" --seed "$seed" $source $(strategy "$name") $fraction \
-                --resume --no-progress
+            inspector train --config "$config" --out "$out" --seed "$seed" $source $(strategy "$name" "$half") \
+                $fraction --resume --no-progress
         done
     done
 done
