@@ -40,7 +40,7 @@ for labels in ${LABELS:-25 100}; do
                 echo "$name, $labels% of the labels, seed $seed: done"
                 continue
             fi
-            # shellcheck disable=SC2046  # the overrides are words
+            # shellcheck disable=SC2046,SC2086  # the overrides are words
             inspector train --config "$config" --out "$out" --seed "$seed" $source $(strategy "$name" "$half") \
                 $fraction --resume --no-progress
         done
