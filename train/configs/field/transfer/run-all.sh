@@ -10,7 +10,7 @@
 #   inspector train --config train/configs/transfer/source-insulator.yaml
 #   SOURCE=runs/transfer/source-insulator/best.ckpt OUT=runs/field/transfer-clean sh train/configs/field/transfer/run-all.sh
 # LABELS=100 runs only the full-label half (LABELS=25 the quarter), e.g. when the other half is banked already;
-# STRATEGIES="lowlr staged" only those.
+# STRATEGIES="lowlr staged" only those, SEEDS="2" only that seed.
 set -eu
 config=train/configs/field/transfer/defects.yaml
 root=${OUT:-runs/field/transfer}
@@ -33,7 +33,7 @@ for labels in ${LABELS:-25 100}; do
     # All the labels: 4.5 times the crops an epoch, so 60 epochs, as the field cascade's own second stage
     # (../defects-stage2.yaml) trains on them.
     [ "$labels" = 100 ] && fraction="--set data.label_fraction={} --set epochs=60" && half=30
-    for seed in 0 1; do
+    for seed in ${SEEDS:-0 1}; do
         for name in ${STRATEGIES:-scratch frozen finetune l2sp rifle lowlr staged}; do  # the two ends first
             out="$root/$name-$labels-s$seed"
             if [ -f "$out/export-onnx/manifest.json" ]; then
