@@ -123,28 +123,32 @@ class BatchLoader:
 
 
 # --- schedule and optimiser ---------------------------------------------------------------------------------
+def warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    return int(config.optim.warmup_epochs * steps_per_epoch)
+
+
 def lr_schedule(config: TrainConfig, steps_per_epoch: int) -> np.ndarray:
     o = config.optim
     total = config.epochs * steps_per_epoch
-    warm = int(o.warmup_epochs * steps_per_epoch)
-    lrs = np.empty(total, np.float32)
+    warm = warmup_steps(config, steps_per_epoch)
+    lrs = np.empty(total, np.float64)
     for step in range(total):
         epoch = step / steps_per_epoch
         if step < warm:
-            lrs[step] = o.lr * (step + 1) / warm
+            lrs[step] = o.lr  # ramped below
         elif o.schedule == "cosine":
             progress = (step - warm) / max(total - warm, 1)
             lrs[step] = o.lr * (o.final_lr_fraction + (1 - o.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
         else:
             lrs[step] = o.lr * 0.1 ** sum(epoch >= s for s in o.steps)
-    return lrs
+    return rewarm(lrs, 0, warm).astype(np.float32)
 
 
 def rewarm(lrs: np.ndarray, from_step: int, steps: int) -> np.ndarray:
-    """The schedule with a linear warm-up again from `from_step`: what layers released mid-run (staged
-    unfreezing) train at. Released at the schedule's rate, pretrained layers take steps sized for a head
-    that has already learnt: the loss quadrupled in the epoch after an unfreeze, tripled with the warm-up
-    (docs/transfer.md, "Releasing the backbone")."""
+    """The schedule with a linear warm-up from `from_step` over `steps`: the run's own warm-up from step 0, and
+    again what layers released mid-run (staged unfreezing) train at. Released at the schedule's rate,
+    pretrained layers take steps sized for a head that has already learnt: the loss quadrupled in the epoch
+    after an unfreeze, tripled with the warm-up (docs/transfer.md, "Releasing the backbone")."""
     ramp = np.clip((np.arange(len(lrs)) - from_step + 1) / max(steps, 1), 0.0, 1.0)
     return (lrs * ramp).astype(lrs.dtype)
 
@@ -511,7 +515,7 @@ class Trainer:
         released = None
         if t.freeze_layers and t.unfreeze_epoch is not None and not frozen:  # also when resumed after it
             steps = self.loader.steps
-            released = (t.freeze_layers, t.unfreeze_epoch * steps, int(self.config.optim.warmup_epochs * steps))
+            released = (t.freeze_layers, t.unfreeze_epoch * steps, warmup_steps(self.config, steps))
         optimizer = make_optimizer(self.network, self.config, self.lrs, epoch * self.loader.steps, self.l2sp_names,
                                    released)
         self.step = nn.TrainOneStepCell(self.loss_cell, optimizer)
