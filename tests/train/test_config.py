@@ -163,7 +163,7 @@ def test_the_field_transfer_strategies_are_valid_overrides():
     from train.cli import key_value
 
     script = (REPO / "train" / "configs" / "field" / "transfer" / "run-all.sh").read_text()
-    strategies = dict(re.findall(r'^\s+(\w+)\) echo "([^"]*)" ;;', script, re.M))
+    strategies = dict(re.findall(r'^\s+(\w+)\) echo "([^"]*)"\s*;;', script, re.M))
     assert set(strategies) == {"scratch", "finetune", "frozen", "l2sp", "rifle", "lowlr", "staged"}
     fraction = re.search(r'fraction="(--set [^"]+)"', script).group(1)
     halves = re.findall(r"half=(\d+)", script)  # a quarter of the labels, then all of them
@@ -175,11 +175,13 @@ def test_the_field_transfer_strategies_are_valid_overrides():
             configs[name, bool(labels)] = load_train_config(
                 REPO / "train" / "configs" / "field" / "transfer" / "defects.yaml", overrides)
     assert configs["scratch", False].transfer.weights is None
+    # The config is the recipe (a tenth of the lr on the backbone); every other strategy trains at the full lr.
+    for (name, _), config in configs.items():
+        assert config.optim.backbone_lr_scale == (0.1 if name == "lowlr" else 1.0), name
     assert configs["frozen", False].transfer.freeze_layers == 26 and configs["l2sp", False].transfer.l2sp == 0.01
     assert configs["rifle", False].transfer.rifle_every == 10
     assert configs["finetune", False].data.label_fraction and configs["finetune", True].data.label_fraction == {}
     assert configs["finetune", False].epochs == 100 and configs["finetune", True].epochs == 60
-    assert configs["lowlr", False].optim.backbone_lr_scale == 0.1
     for labels in (False, True):  # released half-way through either schedule
         staged = configs["staged", labels]
         assert staged.transfer.freeze_layers == 26 and 2 * staged.transfer.unfreeze_epoch == staged.epochs

@@ -16,15 +16,16 @@ config=train/configs/field/transfer/defects.yaml
 root=${OUT:-runs/field/transfer}
 source=""
 [ -n "${SOURCE:-}" ] && source="--set transfer.weights=$(realpath "$SOURCE")"  # --set paths: relative to the config
-strategy() {  # name, half the epochs: the overrides of defects.yaml (a fine-tune) that make it
+strategy() {  # name, half the epochs: the overrides of defects.yaml (the recipe, lowlr) that make it
     case "$1" in
-        scratch) echo "--set transfer.weights=null" ;;
-        finetune) echo "" ;;
-        frozen) echo "--set transfer.freeze_layers=26" ;;  # yolov4-tiny-half's backbone, BatchNorm too
-        l2sp) echo "--set transfer.l2sp=0.01" ;;
-        rifle) echo "--set transfer.rifle_every=10" ;;  # head re-initialised every 10 epochs, none in the last 30%
-        lowlr) echo "--set optim.backbone_lr_scale=0.1" ;;  # every layer trains, the backbone at a tenth of the lr
-        staged) echo "--set transfer.freeze_layers=26 --set transfer.unfreeze_epoch=$2" ;;  # frozen half the epochs
+        scratch) echo "--set transfer.weights=null --set optim.backbone_lr_scale=1" ;;
+        finetune) echo "--set optim.backbone_lr_scale=1" ;;  # every layer at the schedule's lr
+        frozen) echo "--set transfer.freeze_layers=26 --set optim.backbone_lr_scale=1" ;;  # the backbone, BatchNorm too
+        l2sp) echo "--set transfer.l2sp=0.01 --set optim.backbone_lr_scale=1" ;;
+        rifle) echo "--set transfer.rifle_every=10 --set optim.backbone_lr_scale=1" ;;  # none in the last 30%
+        lowlr) echo "" ;;  # every layer trains, the backbone at a tenth of the lr (defects.yaml as it is)
+        staged) echo "--set transfer.freeze_layers=26 --set transfer.unfreeze_epoch=$2 --set optim.backbone_lr_scale=1"
+            ;;  # frozen for half the epochs
     esac
 }
 for labels in ${LABELS:-25 100}; do
